@@ -1,0 +1,197 @@
+"""Configuration: dataclass defaults < TOML file < CLI flag / flow parameter.
+
+One flat dataclass per command. Field names are the names everywhere: `embedding_lr` is
+`--embedding-lr` on the CLI, `embedding_lr` in TOML and in a flow's parameters. Every
+config is validated before any work starts (`validate()` raises CatvecError).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catvec.errors import CatvecError
+
+SAMPLE_EVENTS = Path(__file__).resolve().parent.parent / "data" / "events.csv"
+
+
+def opt(default, help: str, **extra):
+    """A config field with its help text (shown by --help and in the docs)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class PretrainConfig:
+    """Everything `catvec pretrain` and the pretrain flow take."""
+
+    # input
+    events: str = opt("", "events file (.csv, .tsv, .parquet); empty = the bundled sample")
+    out: str = opt("artifacts", "output directory; each run adds a version and moves OUT/latest")
+    user_col: str = opt("user_id", "user column")
+    item_col: str = opt("item_id", "item (category) column")
+    time_col: str = opt("timestamp", "time column: epoch seconds/ms or ISO-8601 text; '' = file order")
+    session_col: str = opt("", "optional session column; sequences are (user, session)")
+    basket_col: str = opt("", "basket mode: group unordered items by this column (order id)")
+    sep: str = opt("", "CSV delimiter; empty = ',' or tab for .tsv")
+    time_unit: str = opt("auto", "unit of numeric times: auto, s, ms, us")
+    drop_nulls: bool = opt(False, "drop events with an empty user/item/time instead of refusing the file")
+    # extraction
+    session_gap: str = opt("", "split a user's history after this inactivity gap, e.g. 30m, 2h, 1d")
+    collapse_repeats: bool = opt(True, "collapse immediate repeats of the same item")
+    min_count: int = opt(1, "drop items seen in fewer events than this")
+    min_sequence_length: int = opt(2, "drop sequences shorter than this")
+    max_sequence_length: int = opt(10000, "split longer sequences into chunks (gensim's limit is 10000)")
+    holdout: str = opt("none", "'last' holds out each user's last item (and keeps it out of training)")
+    # training
+    dim: int = opt(64, "vector size")
+    window: int = opt(5, "context window (basket mode: at least the largest basket)")
+    epochs: int = opt(10, "passes over the corpus")
+    negative: int = opt(5, "negative samples per positive pair")
+    ns_exponent: float = opt(0.75, "negative sampling exponent (0 = uniform, 1 = by frequency, <0 favours rare)")
+    sample: float = opt(1e-3, "downsampling threshold for frequent items (0 = off)")
+    alpha: float = opt(0.025, "initial learning rate")
+    min_alpha: float = opt(0.0001, "final learning rate")
+    max_final_vocab: int = opt(0, "keep at most this many items, most frequent first (0 = no cap)")
+    workers: int = opt(0, "training threads (0 = all cores); exact mode uses 1")
+    seed: int = opt(1, "random seed")
+    exact: bool = opt(False, "bit-identical vectors on repeated runs: one worker, fixed seed")
+    # output
+    export: str = opt("", "also write interop files into the version: word2vec, projector (comma list)")
+    keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
+    refresh: bool = opt(False, "ignore the corpus cache and extract again")
+
+    def validate(self) -> "PretrainConfig":
+        _check_types(self)
+        for name in ("min_count", "min_sequence_length", "dim", "window", "epochs", "negative"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("max_sequence_length", self.max_sequence_length, 2)
+        for name in ("max_final_vocab", "workers", "keep"):
+            _at_least(name, getattr(self, name), 0)
+        for name in ("sample", "alpha", "min_alpha"):
+            if getattr(self, name) < 0:
+                raise CatvecError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.alpha <= 0:
+            raise CatvecError(f"alpha must be > 0, got {self.alpha}")
+        if self.time_unit not in ("auto", "s", "ms", "us"):
+            raise CatvecError(f"time_unit must be one of auto, s, ms, us; got {self.time_unit!r}")
+        if self.holdout not in ("none", "last"):
+            raise CatvecError(f"holdout must be 'none' or 'last', got {self.holdout!r}")
+        if self.session_gap:
+            parse_duration(self.session_gap, "session_gap")
+        if self.basket_col and (self.session_col or self.session_gap):
+            raise CatvecError("basket_col cannot be combined with session_col or session_gap: baskets are the groups")
+        if self.basket_col and self.holdout != "none":
+            raise CatvecError("holdout applies to ordered histories, not to basket mode")
+        for fmt in export_formats(self.export):
+            if fmt not in ("word2vec", "projector"):
+                raise CatvecError(f"export: unknown format {fmt!r}; use word2vec and/or projector")
+        if not self.out:
+            raise CatvecError("out must name an output directory")
+        return self
+
+    @property
+    def events_path(self) -> Path:
+        return Path(self.events) if self.events else SAMPLE_EVENTS
+
+    @property
+    def effective_workers(self) -> int:
+        if self.exact:
+            return 1
+        return self.workers or max(1, os.cpu_count() or 1)
+
+
+def export_formats(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$")
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, name: str = "duration") -> float:
+    """'30m' -> 1800.0 seconds. Units: s, m, h, d, w (a bare number is seconds)."""
+    match = _DURATION.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise CatvecError(f"{name}: cannot read {text!r} as a positive duration; write e.g. 30m, 2h, 1d or 900")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+# ---- loading -----------------------------------------------------------------------
+
+def field_types(cls) -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def read_toml(path: str | Path, cls) -> dict:
+    """Read a TOML config for `cls`: flat keys, or the same keys under a table named
+    after the command (`[pretrain]`). Unknown keys and wrong types are errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatvecError(f"config file {path} not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatvecError(f"config file {path}: not valid TOML ({exc})") from None
+    section = cls.__name__.removesuffix("Config").lower()
+    if isinstance(data.get(section), dict):
+        data = data[section]
+    types_ = field_types(cls)
+    for key, value in data.items():
+        if key not in types_:
+            close = [k for k in types_ if k.replace("_", "") == key.replace("_", "").replace("-", "")]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise CatvecError(f"config file {path}: unknown key {key!r}{hint}")
+        data[key] = _coerce(key, value, types_[key], f"config file {path}")
+    return data
+
+
+def build_config(cls, config_file: str | Path | None = None, **overrides):
+    """defaults < TOML file < overrides (None means 'not given'), validated."""
+    values = read_toml(config_file, cls) if config_file else {}
+    types_ = field_types(cls)
+    for key, value in overrides.items():
+        if key not in types_:
+            raise CatvecError(f"unknown option {key!r} for {cls.__name__}")
+        if value is not None:
+            values[key] = _coerce(key, value, types_[key], "option")
+    return cls(**values).validate()
+
+
+def _coerce(key, value, typ, where):
+    base = _base_type(typ)
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is bool and not isinstance(value, bool):
+        raise CatvecError(f"{where}: {key} must be true or false, got {value!r}")
+    if base is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise CatvecError(f"{where}: {key} must be an integer, got {value!r}")
+    if not isinstance(value, base):
+        raise CatvecError(f"{where}: {key} must be {base.__name__}, got {value!r}")
+    return value
+
+
+def _base_type(typ):
+    if isinstance(typ, types.UnionType) or typing.get_origin(typ) is typing.Union:
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        return args[0]
+    return typ
+
+
+def _check_types(cfg) -> None:
+    for key, typ in field_types(type(cfg)).items():
+        value = getattr(cfg, key)
+        if value is None and typ is not _base_type(typ):
+            continue
+        _coerce(key, value, typ, "option")
+
+
+def _at_least(name: str, value, low) -> None:
+    if value < low:
+        raise CatvecError(f"{name} must be >= {low}, got {value}")

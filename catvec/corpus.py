@@ -1,0 +1,141 @@
+"""Events -> corpus: ordering, sessions, baskets, filters, token encoding, the corpus file.
+
+The corpus file holds one sequence per line as integer token ids separated by spaces;
+`Corpus.keys[id]` is the key of token `id`. Writing ids instead of keys is what lets keys
+carry spaces, tabs or newlines: gensim only ever sees ids.
+
+Rules, applied in this order (all vectorised in polars, no Python loop per user):
+
+1. order: each user's events by time, ties by input position (stable, deterministic);
+   with a session column, by (user, session) first; basket mode groups by basket id;
+2. sessions: a new sequence starts after an inactivity gap longer than session_gap;
+3. collapse_repeats: an event with the same item as the one before it in its sequence
+   is dropped (A A B A -> A B A);
+4. min_count: items seen in fewer events than min_count are dropped;
+5. min_sequence_length: shorter sequences are dropped;
+6. max_sequence_length: longer sequences are split into consecutive chunks, never
+   truncated (gensim silently truncates at 10,000 tokens).
+
+Token ids follow frequency (most frequent first, ties by key), so the file is the same
+for the same events whatever their input order within a time tie.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catvec.errors import CatvecError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Corpus:
+    path: Path
+    keys: list[str]
+    stats: dict = field(default_factory=dict)
+    basket: bool = False
+
+    @property
+    def longest(self) -> int:
+        return int(self.stats["lengths"]["max"])
+
+
+def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bool = False,
+                 collapse_repeats: bool = True, min_count: int = 1, min_sequence_length: int = 2,
+                 max_sequence_length: int = 10000, source: str = "events") -> Corpus:
+    """EventsTable -> Corpus written at `path`.
+
+    Example: build_corpus(read_events("data/events.csv"), "corpus.txt", session_gap_s=1800)
+    """
+    import polars as pl
+
+    frame = events.frame
+    stats = {"events_read": events.stats.get("events_read", frame.height),
+             "dropped": dict(events.stats.get("dropped", {}))}
+    has_group = "group" in frame.columns
+    if basket:
+        keys = ["group"]
+        order = ["group", "row"]
+    else:
+        keys = ["user", "group"] if has_group else ["user"]
+        order = keys + ["t", "row"]
+    lf = frame.lazy().sort(order)
+
+    # A sequence starts where the grouping keys change or the gap is exceeded.
+    start = pl.lit(False)
+    for k in keys:
+        start = start | (pl.col(k) != pl.col(k).shift(1))
+    if session_gap_s and not basket:
+        start = start | ((pl.col("t") - pl.col("t").shift(1)) > int(session_gap_s * 1e6))
+    lf = lf.with_columns(seq=start.fill_null(True).cum_sum())
+
+    n_before = frame.height
+    if collapse_repeats and not basket:
+        lf = lf.filter(~((pl.col("seq") == pl.col("seq").shift(1)) & (pl.col("item") == pl.col("item").shift(1))).fill_null(False))
+    seq_frame = lf.select("user", "item", "seq").collect()
+    if collapse_repeats and not basket:
+        stats["dropped"]["repeats_collapsed"] = n_before - seq_frame.height
+
+    if min_count > 1:
+        counts = seq_frame.group_by("item").len()
+        rare = counts.filter(pl.col("len") < min_count)
+        if rare.height:
+            seq_frame = seq_frame.join(rare.select("item"), on="item", how="anti", maintain_order="left")
+            stats["dropped"]["rare_item_events"] = int(rare["len"].sum())
+            stats["dropped"]["rare_items"] = rare.height
+
+    lengths = seq_frame.group_by("seq").len()
+    short = lengths.filter(pl.col("len") < min_sequence_length)
+    if short.height:
+        seq_frame = seq_frame.join(short.select("seq"), on="seq", how="anti", maintain_order="left")
+        stats["dropped"]["short_sequence_events"] = int(short["len"].sum())
+        stats["dropped"]["short_sequences"] = short.height
+    if seq_frame.height == 0:
+        raise CatvecError(
+            f"{source}: every event was dropped by the filters (min_count={min_count}, "
+            f"min_sequence_length={min_sequence_length}{', session_gap' if session_gap_s else ''}); "
+            "lower them or check the user / time columns"
+        )
+
+    # Split long sequences into chunks of at most max_sequence_length tokens.
+    pos = pl.int_range(pl.len()).over("seq")
+    seq_frame = seq_frame.with_columns(chunk=(pos // max_sequence_length))
+    n_split = int(seq_frame.filter(pl.col("chunk") == 1).height)
+    seq_frame = seq_frame.with_columns(
+        line=((pl.col("seq") != pl.col("seq").shift(1)) | (pl.col("chunk") != pl.col("chunk").shift(1))).fill_null(True).cum_sum()
+    )
+
+    vocab = (seq_frame.group_by("item").len()
+             .sort(["len", "item"], descending=[True, False])
+             .with_columns(tok=pl.int_range(pl.len(), dtype=pl.UInt32)))
+    seq_frame = seq_frame.join(vocab.select("item", "tok"), on="item", how="left", maintain_order="left")
+    lines = (seq_frame.group_by("line", maintain_order=True)
+             .agg(pl.col("tok").cast(pl.Utf8).str.join(" ").alias("text"),
+                  pl.len().alias("n")))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    lines.select("text").write_csv(tmp, include_header=False, quote_style="never")
+    os.replace(tmp, path)
+
+    n = lines["n"]
+    stats.update({
+        "users": int(seq_frame["user"].n_unique()) if seq_frame["user"].null_count() < seq_frame.height else 0,
+        "sequences": int(seq_frame["seq"].n_unique()),
+        "lines": lines.height,
+        "sequences_split": n_split,
+        "tokens": seq_frame.height,
+        "vocab_size": vocab.height,
+        "lengths": {
+            "min": int(n.min()), "p50": float(n.quantile(0.5, "nearest")),
+            "p90": float(n.quantile(0.9, "nearest")), "p99": float(n.quantile(0.99, "nearest")),
+            "max": int(n.max()), "mean": round(float(n.mean()), 3),
+        },
+    })
+    stats["events_dropped"] = stats["events_read"] - stats["tokens"]
+    log.info("corpus: %d sequences, %d tokens, %d items", stats["lines"], stats["tokens"], stats["vocab_size"])
+    return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=basket)

@@ -1,0 +1,237 @@
+"""The pipeline steps and their composition. The CLI and the Prefect flows call these.
+
+Each step takes paths, configs or small objects and returns the same; `pretrain(cfg)`
+composes them. A flow wraps each step as a task, so both paths run the same code.
+
+    input_checksum -> cached_corpus? -> read_events_step -> extract_step
+        -> train_step -> export_step -> publish_step
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from catvec.config import PretrainConfig, export_formats, parse_duration
+from catvec.errors import CatvecError
+from catvec.store import VersionStore, describe_os_error
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = ".cache"
+CACHE_KEEP = 3
+EXTRACT_FIELDS = ("user_col", "item_col", "time_col", "session_col", "basket_col", "sep", "time_unit",
+                  "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
+                  "max_sequence_length")
+
+
+@dataclass
+class PretrainResult:
+    version: str
+    path: Path            # OUT/<version>
+    manifest: dict
+
+
+# ---- steps ---------------------------------------------------------------------------
+
+def input_checksum(cfg: PretrainConfig, events=None) -> str:
+    """sha256 of the events file (or of a DataFrame's rows)."""
+    from catvec.events import _load, file_checksum
+
+    if events is not None:
+        return _load(events, cfg.sep)[2]
+    path = cfg.events_path
+    if not path.is_file():
+        _load(path, cfg.sep)  # raises the clear not-found / directory message
+    return file_checksum(path)
+
+
+def corpus_cache_key(cfg: PretrainConfig, checksum: str) -> str:
+    params = {name: getattr(cfg, name) for name in EXTRACT_FIELDS}
+    blob = json.dumps({"input": checksum, "params": params, "format": 1}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def cached_corpus(cfg: PretrainConfig, checksum: str):
+    """The cached corpus for this input + extraction parameters, or None."""
+    from catvec.corpus import Corpus
+
+    if cfg.refresh:
+        return None
+    entry = Path(cfg.out) / CACHE_DIR / ("corpus-" + corpus_cache_key(cfg, checksum))
+    meta = entry / "corpus.json"
+    if not meta.is_file() or not (entry / "corpus.txt").is_file():
+        return None
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        corpus = Corpus(path=entry / "corpus.txt", keys=data["keys"], stats=data["stats"], basket=data["basket"])
+    except (OSError, ValueError, KeyError):
+        return None
+    os.utime(entry)  # recently used: kept by the pruning below
+    log.info("corpus cache hit: %s", entry.name)
+    return corpus
+
+
+def read_events_step(cfg: PretrainConfig, events=None):
+    """Read and validate the events (file from cfg, or a DataFrame)."""
+    from catvec.events import read_events
+
+    return read_events(events if events is not None else cfg.events_path,
+                       user_col=cfg.user_col, item_col=cfg.item_col, time_col=cfg.time_col,
+                       session_col=cfg.session_col, basket_col=cfg.basket_col, sep=cfg.sep,
+                       time_unit=cfg.time_unit, drop_nulls=cfg.drop_nulls)
+
+
+def extract_step(events_table, cfg: PretrainConfig, checksum: str):
+    """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place)."""
+    from catvec.corpus import build_corpus
+    from catvec.vectors import write_json
+
+    cache_root = Path(cfg.out) / CACHE_DIR
+    entry = cache_root / ("corpus-" + corpus_cache_key(cfg, checksum))
+    tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        corpus = build_corpus(
+            events_table, tmp / "corpus.txt",
+            session_gap_s=parse_duration(cfg.session_gap, "session_gap") if cfg.session_gap else None,
+            basket=bool(cfg.basket_col), collapse_repeats=cfg.collapse_repeats,
+            min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
+            max_sequence_length=cfg.max_sequence_length, source=events_table.source)
+        write_json(tmp / "corpus.json", {"keys": corpus.keys, "stats": corpus.stats, "basket": corpus.basket})
+        shutil.rmtree(entry, ignore_errors=True)
+        os.rename(tmp, entry)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    corpus.path = entry / "corpus.txt"
+    _prune_cache(cache_root)
+    return corpus
+
+
+def skipgram_params(cfg: PretrainConfig):
+    from catvec.skipgram import SkipGramParams
+
+    return SkipGramParams(dim=cfg.dim, window=cfg.window, epochs=cfg.epochs, negative=cfg.negative,
+                          ns_exponent=cfg.ns_exponent, sample=cfg.sample, alpha=cfg.alpha,
+                          min_alpha=cfg.min_alpha, min_count=cfg.min_count,
+                          max_final_vocab=cfg.max_final_vocab, workers=cfg.effective_workers, seed=cfg.seed)
+
+
+def train_step(corpus, cfg: PretrainConfig, on_epoch=None):
+    """Corpus -> (Vectors, training stats)."""
+    from catvec.skipgram import train_vectors
+
+    return train_vectors(corpus, skipgram_params(cfg), on_epoch=on_epoch)
+
+
+def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict, timings: dict,
+                   parent: str | None, version: str) -> dict:
+    import gensim
+    import numpy
+    import polars
+
+    import catvec
+
+    return {
+        "kind": "pretrain",
+        "version": version,
+        "parent": parent,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "libraries": {"catvec": catvec.__version__, "gensim": gensim.__version__, "numpy": numpy.__version__,
+                      "polars": polars.__version__, "python": platform.python_version()},
+        "params": dataclasses.asdict(cfg),
+        "input": {"path": str(cfg.events_path), "checksum": checksum},
+        "corpus": corpus.stats,
+        "training": train_stats,
+        "timings": timings,
+    }
+
+
+def export_step(vectors, manifest: dict, staging: Path, cfg: PretrainConfig) -> Path:
+    """Write the weight files (and any interop exports) into the staging directory."""
+    from catvec.vectors import export_projector, export_word2vec, save_vectors
+
+    files = []
+    for fmt in export_formats(cfg.export):
+        if fmt == "word2vec":
+            export_word2vec(vectors, staging / "vectors.w2v.txt")
+            files.append("vectors.w2v.txt")
+        elif fmt == "projector":
+            export_projector(vectors, staging)
+            files += ["vectors.tsv", "metadata.tsv"]
+    manifest = dict(manifest, exports=files)
+    save_vectors(vectors, staging, manifest)
+    return staging
+
+
+def publish_step(store: VersionStore, name: str, staging: Path, keep: int = 0) -> Path:
+    """Move the complete staged version into place, then point `latest` at it."""
+    final = store.commit(name, staging)
+    store.publish(name)
+    store.prune(keep)
+    return final
+
+
+# ---- composition -----------------------------------------------------------------------
+
+def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
+    """Events -> a new complete version in cfg.out, then `latest` moved to it.
+
+    `events` may be a pandas / polars DataFrame instead of cfg.events.
+    Example: pretrain(PretrainConfig(events="data/events.csv", out="artifacts"))
+    """
+    cfg.validate()
+    t0 = time.perf_counter()
+    timings = {}
+    checksum = input_checksum(cfg, events)
+    store = VersionStore(cfg.out)
+    store.prepare()
+    parent = store.latest_name()
+    name, staging = store.stage()
+    try:
+        t = time.perf_counter()
+        corpus = None if events is not None else cached_corpus(cfg, checksum)
+        timings["corpus_cached"] = corpus is not None
+        if corpus is None:
+            table = read_events_step(cfg, events)
+            timings["read_seconds"] = round(time.perf_counter() - t, 4)
+            t = time.perf_counter()
+            corpus = extract_step(table, cfg, checksum)
+        timings["extract_seconds"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        vectors, train_stats = train_step(corpus, cfg, on_epoch)
+        timings["train_seconds"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
+        if events is not None:
+            manifest["input"]["path"] = "<DataFrame>"
+        export_step(vectors, manifest, staging, cfg)
+        timings["export_seconds"] = round(time.perf_counter() - t, 4)
+        final = publish_step(store, name, staging, cfg.keep)
+    except OSError as exc:
+        store.discard(staging)
+        raise CatvecError(f"writing to {cfg.out} failed ({describe_os_error(exc)}); latest is unchanged") from None
+    except BaseException:
+        store.discard(staging)
+        raise
+    from catvec.vectors import read_manifest
+
+    log.info("pretrain: version %s in %.1fs", name, time.perf_counter() - t0)
+    return PretrainResult(version=name, path=final, manifest=read_manifest(final))
+
+
+def _prune_cache(cache_root: Path) -> None:
+    entries = sorted((p for p in cache_root.glob("corpus-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in entries[:-CACHE_KEEP]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""Generate the bundled sample: events with planted item clusters, and a labeled table.
+
+Deterministic (seeded). Run from the repository root:  python data/make_sample.py
+
+- data/events.csv  user_id,item_id,timestamp (epoch seconds). 8 clusters of 25 items
+  (item ids 1000-1199, cluster = (id - 1000) // 25). Each user has 1-4 sessions; a session
+  stays in one cluster (90% of its events), sessions are days apart, events minutes apart.
+- data/items.csv   item_id,genre: the cluster name of each item (for pictures and tests).
+- data/labels.csv  a labeled table on the same items for `catvec finetune`: item_id,
+  channel (categorical), price, quantity (continuous), spend (regression target) and
+  segment (multiclass target: the cluster name). Only 40% of items appear in it.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+N_CLUSTERS, PER_CLUSTER, N_USERS, SEED = 8, 25, 400, 7
+GENRES = ["action", "comedy", "drama", "horror", "jazz", "kids", "sci-fi", "sports"]
+START = 1_700_000_000  # 2023-11-14
+
+
+def make_events(rng):
+    rows = []
+    for user in range(N_USERS):
+        t = START + int(rng.integers(0, 30 * 86400))
+        favourite = rng.integers(N_CLUSTERS)
+        for _ in range(int(rng.integers(1, 5))):
+            cluster = favourite if rng.random() < 0.6 else rng.integers(N_CLUSTERS)
+            for _ in range(int(rng.integers(4, 13))):
+                c = cluster if rng.random() < 0.9 else rng.integers(N_CLUSTERS)
+                item = 1000 + c * PER_CLUSTER + int(rng.integers(PER_CLUSTER))
+                rows.append((f"u{user:04d}", item, t))
+                t += int(rng.integers(30, 600))
+            t += int(rng.integers(1, 10) * 86400)
+    return rows
+
+
+def make_labels(rng):
+    items = np.arange(1000, 1000 + N_CLUSTERS * PER_CLUSTER)
+    labeled = rng.choice(items, size=int(0.4 * len(items)), replace=False)
+    effect = np.linspace(-2.0, 2.0, N_CLUSTERS)
+    rows = []
+    for _ in range(1500):
+        item = int(rng.choice(labeled))
+        cluster = (item - 1000) // PER_CLUSTER
+        channel = ["web", "app", "store"][int(rng.integers(3))]
+        price = round(float(rng.lognormal(3.0, 0.5)), 2)
+        quantity = int(rng.integers(1, 6))
+        spend = 10 + 3 * effect[cluster] + 0.05 * price + 0.5 * quantity + float(rng.normal(0, 0.5))
+        rows.append((item, channel, price, quantity, round(spend, 3), GENRES[cluster]))
+    return rows
+
+
+def main(out=Path(__file__).resolve().parent):
+    rng = np.random.default_rng(SEED)
+    with open(out / "events.csv", "w", newline="\n") as fh:
+        fh.write("user_id,item_id,timestamp\n")
+        fh.writelines(f"{u},{i},{t}\n" for u, i, t in make_events(rng))
+    with open(out / "items.csv", "w", newline="\n") as fh:
+        fh.write("item_id,genre\n")
+        fh.writelines(f"{i},{GENRES[(i - 1000) // PER_CLUSTER]}\n" for i in range(1000, 1000 + N_CLUSTERS * PER_CLUSTER))
+    with open(out / "labels.csv", "w", newline="\n") as fh:
+        fh.write("item_id,channel,price,quantity,spend,segment\n")
+        fh.writelines(",".join(map(str, r)) + "\n" for r in make_labels(rng))
+
+
+if __name__ == "__main__":
+    main()
