@@ -155,7 +155,9 @@ def _frame_checksum(frame) -> str:
 
 def _check_columns(raw, needed: dict, name: str) -> None:
     columns = list(raw.columns)
-    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    # polars renames a repeated header name to NAME_duplicated_N
+    dupes = sorted({c for c in columns if columns.count(c) > 1}
+                   | {c.rsplit("_duplicated_", 1)[0] for c in columns if "_duplicated_" in c})
     if dupes:
         raise CatvecError(f"{name}: duplicated column name(s) {dupes}; rename them")
     for option, col in needed.items():
