@@ -104,7 +104,7 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
     # Split long sequences into chunks of at most max_sequence_length tokens.
     pos = pl.int_range(pl.len()).over("seq")
     seq_frame = seq_frame.with_columns(chunk=(pos // max_sequence_length))
-    n_split = int(seq_frame.filter(pl.col("chunk") == 1).height)
+    n_split = int(seq_frame.filter(pl.col("chunk") == 1)["seq"].n_unique())
     seq_frame = seq_frame.with_columns(
         line=((pl.col("seq") != pl.col("seq").shift(1)) | (pl.col("chunk") != pl.col("chunk").shift(1))).fill_null(True).cum_sum()
     )
