@@ -8,6 +8,7 @@ config is validated before any work starts (`validate()` raises CatvecError).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
@@ -145,7 +146,7 @@ def read_toml(path: str | Path, cls) -> dict:
     types_ = field_types(cls)
     for key, value in data.items():
         if key not in types_:
-            close = [k for k in types_ if k.replace("_", "") == key.replace("_", "").replace("-", "")]
+            close = difflib.get_close_matches(key.replace("-", "_"), list(types_), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise CatvecError(f"config file {path}: unknown key {key!r}{hint}")
         data[key] = _coerce(key, value, types_[key], f"config file {path}")

@@ -114,8 +114,10 @@ def write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def save_vectors(vectors: Vectors, directory, manifest: dict | None = None) -> Path:
+def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extra_files=()) -> Path:
     """Write a complete weight directory (vectors, keys, manifest, COMPLETE marker).
+
+    `extra_files` names files already written in `directory` that the manifest checksums too.
 
     Example: save_vectors(vectors, "out/v1", {"params": {...}}); load_vectors("out/v1")
     """
@@ -123,11 +125,13 @@ def save_vectors(vectors: Vectors, directory, manifest: dict | None = None) -> P
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    save_file({TENSOR_NAME: vectors.matrix}, str(directory / VECTORS_FILE),
-              metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+    # No safetensors metadata: its header order is not stable across processes, and
+    # exact mode promises byte-identical files. The manifest carries the format instead.
+    save_file({TENSOR_NAME: vectors.matrix}, str(directory / VECTORS_FILE))
+    os.chmod(directory / VECTORS_FILE, 0o644)
     write_json(directory / KEYS_FILE, vectors.keys)
     _fsync(directory / VECTORS_FILE)
-    finish_manifest(directory, manifest or {}, [VECTORS_FILE, KEYS_FILE],
+    finish_manifest(directory, manifest or {}, [VECTORS_FILE, KEYS_FILE, *extra_files],
                     shape=[len(vectors), vectors.dim])
     return directory
 
