@@ -19,6 +19,8 @@ from pathlib import Path
 
 from catvec.errors import CatvecError
 
+# holdout mode -> how many of each user's last items are kept out of training
+HOLDOUT_MODES = {"none": 0, "last": 1, "last2": 2}
 SAMPLE_EVENTS = Path(__file__).resolve().parent.parent / "data" / "events.csv"
 
 
@@ -48,7 +50,8 @@ class PretrainConfig:
     min_count: int = opt(1, "drop items seen in fewer events than this")
     min_sequence_length: int = opt(2, "drop sequences shorter than this")
     max_sequence_length: int = opt(10000, "split longer sequences into chunks (gensim's limit is 10000)")
-    holdout: str = opt("none", "'last' holds out each user's last item (and keeps it out of training)")
+    holdout: str = opt("none", "'last' keeps each user's last item out of training and scores next-item "
+                               "prediction on it; 'last2' also keeps the one before it (the validation item)")
     # training
     dim: int = opt(64, "vector size")
     window: int = opt(5, "context window (basket mode: at least the largest basket)")
@@ -62,6 +65,11 @@ class PretrainConfig:
     workers: int = opt(0, "training threads (0 = all cores); exact mode uses 1")
     seed: int = opt(1, "random seed")
     exact: bool = opt(False, "bit-identical vectors on repeated runs: one worker, fixed seed")
+    # evaluation and pictures
+    query_last: int = opt(1, "with holdout: the query is the mean of the user's last N items")
+    item_attributes: str = opt("", "optional CSV of item attributes (item column + attribute_col) to colour the vector map")
+    attribute_col: str = opt("", "column of item_attributes to colour by; empty = its second column")
+    vector_map: bool = opt(True, "draw a 2D PCA map of the vectors (vector_map.png) into each version")
     # output
     export: str = opt("", "also write interop files into the version: word2vec, projector (comma list)")
     keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
@@ -69,7 +77,7 @@ class PretrainConfig:
 
     def validate(self) -> "PretrainConfig":
         _check_types(self)
-        for name in ("min_count", "min_sequence_length", "dim", "window", "epochs", "negative"):
+        for name in ("min_count", "min_sequence_length", "dim", "window", "epochs", "negative", "query_last"):
             _at_least(name, getattr(self, name), 1)
         _at_least("max_sequence_length", self.max_sequence_length, 2)
         for name in ("max_final_vocab", "workers", "keep"):
@@ -81,8 +89,10 @@ class PretrainConfig:
             raise CatvecError(f"alpha must be > 0, got {self.alpha}")
         if self.time_unit not in ("auto", "s", "ms", "us"):
             raise CatvecError(f"time_unit must be one of auto, s, ms, us; got {self.time_unit!r}")
-        if self.holdout not in ("none", "last"):
-            raise CatvecError(f"holdout must be 'none' or 'last', got {self.holdout!r}")
+        if self.holdout not in HOLDOUT_MODES:
+            raise CatvecError(f"holdout must be one of {', '.join(HOLDOUT_MODES)}; got {self.holdout!r}")
+        if self.item_attributes and not Path(self.item_attributes).is_file():
+            raise CatvecError(f"item_attributes: file {self.item_attributes} not found; pass a CSV with the item column")
         if self.session_gap:
             parse_duration(self.session_gap, "session_gap")
         if self.basket_col and (self.session_col or self.session_gap):

@@ -16,6 +16,10 @@ Rules, applied in this order (all vectorised in polars, no Python loop per user)
 6. max_sequence_length: longer sequences are split into consecutive chunks, never
    truncated (gensim silently truncates at 10,000 tokens).
 
+Holdout (`holdout=1` or `2`, after rule 3, before rule 4): each user's last event (and
+the one before it, the validation item, with 2) is kept out of the corpus and returned
+as `Corpus.heldout`, for users with at least holdout + 2 events.
+
 Token ids follow frequency (most frequent first, ties by key), so the file is the same
 for the same events whatever their input order within a time tie.
 """
@@ -38,6 +42,7 @@ class Corpus:
     keys: list[str]
     stats: dict = field(default_factory=dict)
     basket: bool = False
+    heldout: object = None  # polars DataFrame user, item, role ('test' | 'valid'), or None
 
     @property
     def longest(self) -> int:
@@ -46,7 +51,7 @@ class Corpus:
 
 def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bool = False,
                  collapse_repeats: bool = True, min_count: int = 1, min_sequence_length: int = 2,
-                 max_sequence_length: int = 10000, source: str = "events") -> Corpus:
+                 max_sequence_length: int = 10000, holdout: int = 0, source: str = "events") -> Corpus:
     """EventsTable -> Corpus written at `path`.
 
     Example: build_corpus(read_events("data/events.csv"), "corpus.txt", session_gap_s=1800)
@@ -56,29 +61,20 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
     frame = events.frame
     stats = {"events_read": events.stats.get("events_read", frame.height),
              "dropped": dict(events.stats.get("dropped", {}))}
-    has_group = "group" in frame.columns
-    if basket:
-        keys = ["group"]
-        order = ["group", "row"]
+    lf = sequence_frame(events, session_gap_s=session_gap_s, basket=basket, collapse_repeats=collapse_repeats)
+    heldout = None
+    if holdout and not basket:
+        marked = lf.with_columns(_held=held_out_mask(holdout)).collect()
+        held = marked.filter(pl.col("_held"))
+        last = pl.int_range(pl.len()).over("user") == pl.len().over("user") - 1
+        heldout = held.select("user", "item", role=pl.when(last).then(pl.lit("test")).otherwise(pl.lit("valid")))
+        seq_frame = marked.filter(~pl.col("_held")).select("user", "item", "seq")
     else:
-        keys = ["user", "group"] if has_group else ["user"]
-        order = keys + ["t", "row"]
-    lf = frame.lazy().sort(order)
-
-    # A sequence starts where the grouping keys change or the gap is exceeded.
-    start = pl.lit(False)
-    for k in keys:
-        start = start | (pl.col(k) != pl.col(k).shift(1))
-    if session_gap_s and not basket:
-        start = start | ((pl.col("t") - pl.col("t").shift(1)) > int(session_gap_s * 1e6))
-    lf = lf.with_columns(seq=start.fill_null(True).cum_sum())
-
-    n_before = frame.height
+        seq_frame = lf.select("user", "item", "seq").collect()
     if collapse_repeats and not basket:
-        lf = lf.filter(~((pl.col("seq") == pl.col("seq").shift(1)) & (pl.col("item") == pl.col("item").shift(1))).fill_null(False))
-    seq_frame = lf.select("user", "item", "seq").collect()
-    if collapse_repeats and not basket:
-        stats["dropped"]["repeats_collapsed"] = n_before - seq_frame.height
+        stats["dropped"]["repeats_collapsed"] = frame.height - seq_frame.height - (heldout.height if heldout is not None else 0)
+    if heldout is not None:
+        stats["heldout"] = {"events": heldout.height, "users": int(heldout["user"].n_unique())}
 
     if min_count > 1:
         counts = seq_frame.group_by("item").len()
@@ -138,4 +134,43 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
     })
     stats["events_dropped"] = stats["events_read"] - stats["tokens"]
     log.info("corpus: %d sequences, %d tokens, %d items", stats["lines"], stats["tokens"], stats["vocab_size"])
-    return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=basket)
+    return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=basket, heldout=heldout)
+
+
+def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool = False,
+                   collapse_repeats: bool = True):
+    """Rules 1-3 (order, sessions, collapse) as a polars LazyFrame of user, item, t, seq
+    in sequence order. build_corpus and the holdout split share it, so both see the
+    same 'last item'."""
+    import polars as pl
+
+    frame = events.frame
+    has_group = "group" in frame.columns
+    if basket:
+        keys = ["group"]
+        order = ["group", "row"]
+    else:
+        keys = ["user", "group"] if has_group else ["user"]
+        order = keys + ["t", "row"]
+    lf = frame.lazy().sort(order)
+
+    # A sequence starts where the grouping keys change or the gap is exceeded.
+    start = pl.lit(False)
+    for k in keys:
+        start = start | (pl.col(k) != pl.col(k).shift(1))
+    if session_gap_s and not basket:
+        start = start | ((pl.col("t") - pl.col("t").shift(1)) > int(session_gap_s * 1e6))
+    lf = lf.with_columns(seq=start.fill_null(True).cum_sum())
+    if collapse_repeats and not basket:
+        lf = lf.filter(~((pl.col("seq") == pl.col("seq").shift(1)) & (pl.col("item") == pl.col("item").shift(1))).fill_null(False))
+    return lf.select("user", "item", "t", "seq")
+
+
+def held_out_mask(holdout: int):
+    """True for each user's last `holdout` events (in sequence order), for users with at
+    least `holdout + 2` events: at least two stay in training, one to query from."""
+    import polars as pl
+
+    n = pl.len().over("user")
+    from_end = n - 1 - pl.int_range(pl.len()).over("user")
+    return (n >= holdout + 2) & (from_end < holdout)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.config import PretrainConfig, export_formats, parse_duration
+from catvec.config import HOLDOUT_MODES, PretrainConfig, export_formats, parse_duration
 from catvec.errors import CatvecError
 from catvec.store import VersionStore, describe_os_error
 
@@ -31,7 +31,7 @@ CACHE_DIR = ".cache"
 CACHE_KEEP = 3
 EXTRACT_FIELDS = ("user_col", "item_col", "time_col", "session_col", "basket_col", "sep", "time_unit",
                   "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
-                  "max_sequence_length")
+                  "max_sequence_length", "holdout")
 
 
 @dataclass
@@ -74,7 +74,11 @@ def cached_corpus(cfg: PretrainConfig, checksum: str):
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
         corpus = Corpus(path=entry / "corpus.txt", keys=data["keys"], stats=data["stats"], basket=data["basket"])
-    except (OSError, ValueError, KeyError):
+        if cfg.holdout != "none":
+            from catvec.holdout import HOLDOUT_FILE, load_heldout
+
+            corpus.heldout = load_heldout(entry / HOLDOUT_FILE)[1]
+    except (OSError, ValueError, KeyError, CatvecError):
         return None
     os.utime(entry)  # recently used: kept by the pruning below
     log.info("corpus cache hit: %s", entry.name)
@@ -107,8 +111,13 @@ def extract_step(events_table, cfg: PretrainConfig, checksum: str):
             session_gap_s=parse_duration(cfg.session_gap, "session_gap") if cfg.session_gap else None,
             basket=bool(cfg.basket_col), collapse_repeats=cfg.collapse_repeats,
             min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
-            max_sequence_length=cfg.max_sequence_length, source=events_table.source)
+            max_sequence_length=cfg.max_sequence_length, holdout=HOLDOUT_MODES[cfg.holdout],
+            source=events_table.source)
         write_json(tmp / "corpus.json", {"keys": corpus.keys, "stats": corpus.stats, "basket": corpus.basket})
+        if corpus.heldout is not None:
+            from catvec.holdout import HOLDOUT_FILE, save_heldout
+
+            save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, cfg.holdout)
         shutil.rmtree(entry, ignore_errors=True)
         os.rename(tmp, entry)
     except BaseException:
@@ -135,6 +144,18 @@ def train_step(corpus, cfg: PretrainConfig, on_epoch=None):
     return train_vectors(corpus, skipgram_params(cfg), on_epoch=on_epoch)
 
 
+def evaluate_step(vectors, cfg: PretrainConfig, events_table) -> dict:
+    """With a holdout: HR@10 / NDCG@10 of the vectors and of popularity on the held-out items."""
+    from catvec.holdout import build_tasks, extraction_args, score_tasks
+
+    tasks, counts, _ = build_tasks(events_table, vectors.keys, HOLDOUT_MODES[cfg.holdout], **extraction_args(cfg))
+    quality = {"holdout": cfg.holdout, **score_tasks(vectors, tasks, counts, query_last=cfg.query_last)}
+    for role, m in quality["vectors"].items():
+        log.info("%s: HR@10 %.4f NDCG@10 %.4f (popularity %.4f / %.4f)", role, m["hr"], m["ndcg"],
+                 quality["popularity"][role]["hr"], quality["popularity"][role]["ndcg"])
+    return quality
+
+
 def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict, timings: dict,
                    parent: str | None, version: str) -> dict:
     import gensim
@@ -158,10 +179,25 @@ def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict
     }
 
 
-def export_step(vectors, manifest: dict, staging: Path, cfg: PretrainConfig) -> Path:
-    """Write the weight files (and any interop exports) into the staging directory."""
+def export_step(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, corpus=None) -> Path:
+    """Write the weight files, the held-out items, the map, report.md and any interop
+    exports into the staging directory; all but the exports are checksummed."""
+    from catvec.report import write_report
     from catvec.vectors import export_projector, export_word2vec, save_vectors
 
+    extra = []
+    if corpus is not None and corpus.heldout is not None:
+        from catvec.holdout import HOLDOUT_FILE, save_heldout
+
+        save_heldout(corpus.heldout, staging / HOLDOUT_FILE, cfg.holdout)
+        extra.append(HOLDOUT_FILE)
+    if cfg.vector_map:
+        from catvec.plots import MAP_FILE, plot_vector_map, read_item_attributes
+
+        attributes = read_item_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_col) if cfg.item_attributes else None
+        plot_vector_map(vectors, staging / MAP_FILE, attributes=attributes, title=f"catvec {manifest.get('version', '')}")
+        extra.append(MAP_FILE)
+    extra.append(write_report(staging, manifest, images=[MAP_FILE] if cfg.vector_map else []).name)
     files = []
     for fmt in export_formats(cfg.export):
         if fmt == "word2vec":
@@ -171,7 +207,7 @@ def export_step(vectors, manifest: dict, staging: Path, cfg: PretrainConfig) -> 
             export_projector(vectors, staging)
             files += ["vectors.tsv", "metadata.tsv"]
     manifest = dict(manifest, exports=files)
-    save_vectors(vectors, staging, manifest)
+    save_vectors(vectors, staging, manifest, extra_files=extra)
     return staging
 
 
@@ -212,11 +248,19 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
         t = time.perf_counter()
         vectors, train_stats = train_step(corpus, cfg, on_epoch)
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
+        quality = None
+        if cfg.holdout != "none":
+            t = time.perf_counter()
+            table = table if timings["corpus_cached"] is False else read_events_step(cfg, events)
+            quality = evaluate_step(vectors, cfg, table)
+            timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
+        if quality is not None:
+            manifest["quality"] = quality
         if events is not None:
             manifest["input"]["path"] = "<DataFrame>"
-        export_step(vectors, manifest, staging, cfg)
+        export_step(vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
         final = publish_step(store, name, staging, cfg.keep)
     except OSError as exc:

@@ -75,7 +75,20 @@ def summary_lines(manifest: dict) -> list[str]:
         f"trained {t['vocab_size']} vectors x {manifest['params']['dim']} in {t['train_seconds']:.2f}s "
         f"({t['words_per_second']:,} words/s, {t['workers']} worker(s)); final loss {last.get('loss', float('nan')):.4f}",
         f"version {manifest['version']} (parent {manifest['parent'] or 'none'})",
-    ]
+    ] + quality_lines(manifest)
+
+
+def quality_lines(manifest: dict) -> list[str]:
+    quality = manifest.get("quality")
+    if not quality:
+        return []
+    held = manifest["corpus"].get("heldout", {})
+    lines = [f"held out {held.get('events', 0)} events of {held.get('users', 0)} users ({quality['holdout']})"]
+    for role, m in quality["vectors"].items():
+        pop = quality["popularity"][role]
+        lines.append(f"{role}: HR@{m['k']} {m['hr']:.4f} NDCG@{m['k']} {m['ndcg']:.4f} "
+                     f"(popularity {pop['hr']:.4f} / {pop['ndcg']:.4f}, {m['users']} users)")
+    return lines
 
 
 def run_similar(args) -> int:
