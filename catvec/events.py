@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catvec.errors import CatvecError
+from catvec.faults import fault_point
 from catvec.keys import normalize_keys
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def read_events(source, *, user_col="user_id", item_col="item_id", time_col="tim
         stats["dropped"][f"empty_{label}"] = n_missing
     if frame.height == 0:
         raise CatvecError(f"{name}: every event was dropped for empty values; nothing left to learn from")
+    fault_point("events-read")
     order = ["user", "item", "t"] + (["group"] if "group" in frame.columns else []) + ["row"]
     return EventsTable(frame=frame.select(order), source=name, checksum=checksum, stats=stats)
 

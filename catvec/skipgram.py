@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from catvec.faults import fault_point
 from catvec.vectors import Vectors
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ def train_vectors(corpus, params: SkipGramParams, on_epoch=None) -> tuple[Vector
                     "gensim_loss": float(m.get_latest_training_loss()),
                     "seconds": round(time.perf_counter() - self.t0, 4)}
             history.append(info)
+            fault_point("training-epoch")
             log.info("epoch %d/%d loss %.4f", info["epoch"], params.epochs, info["loss"])
             if on_epoch is not None:
                 on_epoch(info["epoch"], params.epochs, info)

@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from catvec.errors import CatvecError
+from catvec.faults import fault_point
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class VersionStore:
         """Move a staged version (which must hold its COMPLETE marker) into place."""
         if not (staging / COMPLETE).is_file():
             raise RuntimeError(f"refusing to commit {staging}: no {COMPLETE} marker")
+        fault_point("before-commit")
         (staging / ".pid").unlink(missing_ok=True)
         final = self.root / name
         os.rename(staging, final)
@@ -81,6 +83,7 @@ class VersionStore:
         """Point `latest` at `name` atomically (build a new link, rename it over)."""
         tmp = self.root / f".{LATEST}.{os.getpid()}.{secrets.token_hex(3)}"
         os.symlink(name, tmp)
+        fault_point("before-publish")
         os.replace(tmp, self.root / LATEST)
         _fsync_dir(self.root)
 
@@ -111,7 +114,14 @@ class VersionStore:
         return doomed
 
     def _clean_stale_staging(self) -> None:
-        """Remove staging dirs left by runs that died (their process is gone)."""
+        """Remove staging dirs and half-made `latest` links left by runs that died."""
+        for link in self.root.glob(f".{LATEST}.*"):
+            try:
+                pid = int(link.name.split(".")[2])
+            except (IndexError, ValueError):
+                continue
+            if not _alive(pid):
+                link.unlink(missing_ok=True)
         for path in (self.root / STAGING).iterdir():
             pid_file = path / ".pid"
             try:

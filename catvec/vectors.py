@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from catvec.errors import CatvecError
+from catvec.faults import fault_point
 from catvec.keys import escape_key, unescape_key
 
 FORMAT = "catvec-vectors"
@@ -131,6 +132,7 @@ def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extr
     os.chmod(directory / VECTORS_FILE, 0o644)
     write_json(directory / KEYS_FILE, vectors.keys)
     _fsync(directory / VECTORS_FILE)
+    fault_point("vectors-written")
     finish_manifest(directory, manifest or {}, [VECTORS_FILE, KEYS_FILE, *extra_files],
                     shape=[len(vectors), vectors.dim])
     return directory
