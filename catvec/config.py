@@ -166,6 +166,11 @@ def read_toml(path: str | Path, cls) -> dict:
 def build_config(cls, config_file: str | Path | None = None, **overrides):
     """defaults < TOML file < overrides (None means 'not given'), validated."""
     values = read_toml(config_file, cls) if config_file else {}
+    if values:
+        try:  # a bad value in the file is reported against the file
+            cls(**values).validate()
+        except CatvecError as exc:
+            raise CatvecError(f"config file {config_file}: {exc}") from None
     types_ = field_types(cls)
     for key, value in overrides.items():
         if key not in types_:
