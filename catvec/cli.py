@@ -18,6 +18,7 @@ from catvec import __version__
 
 COMMAND_MODULES = (
     "catvec.commands.pretrain",
+    "catvec.commands.finetune",
     "catvec.commands.evaluate",
 )
 

@@ -211,3 +211,127 @@ def _check_types(cfg) -> None:
 def _at_least(name: str, value, low) -> None:
     if value < low:
         raise CatvecError(f"{name} must be >= {low}, got {value}")
+
+
+# ---- finetune ----------------------------------------------------------------------
+
+FINETUNE_MODES = ("frozen", "finetune", "partial", "scratch")
+FINETUNE_TASKS = ("auto", "regression", "binary", "multiclass")
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything `catvec finetune` and a finetune flow take."""
+
+    # input and output
+    vectors: str = opt("artifacts", "pretrained weights: a version dir, OUT/latest or OUT (its latest)")
+    table: str = opt("", "labeled table (.csv, .tsv, .parquet)")
+    target: str = opt("", "target column")
+    out: str = opt("models", "output directory; each run adds a version and moves OUT/latest")
+    cat_cols: str = opt("", "categorical columns, comma list; empty = the pretrained columns + text columns")
+    cont_cols: str = opt("", "continuous columns, comma list; empty = the other numeric columns")
+    pretrained_cols: str = opt("", "columns that start from pretrained vectors: COL or COL=DIR, comma list; "
+                                   "empty = the categorical column that best matches the vectors' keys")
+    task: str = opt("auto", "regression, binary, multiclass; auto = from the target's values")
+    # split
+    val_fraction: float = opt(0.2, "share of rows (or of group_col values) held out for validation")
+    split_col: str = opt("", "column of train / val values that decides the split instead")
+    group_col: str = opt("", "keep all rows of a value of this column on one side of the split")
+    # model
+    mode: str = opt("finetune", "pretrained rows: frozen, finetune, partial (only rows without a vector "
+                                "train) or scratch (random init, the baseline)")
+    oov_init: str = opt("normal", "rows without a pretrained vector: normal (pretrained mean and std), mean, zeros")
+    labeled_only: bool = opt(False, "vocab of labeled values only (default: also every pretrained key)")
+    emb_size_rule: str = opt("fastai", "size of embeddings without vectors: fastai (1.6*n^0.56) or half (min(50, n/2))")
+    emb_dims: str = opt("", "override embedding sizes: COL=DIM, comma list")
+    hidden: str = opt("128,64", "MLP layer sizes, comma list ('' = linear model)")
+    dropout: float = opt(0.1, "dropout after each MLP layer")
+    emb_dropout: float = opt(0.0, "dropout on the concatenated embeddings")
+    emb_l2: float = opt(0.0, "L2 penalty on the embedding rows used in each batch")
+    interactions: bool = opt(False, "add element-wise products of same-size embeddings")
+    # training
+    lr: float = opt(0.01, "learning rate of the MLP (and of randomly initialised embedding rows)")
+    embedding_lr: float = opt(0.001, "learning rate of pretrained embedding rows in finetune mode")
+    weight_decay: float = opt(1e-4, "AdamW weight decay of the MLP weights (never of embeddings)")
+    epochs: int = opt(30, "most passes over the training rows")
+    batch_size: int = opt(128, "rows per step")
+    patience: int = opt(5, "stop after this many epochs without a better validation loss")
+    unfreeze_after: int = opt(0, "frozen / partial: make every row trainable after this many epochs (0 = never)")
+    sparse: bool = opt(False, "sparse embedding gradients with SparseAdam (very large vocabularies)")
+    seed: int = opt(0, "random seed (split, init, shuffling, dropout)")
+    exact: bool = opt(False, "deterministic: one thread and deterministic torch algorithms")
+    compare: bool = opt(False, "also train the scratch baseline on the same split and report both")
+    resume: bool = opt(False, "continue from the last checkpoint of an interrupted run with the same inputs")
+    min_coverage: float = opt(0.5, "warn when fewer table rows than this have a pretrained vector")
+    keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
+
+    def validate(self) -> "FinetuneConfig":
+        _check_types(self)
+        for name in ("lr", "embedding_lr"):
+            if not getattr(self, name) > 0:
+                raise CatvecError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("weight_decay", "emb_l2", "min_coverage"):
+            if getattr(self, name) < 0:
+                raise CatvecError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("epochs", "patience"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("batch_size", self.batch_size, 2)
+        for name in ("unfreeze_after", "keep"):
+            _at_least(name, getattr(self, name), 0)
+        if not 0 < self.val_fraction < 1:
+            raise CatvecError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+        for name in ("dropout", "emb_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise CatvecError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        _one_of("mode", self.mode, FINETUNE_MODES)
+        _one_of("task", self.task, FINETUNE_TASKS)
+        _one_of("oov_init", self.oov_init, ("normal", "mean", "zeros"))
+        _one_of("emb_size_rule", self.emb_size_rule, ("fastai", "half"))
+        if self.split_col and self.group_col:
+            raise CatvecError("split_col and group_col cannot be combined: the split column decides alone")
+        if not self.out:
+            raise CatvecError("out must name an output directory")
+        self.hidden_sizes
+        self.emb_dim_overrides
+        self.pretrained_map
+        return self
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        try:
+            sizes = [int(p) for p in comma_list(self.hidden)]
+        except ValueError:
+            raise CatvecError(f"hidden: expected layer sizes like 128,64; got {self.hidden!r}") from None
+        if any(s < 1 for s in sizes):
+            raise CatvecError(f"hidden: layer sizes must be >= 1; got {self.hidden!r}")
+        return sizes
+
+    @property
+    def emb_dim_overrides(self) -> dict[str, int]:
+        out = {}
+        for part in comma_list(self.emb_dims):
+            col, _, dim = part.rpartition("=")
+            if not col or not dim.strip().isdigit() or int(dim) < 1:
+                raise CatvecError(f"emb_dims: expected COL=DIM items like channel=4; got {part!r}")
+            out[col.strip()] = int(dim)
+        return out
+
+    @property
+    def pretrained_map(self) -> dict[str, str]:
+        """column -> weight dir ('' entries use `vectors`)."""
+        out = {}
+        for part in comma_list(self.pretrained_cols):
+            col, sep, directory = part.partition("=")
+            if not col.strip() or (sep and not directory.strip()):
+                raise CatvecError(f"pretrained_cols: expected COL or COL=DIR items; got {part!r}")
+            out[col.strip()] = directory.strip() or self.vectors
+        return out
+
+
+def comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _one_of(name: str, value: str, allowed) -> None:
+    if value not in allowed:
+        raise CatvecError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
