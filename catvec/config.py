@@ -251,7 +251,7 @@ class FinetuneConfig:
     interactions: bool = opt(False, "add element-wise products of same-size embeddings")
     # training
     lr: float = opt(0.01, "learning rate of the MLP (and of randomly initialised embedding rows)")
-    embedding_lr: float = opt(0.001, "learning rate of pretrained embedding rows in finetune mode")
+    embedding_lr: float = opt(0.0003, "learning rate of pretrained embedding rows in finetune mode")
     weight_decay: float = opt(1e-4, "AdamW weight decay of the MLP weights (never of embeddings)")
     epochs: int = opt(30, "most passes over the training rows")
     batch_size: int = opt(128, "rows per step")
@@ -260,6 +260,7 @@ class FinetuneConfig:
     sparse: bool = opt(False, "sparse embedding gradients with SparseAdam (very large vocabularies)")
     seed: int = opt(0, "random seed (split, init, shuffling, dropout)")
     exact: bool = opt(False, "deterministic: one thread and deterministic torch algorithms")
+    threads: int = opt(0, "torch threads (0 = 1 for tables under 200,000 rows, else all cores)")
     compare: bool = opt(False, "also train the scratch baseline on the same split and report both")
     resume: bool = opt(False, "continue from the last checkpoint of an interrupted run with the same inputs")
     min_coverage: float = opt(0.5, "warn when fewer table rows than this have a pretrained vector")
@@ -276,7 +277,7 @@ class FinetuneConfig:
         for name in ("epochs", "patience"):
             _at_least(name, getattr(self, name), 1)
         _at_least("batch_size", self.batch_size, 2)
-        for name in ("unfreeze_after", "keep"):
+        for name in ("unfreeze_after", "keep", "threads"):
             _at_least(name, getattr(self, name), 0)
         if not 0 < self.val_fraction < 1:
             raise CatvecError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")

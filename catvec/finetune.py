@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,7 +177,6 @@ def train_step(prepared: Prepared, roles, vocabs: dict, aligned: dict, cfg: Fine
 
     torch.manual_seed(cfg.seed)
     if cfg.exact:
-        torch.set_num_threads(1)
         torch.use_deterministic_algorithms(True)
     dims = cfg.emb_dim_overrides
     columns = []
@@ -197,7 +197,14 @@ def train_step(prepared: Prepared, roles, vocabs: dict, aligned: dict, cfg: Fine
                              embedding_lr=cfg.embedding_lr, weight_decay=cfg.weight_decay, emb_l2=cfg.emb_l2,
                              patience=cfg.patience, unfreeze_after=cfg.unfreeze_after, sparse=cfg.sparse,
                              seed=cfg.seed)
-    return fit(model, prepared.data, settings, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
+    threads = torch.get_num_threads()
+    # tiny batches run fastest on one thread; more only pays on large tables
+    rows = len(prepared.data.y[0])
+    torch.set_num_threads(1 if cfg.exact else cfg.threads or (1 if rows < 200_000 else os.cpu_count() or 1))
+    try:
+        return fit(model, prepared.data, settings, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def export_step(staging: Path, fit, scratch, prepared: Prepared, labeled: LabeledTable, roles, vocabs: dict,
