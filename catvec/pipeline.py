@@ -221,38 +221,45 @@ def publish_step(store: VersionStore, name: str, staging: Path, keep: int = 0) -
 
 # ---- composition -----------------------------------------------------------------------
 
-def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
+def call(step, *args, **kwargs):
+    """Run one step: the default `run_step` of the compositions."""
+    return step(*args, **kwargs)
+
+
+def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, run_step=None) -> PretrainResult:
     """Events -> a new complete version in cfg.out, then `latest` moved to it.
 
-    `events` may be a pandas / polars DataFrame instead of cfg.events.
+    `events` may be a pandas / polars DataFrame instead of cfg.events. `run_step(step, *args)`
+    runs each step (default: a plain call); the Prefect flow passes one that runs it as a task.
     Example: pretrain(PretrainConfig(events="data/events.csv", out="artifacts"))
     """
     cfg.validate()
+    run_step = run_step or call
     t0 = time.perf_counter()
     timings = {}
-    checksum = input_checksum(cfg, events)
+    checksum = run_step(input_checksum, cfg, events)
     store = VersionStore(cfg.out)
     store.prepare()
     parent = store.latest_name()
     name, staging = store.stage()
     try:
         t = time.perf_counter()
-        corpus = None if events is not None else cached_corpus(cfg, checksum)
+        corpus = None if events is not None else run_step(cached_corpus, cfg, checksum)
         timings["corpus_cached"] = corpus is not None
         if corpus is None:
-            table = read_events_step(cfg, events)
+            table = run_step(read_events_step, cfg, events)
             timings["read_seconds"] = round(time.perf_counter() - t, 4)
             t = time.perf_counter()
-            corpus = extract_step(table, cfg, checksum)
+            corpus = run_step(extract_step, table, cfg, checksum)
         timings["extract_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
-        vectors, train_stats = train_step(corpus, cfg, on_epoch)
+        vectors, train_stats = run_step(train_step, corpus, cfg, on_epoch)
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
         quality = None
         if cfg.holdout != "none":
             t = time.perf_counter()
-            table = table if timings["corpus_cached"] is False else read_events_step(cfg, events)
-            quality = evaluate_step(vectors, cfg, table)
+            table = table if timings["corpus_cached"] is False else run_step(read_events_step, cfg, events)
+            quality = run_step(evaluate_step, vectors, cfg, table)
             timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
@@ -260,9 +267,9 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
             manifest["quality"] = quality
         if events is not None:
             manifest["input"]["path"] = "<DataFrame>"
-        export_step(vectors, manifest, staging, cfg, corpus)
+        run_step(export_step, vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
-        final = publish_step(store, name, staging, cfg.keep)
+        final = run_step(publish_step, store, name, staging, cfg.keep)
     except OSError as exc:
         store.discard(staging)
         raise CatvecError(f"writing to {cfg.out} failed ({describe_os_error(exc)}); latest is unchanged") from None
