@@ -1,0 +1,165 @@
+"""`catvec finetune` and `catvec predict` through the real CLI, checked with the library loaders."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+
+from catvec.cli import main
+from catvec.modeldir import load_model
+from catvec.vectors import load_vectors
+from ftdata import labeled_rows, write_inputs
+
+FAST = ["--epochs", "3", "--batch-size", "64", "--hidden", "16"]
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    return write_inputs(tmp_path)
+
+
+def finetune_args(inputs, out, *extra):
+    vectors_dir, table = inputs
+    return ["finetune", "--vectors", str(vectors_dir), "--table", str(table), "--target", "y",
+            "--out", str(out), "--quiet", *FAST, *extra]
+
+
+def test_finetune_compare_then_predict_end_to_end(tmp_path, inputs):
+    out = tmp_path / "models"
+    run = subprocess.run([sys.executable, "-m", "catvec.cli", *finetune_args(inputs, out, "--compare",
+                          "--cat-cols", "item_id,color")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    version = run.stdout.strip().splitlines()[-1]
+    assert (out / "latest").resolve() == (out / version.split("/")[-1]).resolve()
+    loaded = load_model(out)
+    assert loaded.roles.pretrained == {"item_id": str(inputs[0])}
+    assert loaded.roles.cont_cols == ["x"]
+    metrics = json.loads((out / "latest" / "metrics.json").read_text())
+    assert metrics["main_metric"] == "val_rmse" and len(metrics["history"]) == 3
+    assert metrics["scratch"]["mode"] == "scratch" and len(metrics["scratch"]["history"]) == 3
+    assert metrics["comparison"]["better"] in ("pretrained", "scratch", "tie")
+    alignment = json.loads((out / "latest" / "alignment.json").read_text())
+    assert alignment["item_id"]["hits"] == 60
+    exported = load_vectors(out / "latest" / "embeddings" / "item_id")
+    assert len(exported) == 60 and exported.dim == 8          # every pretrained key, <unk> left out
+    assert "## Alignment" in (out / "latest" / "report.md").read_text()
+
+    new = labeled_rows(20, seed=9).drop(columns=["y"])
+    new.loc[0, "item_id"] = 999999                              # never seen: goes to <unk>
+    new.loc[1, "color"] = "purple"
+    new_path = tmp_path / "new.csv"
+    new.to_csv(new_path, index=False)
+    for name in ("scored.csv", "scored.parquet"):
+        assert main(["predict", "--model", str(out), "--table", str(new_path), "--out", str(tmp_path / name),
+                     "--quiet"]) == 0
+    scored = pl.read_csv(tmp_path / "scored.csv")
+    assert scored.height == 20 and scored["prediction"].is_finite().all()
+    np.testing.assert_allclose(pl.read_parquet(tmp_path / "scored.parquet")["prediction"].to_numpy(),
+                               scored["prediction"].to_numpy(), rtol=1e-9)
+
+
+def test_inferred_roles_are_printed(tmp_path, inputs, capsys):
+    vectors_dir, table = inputs
+    frame = pl.read_csv(table).drop("segment", "big")
+    frame.write_csv(tmp_path / "plain.csv")
+    assert main(["finetune", "--vectors", str(vectors_dir), "--table", str(tmp_path / "plain.csv"),
+                 "--target", "y", "--out", str(tmp_path / "m"), *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "categorical: item_id, color; continuous: x" in printed
+    assert f"pretrained: item_id <- {vectors_dir}" in printed
+
+
+def test_help_has_an_example(capsys):
+    for command in ("finetune", "predict"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0
+        text = capsys.readouterr().out
+        assert f"catvec {command} --" in text
+        if command == "finetune":
+            assert "--embedding-lr" in text and "--compare" in text and "--resume" in text
+
+
+def bad_table(tmp_path, edit):
+    frame = labeled_rows(60)
+    frame = edit(frame)
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _set(frame, col, row, value):
+    frame[col] = frame[col].astype(object)
+    frame.loc[row, col] = value
+    return frame
+
+
+BAD_TABLES = {
+    "target missing": (lambda f: f.drop(columns=["y"]), [], "no target column 'y'"),
+    "target constant": (lambda f: f.assign(y=1.5), [], "target 'y' is constant"),
+    "one class": (lambda f: f.assign(segment="s1"), ["--target", "segment"], "single class ('s1')"),
+    "non-numeric": (lambda f: _set(f, "x", 4, "abc"), [], "column 'x' must be numeric but row 5 holds 'abc'"),
+    "nan feature": (lambda f: _set(f, "x", 2, None), [], "column 'x' has 1 empty or NaN value(s) (first at row 3)"),
+    "empty table": (lambda f: f.iloc[:0], [], "the table has no rows"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TABLES))
+def test_bad_tables_fail_cleanly_and_leave_earlier_results_alone(tmp_path, inputs, capsys, case):
+    edit, extra, message = BAD_TABLES[case]
+    out = tmp_path / "models"
+    assert main(finetune_args(inputs, out, "--cat-cols", "item_id,color", "--cont-cols", "x")) == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".checkpoints" not in p.parts}
+    latest = (out / "latest").resolve()
+    capsys.readouterr()
+    args = finetune_args(inputs, out, "--cat-cols", "item_id,color", *extra)
+    args[args.index("--table") + 1] = str(bad_table(tmp_path, edit))
+    if case not in ("target missing",):
+        args += ["--cont-cols", "x"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert (out / "latest").resolve() == latest
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".checkpoints" not in p.parts} == before
+
+
+def test_weight_file_from_another_format_version(tmp_path, inputs, capsys):
+    from catvec.vectors import MANIFEST_FILE, finish_manifest
+
+    vectors_dir = inputs[0]
+    manifest = json.loads((vectors_dir / MANIFEST_FILE).read_text())
+    files = list(manifest.pop("files"))
+    finish_manifest(vectors_dir, {**manifest, "format_version": 99}, files)
+    assert main(finetune_args(inputs, tmp_path / "m")) == 2
+    assert "format version 99 is newer than this catvec reads" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").glob("2*"))
+
+
+@pytest.mark.parametrize("flag,value,message", [("--lr", "-1", "lr must be > 0"),
+                                                ("--embedding-lr", "0", "embedding_lr must be > 0"),
+                                                ("--mode", "thawed", "mode must be one of"),
+                                                ("--val-fraction", "1.5", "val_fraction must be between 0 and 1")])
+def test_bad_options_are_refused_before_any_work(tmp_path, inputs, capsys, flag, value, message):
+    assert main(finetune_args(inputs, tmp_path / "m", flag, value)) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
+def test_dimension_override_mismatch_and_zero_overlap(tmp_path, inputs, capsys):
+    assert main(finetune_args(inputs, tmp_path / "m", "--emb-dims", "item_id=16")) == 2
+    assert "8-dimensional vectors but an embedding size of 16" in capsys.readouterr().err
+    assert main(finetune_args(inputs, tmp_path / "m", "--pretrained-cols", "color")) == 2
+    assert "none of its 3 values has a pretrained vector" in capsys.readouterr().err
+
+
+def test_predict_refuses_a_table_without_a_feature_column(tmp_path, inputs, capsys):
+    out = tmp_path / "models"
+    assert main(finetune_args(inputs, out, "--cat-cols", "item_id,color", "--cont-cols", "x")) == 0
+    path = tmp_path / "new.csv"
+    labeled_rows(10).drop(columns=["color"]).to_csv(path, index=False)
+    assert main(["predict", "--model", str(out), "--table", str(path), "--out", str(tmp_path / "s.csv")]) == 2
+    assert "no feature column 'color'" in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists()

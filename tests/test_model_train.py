@@ -1,0 +1,129 @@
+"""The tabular model, the fit loop (early stopping, resume) and the model directory round trip."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from catvec.config import FinetuneConfig, build_config
+from catvec.finetune import (align_step, build_vocabs_step, export_step, finetune, load_table_step,
+                             load_vectors_step, prepare_step, resolve_roles_step, train_step)
+from catvec.model import TabularEmbeddingModel, embedding_size
+from catvec.modeldir import load_model
+from catvec.tabular import feature_arrays
+from catvec.train import predict_output
+from ftdata import write_inputs
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    return write_inputs(tmp_path)
+
+
+def config(tmp_path, inputs, **extra):
+    vectors_dir, table = inputs
+    base = dict(vectors=str(vectors_dir), table=str(table), target="y", cat_cols="item_id,color",
+                cont_cols="x", out=str(tmp_path / "models"), epochs=4, batch_size=64, hidden="16", seed=3)
+    return build_config(FinetuneConfig, **{**base, **extra})
+
+
+def test_embedding_size_rules():
+    assert embedding_size(200) == 31 and embedding_size(4) == 3
+    assert embedding_size(200, "half") == 50 and embedding_size(7, "half") == 4
+    assert embedding_size(10**7) == 600
+
+
+@pytest.mark.parametrize("interactions", [False, True])
+def test_forward_shapes(interactions):
+    spec = {"columns": [{"name": "a.b", "num": 10, "dim": 4, "mode": "scratch"},
+                        {"name": "c", "num": 5, "dim": 4, "mode": "scratch"}],
+            "n_cont": 3, "out_dim": 7, "hidden": [8, 6], "dropout": 0.1, "emb_dropout": 0.1,
+            "interactions": interactions}
+    model = TabularEmbeddingModel(spec)
+    out = model(torch.zeros(5, 2, dtype=torch.int64), torch.zeros(5, 3))   # (5, 2), (5, 3) -> (5, 7)
+    assert out.shape == (5, 7)
+    assert model.mlp[0].in_features == 4 + 4 + 3 + (4 if interactions else 0)
+    assert model.last_emb_l2.ndim == 0
+
+
+def test_scaling_uses_training_rows_only(tmp_path, inputs):
+    cfg = config(tmp_path, inputs)
+    labeled = load_table_step(cfg)
+    vectors = load_vectors_step(cfg)
+    roles = resolve_roles_step(labeled, vectors, cfg)
+    vocabs = build_vocabs_step(labeled, roles, vectors, cfg)
+    prepared = prepare_step(labeled, roles, vocabs, cfg)
+    x = labeled.frame["x"].cast(float).to_numpy()
+    assert prepared.scaler.mean[0] == pytest.approx(x[~prepared.is_val].mean())
+    assert prepared.scaler.mean[0] != pytest.approx(x.mean(), abs=1e-9)
+    assert abs(prepared.data.x_cont[0].mean()) < 1e-5
+
+
+def test_save_load_predict_gives_identical_outputs(tmp_path, inputs):
+    cfg = config(tmp_path, inputs, mode="partial")
+    labeled = load_table_step(cfg)
+    vectors = load_vectors_step(cfg)
+    roles = resolve_roles_step(labeled, vectors, cfg)
+    vocabs = build_vocabs_step(labeled, roles, vectors, cfg)
+    aligned = align_step(labeled, roles, vocabs, vectors, cfg)
+    prepared = prepare_step(labeled, roles, vocabs, cfg)
+    fit = train_step(prepared, roles, vocabs, aligned, cfg, cfg.mode)
+    staging = tmp_path / "staged"
+    staging.mkdir()
+    export_step(staging, fit, None, prepared, labeled, roles, vocabs, aligned, cfg, "v-test")
+    loaded = load_model(staging)
+    x_cat, x_cont = feature_arrays(labeled.frame, loaded.roles, loaded.vocabs, loaded.scaler, labeled.name)
+    np.testing.assert_array_equal(predict_output(loaded.model, x_cat, x_cont),
+                                  predict_output(fit.model, x_cat, x_cont))
+
+
+def test_training_lowers_validation_loss_and_picks_the_best_epoch(tmp_path, inputs):
+    result = finetune(config(tmp_path, inputs, epochs=8, patience=8))
+    history = result.metrics["history"]
+    assert [row["epoch"] for row in history] == list(range(1, 9))
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    best = min(history, key=lambda row: row["val_loss"])
+    assert result.metrics["best_epoch"] == best["epoch"]
+    assert set(history[0]) == {"epoch", "train_loss", "val_loss", "val_rmse", "val_mae"}
+
+
+def test_early_stopping_stops_after_patience(tmp_path, inputs):
+    result = finetune(config(tmp_path, inputs, epochs=40, patience=1, lr=0.2))
+    m = result.metrics
+    assert m["stopped_early"] and len(m["history"]) < 40
+    assert len(m["history"]) == m["best_epoch"] + 1
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_an_interruption_ends_like_an_uninterrupted_run(tmp_path, inputs):
+    whole = finetune(config(tmp_path, inputs, exact=True, epochs=6, patience=6, out=str(tmp_path / "a")))
+
+    def die_after_3(mode, epoch, total, info):
+        if epoch == 3:
+            raise Killed()
+
+    cfg = config(tmp_path, inputs, exact=True, epochs=6, patience=6, out=str(tmp_path / "b"))
+    with pytest.raises(Killed):
+        finetune(cfg, on_epoch=die_after_3)
+    assert not (tmp_path / "b" / "latest").exists()
+    assert list((tmp_path / "b" / ".checkpoints").glob("*/finetune/checkpoint.pt"))
+    resumed = finetune(config(tmp_path, inputs, exact=True, epochs=6, patience=6, out=str(tmp_path / "b"),
+                              resume=True))
+    assert resumed.metrics["resumed_from"] == 3
+    assert resumed.metrics["history"] == whole.metrics["history"]
+    a = load_model(whole.path).model.state_dict()
+    b = load_model(resumed.path).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("target,task,metric", [("segment", "multiclass", "val_accuracy"),
+                                                ("big", "binary", "val_auc")])
+def test_classification_tasks(tmp_path, inputs, target, task, metric):
+    result = finetune(config(tmp_path, inputs, target=target, epochs=3))
+    metrics = json.loads((result.path / "metrics.json").read_text())
+    assert metrics["task"] == task and metrics["main_metric"] == metric
+    assert metric in metrics["history"][0] and "val_loss" in metrics["history"][0]
