@@ -241,23 +241,26 @@ def checkpoint_key(cfg: FinetuneConfig, labeled: LabeledTable, vectors: dict) ->
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> FinetuneResult:
+def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None, run_step=None) -> FinetuneResult:
     """Labeled table + pretrained vectors -> a new complete model version in cfg.out.
 
     on_epoch(mode, epoch, total, info) reports progress; on_roles(roles) shows the columns used.
+    run_step(step, *args) runs each step (default: a plain call); the Prefect flow runs it as a task.
     Example: finetune(FinetuneConfig(table="data/labels.csv", target="spend", compare=True))
     """
+    from catvec.pipeline import call
     from catvec.train import main_metric
 
     cfg.validate()
-    labeled = load_table_step(cfg, table)
-    vectors = load_vectors_step(cfg)
-    roles = resolve_roles_step(labeled, vectors, cfg)
+    run_step = run_step or call
+    labeled = run_step(load_table_step, cfg, table)
+    vectors = run_step(load_vectors_step, cfg)
+    roles = run_step(resolve_roles_step, labeled, vectors, cfg)
     if on_roles is not None:
         on_roles(roles)
-    vocabs = build_vocabs_step(labeled, roles, vectors, cfg)
-    aligned = align_step(labeled, roles, vocabs, vectors, cfg)
-    prepared = prepare_step(labeled, roles, vocabs, cfg)
+    vocabs = run_step(build_vocabs_step, labeled, roles, vectors, cfg)
+    aligned = run_step(align_step, labeled, roles, vocabs, vectors, cfg)
+    prepared = run_step(prepare_step, labeled, roles, vocabs, cfg)
     store = VersionStore(cfg.out)
     store.prepare()
     parent = store.latest_name()
@@ -266,15 +269,15 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     fits = {}
     for mode in modes:
         report = (lambda e, t, info, m=mode: on_epoch(m, e, t, info)) if on_epoch else None
-        fits[mode] = train_step(prepared, roles, vocabs, aligned, cfg, mode, checkpoints / mode, report)
+        fits[mode] = run_step(train_step, prepared, roles, vocabs, aligned, cfg, mode, checkpoints / mode, report)
     name, staging = store.stage()
     try:
         manifest = {"kind": "finetune", "parent": parent, "params": dataclasses.asdict(cfg),
                     "input": {"table": labeled.name, "checksum": labeled.checksum,
                               "vectors": sorted(vectors)}}
-        export_step(staging, fits[cfg.mode], fits.get("scratch") if cfg.mode != "scratch" else None,
-                    prepared, labeled, roles, vocabs, aligned, cfg, name, manifest)
-        final = publish_step(cfg.out, name, staging, cfg.keep)
+        run_step(export_step, staging, fits[cfg.mode], fits.get("scratch") if cfg.mode != "scratch" else None,
+                 prepared, labeled, roles, vocabs, aligned, cfg, name, manifest)
+        final = run_step(publish_step, cfg.out, name, staging, cfg.keep)
     except OSError as exc:
         store.discard(staging)
         raise CatvecError(f"writing to {cfg.out} failed ({describe_os_error(exc)}); latest is unchanged") from None

@@ -1,0 +1,85 @@
+"""The finetune flow: same parameters and the same model as `catvec finetune`."""
+
+import dataclasses
+import inspect
+
+import pytest
+
+from catvec import finetune as ft
+from catvec import pipeline
+from catvec.cli import main as catvec_main
+from catvec.config import FinetuneConfig, PretrainConfig, field_types
+from catvec.store import LATEST
+
+FAST = dict(target="spend", epochs=2, exact=True, hidden="8")
+
+
+@pytest.fixture(scope="module")
+def finetune_module():
+    import flows.finetune
+
+    return flows.finetune
+
+
+@pytest.fixture(scope="module")
+def weights(sample_events, tmp_path_factory):
+    out = tmp_path_factory.mktemp("weights")
+    pipeline.pretrain(PretrainConfig(events=str(sample_events), out=str(out), dim=8, epochs=2, exact=True,
+                                     vector_map=False))
+    return out / LATEST
+
+
+def test_parameters_are_the_config_fields(finetune_module):
+    params = inspect.signature(finetune_module.finetune_flow.fn).parameters
+    fields = dataclasses.fields(FinetuneConfig)
+    types_ = field_types(FinetuneConfig)
+    assert list(params) == [f.name for f in fields]
+    for f in fields:
+        assert params[f.name].default == f.default, f.name
+        assert params[f.name].annotation is types_[f.name], f.name
+
+
+def test_every_step_has_a_task_and_only_loads_retry(finetune_module):
+    tasks = finetune_module.TASKS
+    assert all(hasattr(ft, name) for name in tasks)
+    retrying = sorted(name for name, t in tasks.items() if t.retries)
+    assert retrying == ["load_table_step", "load_vectors_step"]
+
+
+def test_run_step_sees_every_step_and_alignment_rows(finetune_module, weights, sample_labels, tmp_path):
+    seen = []
+
+    def record(step, *args, **kwargs):
+        seen.append(step.__name__)
+        return step(*args, **kwargs)
+
+    cfg = FinetuneConfig(vectors=str(weights), table=str(sample_labels), out=str(tmp_path), **FAST)
+    result = ft.finetune(cfg, run_step=record)
+    assert seen == ["load_table_step", "load_vectors_step", "resolve_roles_step", "build_vocabs_step",
+                    "align_step", "prepare_step", "train_step", "export_step", "publish_step"]
+    rows = finetune_module.alignment_rows(result.alignment)
+    assert [r["column"] for r in rows] == list(result.alignment)
+    for row in rows:
+        assert row["hits"] + row["misses"] == row["vocab_size"]
+        assert 0 <= row["entry_coverage"] <= 1
+
+
+def test_flow_and_cli_write_the_same_model(finetune_module, prefect_api, weights, sample_labels, tmp_path):
+    cli_out, flow_out = tmp_path / "cli", tmp_path / "flow"
+    argv = ["finetune", "--quiet", "--vectors", str(weights), "--table", str(sample_labels), "--out", str(cli_out),
+            "--target", "spend", "--epochs", "2", "--exact", "--hidden", "8"]
+    assert catvec_main(argv) == 0
+    finetune_module.finetune_flow(vectors=str(weights), table=str(sample_labels), out=str(flow_out), **FAST)
+    for name in ("model.safetensors", "vocabs.json", "metrics.json", "alignment.json"):
+        assert (cli_out / LATEST / name).read_bytes() == (flow_out / LATEST / name).read_bytes(), name
+
+
+def test_bad_config_fails_before_any_task(finetune_module, prefect_api, weights, sample_labels, tmp_path,
+                                          monkeypatch):
+    calls = []
+    monkeypatch.setitem(finetune_module.TASKS, "load_table_step", lambda *a, **k: calls.append(1))
+    state = finetune_module.finetune_flow(vectors=str(weights), table=str(sample_labels), out=str(tmp_path),
+                                          target="spend", mode="thawed", return_state=True)
+    assert state.is_failed()
+    assert "mode" in state.message and "thawed" in state.message
+    assert calls == []
