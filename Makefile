@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/catvec pretrain
 	$(BIN)/catvec similar --vectors artifacts/latest --topn 5 1001
+	$(BIN)/catvec finetune --vectors artifacts/latest --table data/labels.csv --target spend \
+		--cat-cols item_id,channel --cont-cols price,quantity --group-col item_id --compare --out models
+	$(BIN)/catvec predict --model models/latest --table data/labels.csv --out models/predictions.csv
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -24,4 +27,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf artifacts .pytest_cache
+	rm -rf artifacts models .pytest_cache
