@@ -191,13 +191,16 @@ def export_step(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, cor
 
         save_heldout(corpus.heldout, staging / HOLDOUT_FILE, cfg.holdout)
         extra.append(HOLDOUT_FILE)
-    if cfg.vector_map:
+    draw_map = cfg.vector_map and len(vectors) >= 3  # PCA of fewer points says nothing
+    if cfg.vector_map and not draw_map:
+        log.info("vector map skipped: only %d vectors", len(vectors))
+    if draw_map:
         from catvec.plots import MAP_FILE, plot_vector_map, read_item_attributes
 
         attributes = read_item_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_col) if cfg.item_attributes else None
         plot_vector_map(vectors, staging / MAP_FILE, attributes=attributes, title=f"catvec {manifest.get('version', '')}")
         extra.append(MAP_FILE)
-    extra.append(write_report(staging, manifest, images=[MAP_FILE] if cfg.vector_map else []).name)
+    extra.append(write_report(staging, manifest, images=[MAP_FILE] if draw_map else []).name)
     files = []
     for fmt in export_formats(cfg.export):
         if fmt == "word2vec":
