@@ -250,8 +250,8 @@ class FinetuneConfig:
     emb_l2: float = opt(0.0, "L2 penalty on the embedding rows used in each batch")
     interactions: bool = opt(False, "add element-wise products of same-size embeddings")
     # training
-    lr: float = opt(0.01, "learning rate of the MLP (and of randomly initialised embedding rows)")
-    embedding_lr: float = opt(0.0003, "learning rate of pretrained embedding rows in finetune mode")
+    lr: float = opt(0.003, "learning rate of the MLP (and of randomly initialised embedding rows)")
+    embedding_lr: float = opt(0.0001, "learning rate of pretrained embedding rows in finetune mode")
     weight_decay: float = opt(1e-4, "AdamW weight decay of the MLP weights (never of embeddings)")
     epochs: int = opt(30, "most passes over the training rows")
     batch_size: int = opt(128, "rows per step")

@@ -176,8 +176,6 @@ def train_step(prepared: Prepared, roles, vocabs: dict, aligned: dict, cfg: Fine
     from catvec.train import TrainSettings, fit
 
     torch.manual_seed(cfg.seed)
-    if cfg.exact:
-        torch.use_deterministic_algorithms(True)
     dims = cfg.emb_dim_overrides
     columns = []
     for col in roles.cat_cols:
@@ -197,14 +195,16 @@ def train_step(prepared: Prepared, roles, vocabs: dict, aligned: dict, cfg: Fine
                              embedding_lr=cfg.embedding_lr, weight_decay=cfg.weight_decay, emb_l2=cfg.emb_l2,
                              patience=cfg.patience, unfreeze_after=cfg.unfreeze_after, sparse=cfg.sparse,
                              seed=cfg.seed)
-    threads = torch.get_num_threads()
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     # tiny batches run fastest on one thread; more only pays on large tables
     rows = len(prepared.data.y[0])
     torch.set_num_threads(1 if cfg.exact else cfg.threads or (1 if rows < 200_000 else os.cpu_count() or 1))
+    torch.use_deterministic_algorithms(deterministic or cfg.exact)
     try:
         return fit(model, prepared.data, settings, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
     finally:
         torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def export_step(staging: Path, fit, scratch, prepared: Prepared, labeled: LabeledTable, roles, vocabs: dict,

@@ -44,8 +44,8 @@ class TrainData:
 class TrainSettings:
     epochs: int = 30
     batch_size: int = 128
-    lr: float = 1e-2
-    embedding_lr: float = 1e-3
+    lr: float = 3e-3
+    embedding_lr: float = 1e-4
     weight_decay: float = 1e-4
     emb_l2: float = 0.0
     patience: int = 5

@@ -1,14 +1,19 @@
 """The tabular model, the fit loop (early stopping, resume) and the model directory round trip."""
 
+import dataclasses
 import json
+import signal
+import subprocess
+import sys
 
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
 from catvec.config import FinetuneConfig, build_config
 from catvec.finetune import (align_step, build_vocabs_step, export_step, finetune, load_table_step,
-                             load_vectors_step, prepare_step, resolve_roles_step, train_step)
+                             load_vectors_step, predict, prepare_step, resolve_roles_step, train_step)
 from catvec.model import TabularEmbeddingModel, embedding_size
 from catvec.modeldir import load_model
 from catvec.tabular import feature_arrays
@@ -95,29 +100,35 @@ def test_early_stopping_stops_after_patience(tmp_path, inputs):
     assert len(m["history"]) == m["best_epoch"] + 1
 
 
-class Killed(Exception):
-    pass
+KILL_AT_EPOCH_3 = """
+import json, os, signal, sys
+from catvec.config import FinetuneConfig, build_config
+from catvec.finetune import finetune
+
+def on_epoch(mode, epoch, total, info):
+    if epoch == 3:
+        os.kill(os.getpid(), signal.SIGKILL)   # no cleanup, no finally: like a killed job
+
+finetune(build_config(FinetuneConfig, **json.loads(sys.argv[1])), on_epoch=on_epoch)
+"""
 
 
-def test_resume_after_an_interruption_ends_like_an_uninterrupted_run(tmp_path, inputs):
-    whole = finetune(config(tmp_path, inputs, exact=True, epochs=6, patience=6, out=str(tmp_path / "a")))
-
-    def die_after_3(mode, epoch, total, info):
-        if epoch == 3:
-            raise Killed()
-
-    cfg = config(tmp_path, inputs, exact=True, epochs=6, patience=6, out=str(tmp_path / "b"))
-    with pytest.raises(Killed):
-        finetune(cfg, on_epoch=die_after_3)
+def test_resume_after_a_killed_process_ends_like_an_uninterrupted_run(tmp_path, inputs):
+    settings = dict(exact=True, epochs=6, patience=6)
+    whole = finetune(config(tmp_path, inputs, out=str(tmp_path / "a"), **settings))
+    cfg = config(tmp_path, inputs, out=str(tmp_path / "b"), **settings)
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_EPOCH_3, json.dumps(dataclasses.asdict(cfg))],
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (tmp_path / "b" / "latest").exists()
     assert list((tmp_path / "b" / ".checkpoints").glob("*/finetune/checkpoint.pt"))
-    resumed = finetune(config(tmp_path, inputs, exact=True, epochs=6, patience=6, out=str(tmp_path / "b"),
-                              resume=True))
+    resumed = finetune(config(tmp_path, inputs, out=str(tmp_path / "b"), resume=True, **settings))
     assert resumed.metrics["resumed_from"] == 3
     assert resumed.metrics["history"] == whole.metrics["history"]
     a = load_model(whole.path).model.state_dict()
     b = load_model(resumed.path).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not list((tmp_path / "b" / ".checkpoints").glob("*/finetune/checkpoint.pt"))  # removed when done
 
 
 @pytest.mark.parametrize("target,task,metric", [("segment", "multiclass", "val_accuracy"),
@@ -127,3 +138,12 @@ def test_classification_tasks(tmp_path, inputs, target, task, metric):
     metrics = json.loads((result.path / "metrics.json").read_text())
     assert metrics["task"] == task and metrics["main_metric"] == metric
     assert metric in metrics["history"][0] and "val_loss" in metrics["history"][0]
+    scored = predict(result.path, inputs[1], tmp_path / "scored.csv").path
+    frame = pl.read_csv(scored)
+    classes = sorted(pl.read_csv(inputs[1])[target].unique().to_list())
+    assert set(frame["prediction"].unique().to_list()) <= set(classes)
+    if task == "multiclass":
+        probabilities = frame.select([f"p_{c}" for c in classes]).to_numpy()
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    else:  # the probability of the second class, which the prediction follows
+        assert ((frame["p_yes"] >= 0.5) == (frame["prediction"] == "yes")).all()
