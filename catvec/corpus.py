@@ -97,13 +97,18 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
             "lower them or check the user / time columns"
         )
 
-    # Split long sequences into chunks of at most max_sequence_length tokens.
-    pos = pl.int_range(pl.len()).over("seq")
-    seq_frame = seq_frame.with_columns(chunk=(pos // max_sequence_length))
-    n_split = int(seq_frame.filter(pl.col("chunk") == 1)["seq"].n_unique())
-    seq_frame = seq_frame.with_columns(
-        line=((pl.col("seq") != pl.col("seq").shift(1)) | (pl.col("chunk") != pl.col("chunk").shift(1))).fill_null(True).cum_sum()
-    )
+    # Split long sequences into chunks of at most max_sequence_length tokens (a window
+    # function over every row: only worth it when some sequence is that long).
+    if int(lengths["len"].max()) > max_sequence_length:
+        pos = pl.int_range(pl.len()).over("seq")
+        seq_frame = seq_frame.with_columns(chunk=(pos // max_sequence_length))
+        n_split = int(seq_frame.filter(pl.col("chunk") == 1)["seq"].n_unique())
+        seq_frame = seq_frame.with_columns(
+            line=((pl.col("seq") != pl.col("seq").shift(1)) | (pl.col("chunk") != pl.col("chunk").shift(1))).fill_null(True).cum_sum()
+        )
+    else:
+        n_split = 0
+        seq_frame = seq_frame.with_columns(line=pl.col("seq"))
 
     vocab = (seq_frame.group_by("item").len()
              .sort(["len", "item"], descending=[True, False])
@@ -152,7 +157,10 @@ def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool =
     else:
         keys = ["user", "group"] if has_group else ["user"]
         order = keys + ["t", "row"]
-    lf = frame.lazy().sort(order)
+    # A frame in input order (row ascending) needs no row key: a stable sort gives the
+    # same order with one key column less to compare.
+    in_order = frame["row"].is_sorted()
+    lf = frame.lazy().sort(order[:-1] if in_order else order, maintain_order=in_order)
 
     # A sequence starts where the grouping keys change or the gap is exceeded.
     start = pl.lit(False)

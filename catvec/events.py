@@ -134,19 +134,24 @@ def _load(source, sep):
         raise CatvecError(f"{name}: unknown format {path.suffix or '(no extension)'!r}; use .csv, .tsv or .parquet")
     if path.stat().st_size == 0:
         raise CatvecError(f"{name}: the file is empty; expected a header row and events")
-    try:
-        if kind == "parquet":
-            frame = pl.read_parquet(path)
-        else:
-            delimiter = sep or ("\t" if path.suffix.lower() == ".tsv" else ",")
-            frame = pl.read_csv(path, separator=delimiter, infer_schema=False, encoding="utf8",
-                                truncate_ragged_lines=False)
-    except pl.exceptions.NoDataError:
-        raise CatvecError(f"{name}: the file is empty; expected a header row and events") from None
-    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CatvecError(f"{name}: cannot read as {kind} ({first})") from None
-    return frame, name, file_checksum(path)
+    # Hash the file while polars parses it: both release the GIL, so they overlap.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checksum = pool.submit(file_checksum, path)
+        try:
+            if kind == "parquet":
+                frame = pl.read_parquet(path)
+            else:
+                delimiter = sep or ("\t" if path.suffix.lower() == ".tsv" else ",")
+                frame = pl.read_csv(path, separator=delimiter, infer_schema=False, encoding="utf8",
+                                    truncate_ragged_lines=False)
+        except pl.exceptions.NoDataError:
+            raise CatvecError(f"{name}: the file is empty; expected a header row and events") from None
+        except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CatvecError(f"{name}: cannot read as {kind} ({first})") from None
+        return frame, name, checksum.result()
 
 
 def _frame_checksum(frame) -> str:
@@ -186,6 +191,10 @@ def _parse_times(col, label: str, unit: str, name: str):
         return _epoch_to_us(col.cast(pl.Float64), unit, label, name)
     text = col.cast(pl.Utf8).str.strip_chars()
     text = text.set(text == "", None)
+    integers = text.cast(pl.Int64, strict=False)
+    if integers.null_count() == text.null_count():
+        # Whole numbers (the common epoch column): integer arithmetic, no float parse.
+        return _epoch_to_us(integers, unit, label, name)
     numeric = text.cast(pl.Float64, strict=False)
     n_text = int(text.is_not_null().sum())
     if int(numeric.is_not_null().sum()) == n_text:
@@ -251,6 +260,8 @@ def _epoch_to_us(values, unit: str, label: str, name: str):
                 "convert to one unit or pass --time-unit s|ms|us"
             )
         log.debug("%s: numeric times read as epoch %s", label, unit)
+    if values.dtype.is_integer():
+        return values.cast(pl.Int64) * int(_UNIT_US[unit])
     if values.is_nan().any():
         values = values.fill_nan(None)
     return (values * _UNIT_US[unit]).round(0).cast(pl.Int64)
