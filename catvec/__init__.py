@@ -13,6 +13,9 @@ _LAZY = {
     "CatvecError": "catvec.errors",
     "PretrainConfig": "catvec.config",
     "pretrain": "catvec.pipeline",
+    "FinetuneConfig": "catvec.config",
+    "predict": "catvec.finetune",
+    "load_model": "catvec.modeldir",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -123,7 +123,7 @@ def build_vocabs_step(labeled: LabeledTable, roles, vectors: dict, cfg: Finetune
 
 def align_step(labeled: LabeledTable, roles, vocabs: dict, vectors: dict, cfg: FinetuneConfig) -> dict:
     """Initial matrices of the pretrained columns, with their AlignmentReports."""
-    from catvec.align import align
+    from catvec.align import align, source_rows
 
     dims = cfg.emb_dim_overrides
     aligned = {}
@@ -133,17 +133,9 @@ def align_step(labeled: LabeledTable, roles, vocabs: dict, vectors: dict, cfg: F
                                dim=dims.get(col), seed=cfg.seed + i, name=f"{labeled.name}: column {col!r}",
                                min_row_coverage=cfg.min_coverage)
         log.info("%s: %s", col, report.summary())
-        mask = np.zeros(len(vocab), dtype=bool)
-        mask[1:] = True
-        mask[np.flatnonzero(_miss_mask(vectors[vectors_dir], vocab))] = False
+        mask = source_rows(vectors[vectors_dir], vocab) >= 0          # (len(vocab),), <unk> False
         aligned[col] = Aligned(matrix, mask, report)
     return aligned
-
-
-def _miss_mask(vectors, vocab) -> np.ndarray:
-    from catvec.align import source_rows
-
-    return source_rows(vectors, vocab) < 0
 
 
 def prepare_step(labeled: LabeledTable, roles, vocabs: dict, cfg: FinetuneConfig) -> Prepared:

@@ -147,3 +147,17 @@ def test_classification_tasks(tmp_path, inputs, target, task, metric):
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
     else:  # the probability of the second class, which the prediction follows
         assert ((frame["p_yes"] >= 0.5) == (frame["prediction"] == "yes")).all()
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_unfreeze_after_makes_frozen_rows_train(tmp_path, inputs, sparse):
+    from catvec.vectors import load_vectors
+
+    result = finetune(config(tmp_path, inputs, mode="frozen", unfreeze_after=1, epochs=3, patience=3,
+                             embedding_lr=0.05, sparse=sparse))
+    assert result.metrics["best_epoch"] > 1          # the best model is one trained after unfreezing
+    loaded = load_model(result.path)
+    assert loaded.model.spec["columns"][0]["mode"] == "finetune"
+    exported = load_vectors(result.path / "embeddings" / "item_id")
+    source = load_vectors(inputs[0])
+    assert any(not np.array_equal(exported[k], source[k]) for k in source.keys)
