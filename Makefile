@@ -28,3 +28,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf artifacts models .pytest_cache
+
+# Serve the Prefect deployments of prefect.yaml on their schedules; starts a local Prefect
+# server too (UI at http://127.0.0.1:4200) unless PREFECT_API_URL names one. docs/flows.md
+.PHONY: serve
+serve: $(STAMP)
+	$(BIN)/python flows/serve.py
