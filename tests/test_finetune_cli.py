@@ -163,3 +163,15 @@ def test_predict_refuses_a_table_without_a_feature_column(tmp_path, inputs, caps
     assert main(["predict", "--model", str(out), "--table", str(path), "--out", str(tmp_path / "s.csv")]) == 2
     assert "no feature column 'color'" in capsys.readouterr().err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_toml_config_with_a_flag_overriding_it(tmp_path, inputs):
+    vectors_dir, table = inputs
+    config = tmp_path / "finetune.toml"
+    config.write_text(f'[finetune]\nvectors = "{vectors_dir}"\ntable = "{table}"\ntarget = "y"\n'
+                      f'cat_cols = "item_id"\ncont_cols = "x"\nmode = "frozen"\nepochs = 5\nhidden = "8"\n')
+    out = tmp_path / "m"
+    assert main(["finetune", "--config", str(config), "--epochs", "2", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "latest" / "metrics.json").read_text())
+    assert metrics["mode"] == "frozen" and len(metrics["history"]) == 2
+    assert load_model(out).roles.cat_cols == ["item_id"]

@@ -161,3 +161,27 @@ def test_unfreeze_after_makes_frozen_rows_train(tmp_path, inputs, sparse):
     exported = load_vectors(result.path / "embeddings" / "item_id")
     source = load_vectors(inputs[0])
     assert any(not np.array_equal(exported[k], source[k]) for k in source.keys)
+
+
+def test_split_by_column_and_by_group():
+    from catvec.errors import CatvecError
+    from catvec.tabular import split_rows
+
+    frame = pl.DataFrame({"g": ["a", "a", "b", "b", "c", "c", "d", "d"],
+                          "s": ["train", "val", "TRAIN", "train", "Val", "train", "train", "train"]})
+    assert split_rows(frame, 0.5, 0, split_col="s").tolist() == [False, True, False, False, True, False, False, False]
+    is_val = split_rows(frame, 0.5, 0, group_col="g")
+    groups = frame["g"].to_numpy()
+    assert is_val.sum() == 4 and all(len(set(is_val[groups == g])) == 1 for g in "abcd")
+    with pytest.raises(CatvecError, match="split column 's' holds 'test'"):
+        split_rows(frame.with_columns(pl.lit("test").alias("s")), 0.5, 0, split_col="s")
+
+
+def test_metrics_against_hand_computed_values():
+    from catvec.metrics import auc, macro_f1, task_metrics
+
+    assert auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+    assert auc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)     # ties count half
+    assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2) == pytest.approx((2 / 3 + 0.8) / 2)
+    m = task_metrics("regression", np.array([1.0, 2.0]), np.array([2.0, 2.0]))
+    assert m == {"rmse": pytest.approx(np.sqrt(0.5)), "mae": pytest.approx(0.5)}
