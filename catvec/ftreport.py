@@ -65,11 +65,16 @@ def report_markdown(metrics: dict, alignment: dict, roles, table_name: str, cfg,
              f"- mode {cfg.mode}, lr {cfg.lr:g}, embedding_lr {cfg.embedding_lr:g}, oov_init {cfg.oov_init}, "
              f"seed {cfg.seed}", "", "## Validation (best epoch)", "", "```", *comparison_lines(metrics), "```", ""]
     if alignment:
-        lines += ["## Alignment", ""]
-        for col, rep in alignment.items():
-            rows = f", {rep['row_coverage']:.1%} of rows" if rep.get("row_coverage") is not None else ""
-            lines.append(f"- {col}: {rep['hits']}/{rep['vocab_size']} vocab entries have a pretrained vector, "
-                         f"{rep['table_value_hits']}/{rep['table_values']} table values{rows}; "
-                         f"{rep['pretrained_not_in_table']} pretrained keys have no label; OOV init {rep['oov_init']}")
-        lines.append("")
+        lines += ["## Alignment", "", *(f"- {line}" for line in alignment_lines(alignment)), ""]
     return "\n".join(lines)
+
+
+def alignment_lines(alignment: dict) -> list[str]:
+    """One line per pretrained column from its AlignmentReport JSON."""
+    lines = []
+    for col, rep in alignment.items():
+        rows = f", {rep['row_coverage']:.1%} of rows" if rep.get("row_coverage") is not None else ""
+        lines.append(f"{col}: {rep['hits']}/{rep['vocab_size']} vocab entries have a pretrained vector, "
+                     f"{rep['table_value_hits']}/{rep['table_values']} table values{rows}; "
+                     f"{rep['pretrained_not_in_table']} pretrained keys have no label; OOV init {rep['oov_init']}")
+    return lines

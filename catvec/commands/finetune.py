@@ -45,7 +45,7 @@ def register(sub) -> None:
 
 def run_finetune(args) -> int:
     from catvec.finetune import finetune
-    from catvec.ftreport import comparison_lines
+    from catvec.ftreport import alignment_lines, comparison_lines
 
     cfg = config_from_args(FinetuneConfig, args)
     say(args, f"catvec finetune: {cfg.table or '(no table)'} -> {cfg.out}")
@@ -64,7 +64,7 @@ def run_finetune(args) -> int:
     finally:
         for bar in bars.values():
             bar.close()
-    say(args, *comparison_lines(result.metrics))
+    say(args, *alignment_lines(result.alignment), *comparison_lines(result.metrics))
     print(result.path)
     return 0
 
