@@ -54,10 +54,10 @@ class PretrainConfig:
                                "prediction on it; 'last2' also keeps the one before it (the validation item)")
     # training
     dim: int = opt(64, "vector size")
-    window: int = opt(5, "context window (basket mode: at least the largest basket)")
+    window: int = opt(10, "context window (basket mode: at least the largest basket)")
     epochs: int = opt(10, "passes over the corpus")
     negative: int = opt(5, "negative samples per positive pair")
-    ns_exponent: float = opt(0.75, "negative sampling exponent (0 = uniform, 1 = by frequency, <0 favours rare)")
+    ns_exponent: float = opt(1.0, "negative sampling exponent (0 = uniform, 1 = by frequency, <0 favours rare)")
     sample: float = opt(1e-3, "downsampling threshold for frequent items (0 = off)")
     alpha: float = opt(0.025, "initial learning rate")
     min_alpha: float = opt(0.0001, "final learning rate")

@@ -31,10 +31,10 @@ LOSS_SAMPLE_PAIRS = 20000
 @dataclass
 class SkipGramParams:
     dim: int = 64
-    window: int = 5
+    window: int = 10
     epochs: int = 10
     negative: int = 5
-    ns_exponent: float = 0.75
+    ns_exponent: float = 1.0
     sample: float = 1e-3
     alpha: float = 0.025
     min_alpha: float = 0.0001

@@ -48,7 +48,7 @@ def test_manifest_records_everything(sample_run):
     manifest = read_manifest(sample_run / "latest")
     assert manifest["kind"] == "pretrain" and manifest["parent"] is None
     assert set(manifest["libraries"]) >= {"catvec", "gensim", "numpy"}
-    assert manifest["params"] == {**manifest["params"], "dim": 64, "window": 5, "seed": 1}
+    assert manifest["params"] == {**manifest["params"], "dim": 64, "window": 10, "seed": 1}
     assert manifest["input"]["checksum"].startswith("sha256:")
     corpus = manifest["corpus"]
     assert corpus["events_read"] == 7740 and corpus["vocab_size"] == 200
