@@ -244,6 +244,7 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None, run_
     from catvec.train import main_metric
 
     cfg.validate()
+    _check_out_is_not_vectors(cfg)
     run_step = run_step or call
     labeled = run_step(load_table_step, cfg, table)
     vectors = run_step(load_vectors_step, cfg)
@@ -257,6 +258,9 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None, run_
     store.prepare()
     parent = store.latest_name()
     checkpoints = Path(cfg.out) / CHECKPOINTS / checkpoint_key(cfg, labeled, vectors)
+    if cfg.resume and not list(checkpoints.glob("*/checkpoint.pt")):
+        log.warning("resume: no checkpoint for this table, these vectors and options in %s; starting at epoch 1",
+                    checkpoints.parent)
     modes = [cfg.mode] + (["scratch"] if cfg.compare and cfg.mode != "scratch" else [])
     fits = {}
     for mode in modes:
@@ -281,6 +285,16 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None, run_
     log.info("finetune: version %s, best %s %.4g", name, main_metric(roles.task), metrics["best"][main_metric(roles.task)])
     return FinetuneResult(version=name, path=final, metrics=metrics,
                           alignment={col: a.report.to_json() for col, a in aligned.items()})
+
+
+def _check_out_is_not_vectors(cfg: FinetuneConfig) -> None:
+    """Models and pretrained vectors must not share an OUT/latest."""
+    out = Path(cfg.out).resolve()
+    for directory in [cfg.vectors, *cfg.pretrained_map.values()]:
+        vectors = Path(directory).resolve()
+        if out == vectors or out in vectors.parents:
+            raise CatvecError(f"out {cfg.out} holds the pretrained vectors {directory}; "
+                              f"write models to another directory, e.g. --out models")
 
 
 def predict(model_dir, table, out) -> PredictResult:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from catvec.embedding import build_optimizers
+from catvec.errors import CatvecError
 from catvec.metrics import MAIN_METRIC, task_metrics
 from catvec.model import TabularEmbeddingModel
 
@@ -75,8 +76,14 @@ def fit(model: TabularEmbeddingModel, data: TrainData, settings: TrainSettings, 
     optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
     history, best, bad, start, unfrozen = [], None, 0, 0, False
     path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
-    if resume and path is not None and path.is_file():
-        state = torch.load(path, weights_only=True)
+    if resume and (path is None or not path.is_file()):
+        log.info("resume: no checkpoint for these inputs and options%s; starting at epoch 1",
+                    f" in {path.parent}" if path else "")
+    elif resume:
+        try:
+            state = torch.load(path, weights_only=True)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise CatvecError(f"checkpoint {path} cannot be read ({exc}); delete it to start over") from None
         if state.get("unfrozen"):
             unfrozen = model.unfreeze()
             optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)

@@ -175,3 +175,10 @@ def test_toml_config_with_a_flag_overriding_it(tmp_path, inputs):
     metrics = json.loads((out / "latest" / "metrics.json").read_text())
     assert metrics["mode"] == "frozen" and len(metrics["history"]) == 2
     assert load_model(out).roles.cat_cols == ["item_id"]
+
+
+def test_models_cannot_be_written_over_the_pretrained_vectors(tmp_path, inputs, capsys):
+    vectors_root = inputs[0].parent
+    assert main(finetune_args(inputs, vectors_root)) == 2
+    assert "holds the pretrained vectors" in capsys.readouterr().err
+    assert sorted(p.name for p in vectors_root.iterdir()) == ["v1"]
