@@ -84,10 +84,11 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
             stats["dropped"]["rare_item_events"] = int(rare["len"].sum())
             stats["dropped"]["rare_items"] = rare.height
 
-    lengths = seq_frame.group_by("seq").len()
+    # Rows of a sequence are contiguous (seq ascending), so run lengths are its lengths.
+    lengths = seq_frame["seq"].rle().struct.unnest().rename({"value": "seq"})
     short = lengths.filter(pl.col("len") < min_sequence_length)
     if short.height:
-        seq_frame = seq_frame.join(short.select("seq"), on="seq", how="anti", maintain_order="left")
+        seq_frame = seq_frame.filter(~pl.col("seq").is_in(short["seq"].implode()))
         stats["dropped"]["short_sequence_events"] = int(short["len"].sum())
         stats["dropped"]["short_sequences"] = short.height
     if seq_frame.height == 0:
