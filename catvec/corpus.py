@@ -126,8 +126,8 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
 
     n = lines["n"]
     stats.update({
-        "users": int(seq_frame["user"].n_unique()) if seq_frame["user"].null_count() < seq_frame.height else 0,
-        "sequences": int(seq_frame["seq"].n_unique()),
+        "users": _count_users(seq_frame["user"], basket),
+        "sequences": lengths.height - short.height,
         "lines": lines.height,
         "sequences_split": n_split,
         "tokens": seq_frame.height,
@@ -141,6 +141,14 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
     stats["events_dropped"] = stats["events_read"] - stats["tokens"]
     log.info("corpus: %d sequences, %d tokens, %d items", stats["lines"], stats["tokens"], stats["vocab_size"])
     return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=basket, heldout=heldout)
+
+
+def _count_users(users, basket: bool) -> int:
+    if users.null_count() == len(users):
+        return 0
+    if basket:  # baskets are ordered by basket id: a user's rows are scattered
+        return int(users.n_unique())
+    return int(users.rle_id().max()) + 1  # each user's rows are one contiguous run
 
 
 def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool = False,
