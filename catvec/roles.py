@@ -15,7 +15,7 @@ import logging
 
 from catvec.config import FinetuneConfig, comma_list
 from catvec.errors import CatvecError
-from catvec.tabular import Roles, class_keys, is_numeric, numeric_column, require_columns
+from catvec.tabular import TARGET_HINT, Roles, class_keys, is_numeric, numeric_column, require_columns
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _task(frame, name: str, cfg: FinetuneConfig) -> tuple[str, list[str] | None]
     target = cfg.target
     numeric = is_numeric(frame, target)
     if cfg.task == "regression" or (cfg.task == "auto" and numeric):
-        values = numeric_column(frame, target, name)
+        values = numeric_column(frame, target, name, hint=TARGET_HINT)
         distinct = len(set(values.tolist()))
         if distinct < 2:
             raise CatvecError(f"{name}: target {target!r} is constant ({values[0]:g} in every row); nothing to learn")

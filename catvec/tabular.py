@@ -17,6 +17,7 @@ import numpy as np
 from catvec.errors import CatvecError
 
 TASKS = ("regression", "binary", "multiclass")
+TARGET_HINT = "fix the value, or use --task binary / multiclass for a class label"
 SPLIT_VALUES = {"train": False, "val": True, "valid": True, "validation": True}
 
 
@@ -74,7 +75,8 @@ def require_columns(frame, columns, name: str, what: str = "column") -> None:
         raise CatvecError(f"{name}: no {what} {missing[0]!r}; the columns are {', '.join(frame.columns)}")
 
 
-def numeric_column(frame, col: str, name: str, allow_missing: bool = False) -> np.ndarray:
+def numeric_column(frame, col: str, name: str, allow_missing: bool = False,
+                   hint: str = "fix the value or list the column with --cat-cols") -> np.ndarray:
     """A column as float64 (n,); non-numbers and (unless allowed) empty/NaN values are errors."""
     import polars as pl
 
@@ -86,11 +88,11 @@ def numeric_column(frame, col: str, name: str, allow_missing: bool = False) -> n
         if bad.any():
             row = int(bad.arg_max())
             raise CatvecError(f"{name}: column {col!r} must be numeric but row {row + 1} holds {s[row]!r}; "
-                              f"fix the value or list the column with --cat-cols")
+                              f"{hint}")
     elif s.dtype.is_numeric() or s.dtype == pl.Boolean or s.dtype == pl.Null:
         values = s.cast(pl.Float64)
     else:
-        raise CatvecError(f"{name}: column {col!r} has type {s.dtype}, not numbers; list it with --cat-cols")
+        raise CatvecError(f"{name}: column {col!r} has type {s.dtype}, not numbers; {hint}")
     out = values.to_numpy().astype(np.float64)
     if not allow_missing:
         nan = np.isnan(out)
@@ -113,7 +115,7 @@ def target_labels(frame, roles: Roles, name: str) -> np.ndarray:
     from catvec.keys import normalize_keys
 
     if roles.task == "regression":
-        return numeric_column(frame, roles.target, name).astype(np.float32)
+        return numeric_column(frame, roles.target, name, hint=TARGET_HINT).astype(np.float32)
     keys = normalize_keys(frame[roles.target])
     if keys.null_count():
         row = int(keys.is_null().arg_max())
