@@ -8,9 +8,13 @@ metrics.json (also read by plots that draw training curves):
      "history": [{"epoch": 1, "train_loss": .., "val_loss": .., "val_rmse": .., ...}, ...],
      "scratch": {same keys, for the scratch baseline; only with --compare},
      "comparison": {"metric": "val_rmse", "pretrained": .., "scratch": .., "better": "pretrained"}}
+
+A metric that cannot be computed (AUC on a validation split with one class) is null.
 """
 
 from __future__ import annotations
+
+import math
 
 from catvec.metrics import HIGHER_IS_BETTER
 
@@ -18,10 +22,16 @@ from catvec.metrics import HIGHER_IS_BETTER
 def run_metrics(fit, task: str, mode: str) -> dict:
     from catvec.train import main_metric
 
-    best = next(row for row in fit.history if row["epoch"] == fit.best_epoch)
+    history = [{k: _finite(v) for k, v in row.items()} for row in fit.history]
+    best = next(row for row in history if row["epoch"] == fit.best_epoch)
     return {"task": task, "main_metric": main_metric(task), "mode": mode, "best_epoch": fit.best_epoch,
             "stopped_early": fit.stopped_early, "resumed_from": fit.resumed_from,
-            "best": dict(best), "history": [dict(row) for row in fit.history]}
+            "best": dict(best), "history": history}
+
+
+def _finite(value):
+    """NaN / inf (e.g. AUC of a validation split with one class) -> null: metrics.json stays strict JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def metrics_json(fit, scratch, task: str) -> dict:
@@ -33,7 +43,10 @@ def metrics_json(fit, scratch, task: str) -> dict:
         name = metrics["main_metric"]
         ours, theirs = metrics["best"][name], metrics["scratch"]["best"][name]
         higher = HIGHER_IS_BETTER[name.removeprefix("val_")]
-        better = "tie" if ours == theirs else ("pretrained" if (ours > theirs) == higher else "scratch")
+        if ours is None or theirs is None:
+            better = "unknown"
+        else:
+            better = "tie" if ours == theirs else ("pretrained" if (ours > theirs) == higher else "scratch")
         metrics["comparison"] = {"metric": name, "pretrained": ours, "scratch": theirs, "better": better}
     return metrics
 
@@ -50,11 +63,16 @@ def comparison_lines(metrics: dict) -> list[str]:
     runs = [(metrics["mode"], metrics)] + ([("scratch", metrics["scratch"])] if "scratch" in metrics else [])
     lines = [f"{'run':<12} {'best epoch':>10} " + " ".join(f"{k:>12}" for k in keys)]
     for label, run in runs:
-        lines.append(f"{label:<12} {run['best_epoch']:>10} " + " ".join(f"{run['best'][k]:>12.4f}" for k in keys))
+        lines.append(f"{label:<12} {run['best_epoch']:>10} " + " ".join(_cell(run["best"][k]) for k in keys))
     if "comparison" in metrics:
         c = metrics["comparison"]
-        lines.append(f"{name}: pretrained {c['pretrained']:.4f} vs scratch {c['scratch']:.4f} -> {c['better']} is better")
+        lines.append(f"{name}: pretrained {_cell(c['pretrained']).strip()} vs scratch {_cell(c['scratch']).strip()} "
+                     + ("-> not comparable" if c["better"] == "unknown" else f"-> {c['better']} is better"))
     return lines
+
+
+def _cell(value) -> str:
+    return f"{value:>12.4f}" if value is not None else f"{'n/a':>12}"
 
 
 def report_markdown(metrics: dict, alignment: dict, roles, table_name: str, cfg, version: str) -> str:

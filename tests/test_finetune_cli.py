@@ -46,6 +46,11 @@ def test_finetune_compare_then_predict_end_to_end(tmp_path, inputs):
     exported = load_vectors(out / "latest" / "embeddings" / "item_id")
     assert len(exported) == 60 and exported.dim == 8          # every pretrained key, <unk> left out
     assert "## Alignment" in (out / "latest" / "report.md").read_text()
+    manifest = json.loads((out / "latest" / "manifest.json").read_text())
+    assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("catvec-model", 1, "finetune")
+    assert sorted(manifest["files"]) == sorted(["model.safetensors", "model.json", "vocabs.json", "metrics.json",
+                                                "alignment.json", "report.md"])
+    assert manifest["embeddings"] == {"item_id": "embeddings/item_id", "color": "embeddings/color"}
 
     new = labeled_rows(20, seed=9).drop(columns=["y"])
     new.loc[0, "item_id"] = 999999                              # never seen: goes to <unk>
