@@ -11,12 +11,18 @@ flow can wrap each one as a task and run exactly what the CLI runs:
     prepare_step(labeled, roles, vocabs, cfg)         -> Prepared (TrainData, Scaler, split)
     train_step(prepared, roles, vocabs, aligned, cfg, mode, checkpoint_dir, on_epoch)
                                                       -> FitResult (best model, history)
-    export_step(staging, fit, scratch, prepared, labeled, roles, vocabs, aligned, cfg, version)
+    export_step(staging, fit, scratch, prepared, labeled, roles, vocabs, aligned, cfg, version, manifest)
                                                       -> staging path (a complete model dir)
     publish_step(out, version, staging, keep)         -> OUT/<version>, OUT/latest moved
 
-    finetune(cfg, table=None, on_epoch=None)          -> FinetuneResult(version, path, metrics)
+    finetune(cfg, table=None, on_epoch=None, on_roles=None, run_step=None)
+                                                      -> FinetuneResult(version, path, metrics, alignment)
     predict(model_dir, table, out)                    -> PredictResult(path, rows)
+    catvec.modeldir.load_model(model_dir)             -> LoadedModel (model, roles, vocabs, scaler)
+
+`run_step(step, *args)` is how each step is called (default: a plain call); a flow passes
+one that runs the step as a task. train_step runs once for cfg.mode and, with
+cfg.compare, once more for "scratch" on the same split.
 
 Nothing is written to OUT/<version> or OUT/latest until every file is complete; a failed
 or killed run leaves earlier versions and `latest` untouched. Per-epoch checkpoints live
@@ -38,6 +44,7 @@ import numpy as np
 
 from catvec.config import FinetuneConfig
 from catvec.errors import CatvecError
+from catvec.scoring import PredictResult, predict  # noqa: F401  (part of this module's API)
 from catvec.store import VersionStore, describe_os_error
 
 log = logging.getLogger(__name__)
@@ -73,12 +80,6 @@ class FinetuneResult:
     path: Path             # OUT/<version>
     metrics: dict          # the content of metrics.json
     alignment: dict        # {column: AlignmentReport as JSON}
-
-
-@dataclass
-class PredictResult:
-    path: Path
-    rows: int
 
 
 # ---- steps ---------------------------------------------------------------------------
@@ -263,9 +264,13 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None, run_
                     checkpoints.parent)
     modes = [cfg.mode] + (["scratch"] if cfg.compare and cfg.mode != "scratch" else [])
     fits = {}
-    for mode in modes:
-        report = (lambda e, t, info, m=mode: on_epoch(m, e, t, info)) if on_epoch else None
-        fits[mode] = run_step(train_step, prepared, roles, vocabs, aligned, cfg, mode, checkpoints / mode, report)
+    try:
+        for mode in modes:
+            report = (lambda e, t, info, m=mode: on_epoch(m, e, t, info)) if on_epoch else None
+            fits[mode] = run_step(train_step, prepared, roles, vocabs, aligned, cfg, mode, checkpoints / mode, report)
+    except OSError as exc:
+        raise CatvecError(f"writing checkpoints to {checkpoints} failed ({describe_os_error(exc)}); "
+                          f"latest is unchanged") from None
     name, staging = store.stage()
     try:
         manifest = {"kind": "finetune", "parent": parent, "params": dataclasses.asdict(cfg),
@@ -282,7 +287,7 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None, run_
         raise
     shutil.rmtree(checkpoints, ignore_errors=True)
     metrics = json.loads((final / "metrics.json").read_text(encoding="utf-8"))
-    log.info("finetune: version %s, best %s %.4g", name, main_metric(roles.task), metrics["best"][main_metric(roles.task)])
+    log.info("finetune: version %s, best %s %s", name, main_metric(roles.task), metrics["best"][main_metric(roles.task)])
     return FinetuneResult(version=name, path=final, metrics=metrics,
                           alignment={col: a.report.to_json() for col, a in aligned.items()})
 
@@ -295,41 +300,3 @@ def _check_out_is_not_vectors(cfg: FinetuneConfig) -> None:
         if out == vectors or out in vectors.parents:
             raise CatvecError(f"out {cfg.out} holds the pretrained vectors {directory}; "
                               f"write models to another directory, e.g. --out models")
-
-
-def predict(model_dir, table, out) -> PredictResult:
-    """Score the rows of `table` (file or DataFrame) with a model dir; write CSV or Parquet.
-
-    The output holds the table's columns plus `prediction` (and class probabilities p_<class>).
-    Unseen categories go to <unk>; a missing feature column is an error.
-    Example: predict("models/latest", "new_rows.csv", "scored.csv")
-    """
-    import polars as pl
-
-    from catvec.modeldir import load_model, output_columns
-    from catvec.tabular import feature_arrays, read_table, require_columns
-    from catvec.train import predict_output
-
-    out = Path(out)
-    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise CatvecError(f"output {out}: use a .csv or .parquet file name")
-    loaded = load_model(model_dir)
-    frame, name, _ = read_table(table)
-    if frame.height == 0:
-        raise CatvecError(f"{name}: the table has no rows")
-    require_columns(frame, loaded.roles.cat_cols + loaded.roles.cont_cols, name, "feature column")
-    x_cat, x_cont = feature_arrays(frame, loaded.roles, loaded.vocabs, loaded.scaler, name)
-    columns = output_columns(loaded, predict_output(loaded.model, x_cat, x_cont))
-    result = frame.with_columns([pl.Series(k, v) for k, v in columns.items()])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        if out.suffix.lower() == ".csv":
-            result.write_csv(tmp)
-        else:
-            result.write_parquet(tmp)
-        tmp.replace(out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CatvecError(f"cannot write {out} ({describe_os_error(exc)})") from None
-    return PredictResult(path=out, rows=frame.height)
