@@ -56,6 +56,8 @@ class PretrainedEmbedding(nn.Module):
             self.role = None
         else:  # partial: pretrained rows fixed, the rest trainable
             new_rows = torch.nonzero(~mask).flatten()                              # (n_new,)
+            if new_rows.numel() == 0:
+                raise ValueError("partial mode needs at least one row without a pretrained vector (<unk>)")
             local = torch.zeros(n, dtype=torch.int64)                              # (n,)
             local[new_rows] = torch.arange(new_rows.numel())
             self.register_buffer("fixed", weight)
