@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from catvec.cli import EpochProgress, add_common, add_config_arguments, config_from_args, say
 from catvec.config import FinetuneConfig
@@ -61,6 +62,10 @@ def run_finetune(args) -> int:
 
     try:
         result = finetune(cfg, on_epoch=on_epoch, on_roles=lambda roles: say(args, *role_lines(roles)))
+    except KeyboardInterrupt:
+        print("catvec finetune: stopped; run the same command with --resume to continue after the last "
+              "finished epoch", file=sys.stderr)
+        raise
     finally:
         for bar in bars.values():
             bar.close()
