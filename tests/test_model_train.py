@@ -185,3 +185,13 @@ def test_metrics_against_hand_computed_values():
     assert macro_f1(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2) == pytest.approx((2 / 3 + 0.8) / 2)
     m = task_metrics("regression", np.array([1.0, 2.0]), np.array([2.0, 2.0]))
     assert m == {"rmse": pytest.approx(np.sqrt(0.5)), "mae": pytest.approx(0.5)}
+
+
+@pytest.mark.parametrize("mode", ["frozen", "partial"])
+def test_exported_rows_of_a_fixed_layer_equal_the_pretrained_vectors(tmp_path, inputs, mode):
+    from catvec.vectors import load_vectors
+
+    result = finetune(config(tmp_path, inputs, mode=mode, weight_decay=0.5, epochs=2))
+    exported = load_vectors(result.path / "embeddings" / "item_id")
+    source = load_vectors(inputs[0])
+    assert all(exported[k].tobytes() == source[k].tobytes() for k in source.keys)
