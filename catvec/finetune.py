@@ -209,9 +209,16 @@ def export_step(staging: Path, fit, scratch, prepared: Prepared, labeled: Labele
     metrics = metrics_json(fit, scratch, roles.task)
     alignment = {col: a.report.to_json() for col, a in aligned.items()}
     report = report_markdown(metrics, alignment, roles, labeled.name, cfg, version)
+    extra = ()
+    if fit.history:
+        from catvec.plots import CURVES_FILE, plot_training_curves
+
+        plot_training_curves(metrics, staging / CURVES_FILE)
+        report += f"\n## Training curves\n\n![training curves]({CURVES_FILE})\n"
+        extra = (CURVES_FILE,)
     data = prepared.data
     return write_model_dir(staging, fit.model, roles, vocabs, prepared.scaler, data.y_mean, data.y_std,
-                           metrics, alignment, report, {"version": version, **(manifest or {})})
+                           metrics, alignment, report, {"version": version, **(manifest or {})}, extra_files=extra)
 
 
 def publish_step(out, version: str, staging: Path, keep: int = 0) -> Path:
@@ -259,7 +266,7 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None, run_
     store.prepare()
     parent = store.latest_name()
     checkpoints = Path(cfg.out) / CHECKPOINTS / checkpoint_key(cfg, labeled, vectors)
-    if cfg.resume and not list(checkpoints.glob("*/checkpoint.pt")):
+    if cfg.resume and not list(checkpoints.glob("*/checkpoint.json")):
         log.warning("resume: no checkpoint for this table, these vectors and options in %s; starting at epoch 1",
                     checkpoints.parent)
     modes = [cfg.mode] + (["scratch"] if cfg.compare and cfg.mode != "scratch" else [])

@@ -47,7 +47,8 @@ def embedding_dir_name(column: str) -> str:
 
 
 def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Scaler, y_mean: float,
-                    y_std: float, metrics: dict, alignment: dict, report: str, manifest: dict) -> Path:
+                    y_std: float, metrics: dict, alignment: dict, report: str, manifest: dict,
+                    extra_files: tuple[str, ...] = ()) -> Path:
     """Write every file of a model directory into `staging`, the COMPLETE marker last."""
     from safetensors.torch import save_file
 
@@ -72,7 +73,7 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
                      {"kind": "finetuned", "column": col, "mode": layer.mode, "source_model": manifest.get("version")})
         exported[col] = f"embeddings/{sub.name}"
     finish_manifest(staging, {**manifest, "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
-                              "embeddings": exported}, FILES)
+                              "embeddings": exported}, [*FILES, *extra_files])
     return staging
 
 

@@ -118,7 +118,8 @@ def plot_training_curves(metrics: dict, path) -> Path:
         runs["scratch"] = metrics["scratch"]
     if not metrics.get("history"):
         raise CatvecError("training curves: metrics has no 'history' of epochs")
-    main = str(metrics.get("main_metric") or "")
+    # metrics.json names it with its split ("val_rmse"); the history has train_/val_ columns
+    main = str(metrics.get("main_metric") or "").removeprefix("val_").removeprefix("train_")
     fig = Figure(figsize=(11, 4.2), dpi=110)
     loss_ax, metric_ax = fig.subplots(1, 2)
     colours = {"train": "#4477aa", "val": "#ee6677"}

@@ -4,7 +4,7 @@ per epoch and resume.
 Every epoch reseeds the shuffling and dropout from (seed, epoch), so a run resumed from
 the checkpoint of epoch k continues exactly as the uninterrupted run would have. The
 checkpoint (model, optimizer state, history, best state) is replaced atomically after
-each epoch and read back with `torch.load(weights_only=True)`: nothing is unpickled.
+each epoch, as safetensors + JSON (catvec.checkpoint): nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from catvec.checkpoint import load_checkpoint, save_checkpoint
 from catvec.embedding import build_optimizers
 from catvec.errors import CatvecError
 from catvec.metrics import MAIN_METRIC, task_metrics
@@ -26,7 +27,6 @@ from catvec.model import TabularEmbeddingModel
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -75,15 +75,12 @@ def fit(model: TabularEmbeddingModel, data: TrainData, settings: TrainSettings, 
     s = settings
     optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
     history, best, bad, start, unfrozen = [], None, 0, 0, False
-    path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir else None
-    if resume and (path is None or not path.is_file()):
+    path = Path(checkpoint_dir) if checkpoint_dir else None
+    state = load_checkpoint(path) if resume and path is not None else None
+    if resume and state is None:
         log.info("resume: no checkpoint for these inputs and options%s; starting at epoch 1",
-                    f" in {path.parent}" if path else "")
+                 f" in {path}" if path else "")
     elif resume:
-        try:
-            state = torch.load(path, weights_only=True)
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise CatvecError(f"checkpoint {path} cannot be read ({exc}); delete it to start over") from None
         if state.get("unfrozen"):
             unfrozen = model.unfreeze()
             optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
@@ -101,7 +98,10 @@ def fit(model: TabularEmbeddingModel, data: TrainData, settings: TrainSettings, 
             optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
             log.info("epoch %d: embeddings unfrozen", epoch)
         train_loss = _train_epoch(model, data, s, optimizers, epoch)
-        row = {"epoch": epoch, "train_loss": train_loss, **evaluate(model, data, split=1)}
+        # train-split metrics (eval mode) beside validation ones, for the training curves
+        on_train = {"train_" + k.removeprefix("val_"): v for k, v in evaluate(model, data, split=0).items()
+                    if k != "val_loss"}
+        row = {"epoch": epoch, "train_loss": train_loss, **on_train, **evaluate(model, data, split=1)}
         history.append(row)
         if best is None or row["val_loss"] < best["val_loss"] - 1e-12:
             best = {"epoch": epoch, "val_loss": row["val_loss"], "spec": copy.deepcopy(model.spec),
@@ -111,7 +111,7 @@ def fit(model: TabularEmbeddingModel, data: TrainData, settings: TrainSettings, 
             bad += 1
         stopped = bad >= s.patience and epoch < s.epochs
         if path is not None:
-            _save_checkpoint(path, {"epoch": epoch, "model": model.state_dict(),
+            save_checkpoint(path, tag=f"epoch{epoch}", state={"epoch": epoch, "model": model.state_dict(),
                                     "optimizers": [o.state_dict() for o in optimizers],
                                     "history": history, "best": best, "bad": bad, "unfrozen": unfrozen})
         if on_epoch is not None:
@@ -180,10 +180,3 @@ def evaluate(model, data: TrainData, split: int = 1) -> dict:
 
 def main_metric(task: str) -> str:
     return "val_" + MAIN_METRIC[task]
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)

@@ -48,7 +48,7 @@ def test_finetune_compare_then_predict_end_to_end(tmp_path, inputs):
     assert "## Alignment" in (out / "latest" / "report.md").read_text()
     manifest = json.loads((out / "latest" / "manifest.json").read_text())
     assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("catvec-model", 1, "finetune")
-    assert sorted(manifest["files"]) == sorted(["model.safetensors", "model.json", "vocabs.json", "metrics.json",
+    assert sorted(manifest["files"]) == sorted(["model.safetensors", "model.json", "vocabs.json", "metrics.json", "training_curves.png",
                                                 "alignment.json", "report.md"])
     assert manifest["embeddings"] == {"item_id": "embeddings/item_id", "color": "embeddings/color"}
 

@@ -90,7 +90,7 @@ def test_training_lowers_validation_loss_and_picks_the_best_epoch(tmp_path, inpu
     assert history[-1]["val_loss"] < history[0]["val_loss"]
     best = min(history, key=lambda row: row["val_loss"])
     assert result.metrics["best_epoch"] == best["epoch"]
-    assert set(history[0]) == {"epoch", "train_loss", "val_loss", "val_rmse", "val_mae"}
+    assert set(history[0]) == {"epoch", "train_loss", "train_rmse", "train_mae", "val_loss", "val_rmse", "val_mae"}
 
 
 def test_early_stopping_stops_after_patience(tmp_path, inputs):
@@ -121,14 +121,14 @@ def test_resume_after_a_killed_process_ends_like_an_uninterrupted_run(tmp_path, 
                             capture_output=True, text=True)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not (tmp_path / "b" / "latest").exists()
-    assert list((tmp_path / "b" / ".checkpoints").glob("*/finetune/checkpoint.pt"))
+    assert list((tmp_path / "b" / ".checkpoints").glob("*/finetune/checkpoint.json"))
     resumed = finetune(config(tmp_path, inputs, out=str(tmp_path / "b"), resume=True, **settings))
     assert resumed.metrics["resumed_from"] == 3
     assert resumed.metrics["history"] == whole.metrics["history"]
     a = load_model(whole.path).model.state_dict()
     b = load_model(resumed.path).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not list((tmp_path / "b" / ".checkpoints").glob("*/finetune/checkpoint.pt"))  # removed when done
+    assert not list((tmp_path / "b" / ".checkpoints").glob("*/finetune/checkpoint.json"))  # removed when done
 
 
 @pytest.mark.parametrize("target,task,metric", [("segment", "multiclass", "val_accuracy"),
