@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import os
 import re
 import tomllib
@@ -138,6 +139,27 @@ def parse_duration(text: str, name: str = "duration") -> float:
 def field_types(cls) -> dict[str, type]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def with_config_signature(cls):
+    """Decorator: `fn(**fields)` gets the signature of cls's fields (names, defaults, types),
+    so tools that read signatures, such as Prefect's flow parameters, see each field and
+    its current default. Example:
+
+        @with_config_signature(PretrainConfig)
+        def pretrain_flow(**params): ...
+    """
+    types_ = field_types(cls)
+    params = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+                                annotation=types_[f.name]) for f in dataclasses.fields(cls)]
+
+    def apply(fn):
+        signature = inspect.signature(fn)
+        fn.__signature__ = inspect.Signature(params, return_annotation=signature.return_annotation)
+        fn.__annotations__ = {**{p.name: p.annotation for p in params}, "return": signature.return_annotation}
+        return fn
+
+    return apply
 
 
 def read_toml(path: str | Path, cls) -> dict:

@@ -24,7 +24,7 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact  # noqa: E402
 
 from catvec import finetune as steps  # noqa: E402
-from catvec.config import FinetuneConfig, build_config  # noqa: E402
+from catvec.config import FinetuneConfig, build_config, with_config_signature  # noqa: E402
 from catvec.errors import CatvecError  # noqa: E402
 
 REPORT_KEY = "catvec-finetune-report"
@@ -115,49 +115,13 @@ def log_roles(roles) -> None:
 
 
 @flow(name="catvec-finetune", persist_result=False)
-def finetune_flow(
-    vectors: str = "artifacts",
-    table: str = "",
-    target: str = "",
-    out: str = "models",
-    cat_cols: str = "",
-    cont_cols: str = "",
-    pretrained_cols: str = "",
-    task: str = "auto",
-    val_fraction: float = 0.2,
-    split_col: str = "",
-    group_col: str = "",
-    mode: str = "finetune",
-    oov_init: str = "normal",
-    labeled_only: bool = False,
-    emb_size_rule: str = "fastai",
-    emb_dims: str = "",
-    hidden: str = "128,64",
-    dropout: float = 0.1,
-    emb_dropout: float = 0.0,
-    emb_l2: float = 0.0,
-    interactions: bool = False,
-    lr: float = 0.01,
-    embedding_lr: float = 0.0003,
-    weight_decay: float = 0.0001,
-    epochs: int = 30,
-    batch_size: int = 128,
-    patience: int = 5,
-    unfreeze_after: int = 0,
-    sparse: bool = False,
-    seed: int = 0,
-    exact: bool = False,
-    threads: int = 0,
-    compare: bool = False,
-    resume: bool = False,
-    min_coverage: float = 0.5,
-    keep: int = 0,
-) -> str:
+@with_config_signature(FinetuneConfig)
+def finetune_flow(**params) -> str:
     """Train a tabular model whose embeddings start from pretrained vectors; a new version in OUT.
 
-    The parameters are FinetuneConfig's fields. Returns the new model directory.
+    The parameters are FinetuneConfig's fields with its defaults, taken from the dataclass so
+    they cannot drift from the CLI's. Returns the new model directory.
     """
-    params = dict(locals())  # exactly the parameters: nothing else is bound yet
     # Validate before any task runs: a bad config fails the run at once, with no retries.
     cfg = build_config(FinetuneConfig, None, **params)
     logger = get_run_logger()

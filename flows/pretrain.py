@@ -33,7 +33,7 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_link_artifact, create_markdown_artifact  # noqa: E402
 
 from catvec import pipeline  # noqa: E402
-from catvec.config import PretrainConfig, build_config  # noqa: E402
+from catvec.config import PretrainConfig, build_config, with_config_signature  # noqa: E402
 from catvec.errors import CatvecError  # noqa: E402
 
 REPORT_KEY = "catvec-pretrain-report"
@@ -113,48 +113,13 @@ def log_epoch(epoch: int, total: int, info: dict) -> None:
 
 
 @flow(name="catvec-pretrain", persist_result=False)
-def pretrain_flow(
-    events: str = "",
-    out: str = "artifacts",
-    user_col: str = "user_id",
-    item_col: str = "item_id",
-    time_col: str = "timestamp",
-    session_col: str = "",
-    basket_col: str = "",
-    sep: str = "",
-    time_unit: str = "auto",
-    drop_nulls: bool = False,
-    session_gap: str = "",
-    collapse_repeats: bool = True,
-    min_count: int = 1,
-    min_sequence_length: int = 2,
-    max_sequence_length: int = 10000,
-    holdout: str = "none",
-    dim: int = 64,
-    window: int = 5,
-    epochs: int = 10,
-    negative: int = 5,
-    ns_exponent: float = 0.75,
-    sample: float = 0.001,
-    alpha: float = 0.025,
-    min_alpha: float = 0.0001,
-    max_final_vocab: int = 0,
-    workers: int = 0,
-    seed: int = 1,
-    exact: bool = False,
-    query_last: int = 1,
-    item_attributes: str = "",
-    attribute_col: str = "",
-    vector_map: bool = True,
-    export: str = "",
-    keep: int = 0,
-    refresh: bool = False,
-) -> str:
+@with_config_signature(PretrainConfig)
+def pretrain_flow(**params) -> str:
     """Learn item vectors from an events table; a new version in OUT, then OUT/latest moves to it.
 
-    The parameters are PretrainConfig's fields. Returns the new version directory.
+    The parameters are PretrainConfig's fields with its defaults, taken from the dataclass so
+    they cannot drift from the CLI's. Returns the new version directory.
     """
-    params = dict(locals())  # exactly the parameters: nothing else is bound yet
     # Validate before any task runs: a bad config fails the run at once, with no retries.
     cfg = build_config(PretrainConfig, None, **params)
     logger = get_run_logger()

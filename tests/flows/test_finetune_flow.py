@@ -1,7 +1,6 @@
 """The finetune flow: same parameters and the same model as `catvec finetune`."""
 
 import dataclasses
-import inspect
 
 import pytest
 
@@ -30,13 +29,14 @@ def weights(sample_events, tmp_path_factory):
 
 
 def test_parameters_are_the_config_fields(finetune_module):
-    params = inspect.signature(finetune_module.finetune_flow.fn).parameters
+    # what the UI form, prefect.yaml and run_deployment see: each field, its default and type
+    schema = finetune_module.finetune_flow.parameters.properties
     fields = dataclasses.fields(FinetuneConfig)
-    types_ = field_types(FinetuneConfig)
-    assert list(params) == [f.name for f in fields]
+    json_types = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    assert list(schema) == [f.name for f in fields]
     for f in fields:
-        assert params[f.name].default == f.default, f.name
-        assert params[f.name].annotation is types_[f.name], f.name
+        assert schema[f.name]["default"] == f.default, f.name
+        assert schema[f.name]["type"] == json_types[field_types(FinetuneConfig)[f.name]], f.name
 
 
 def test_every_step_has_a_task_and_only_loads_retry(finetune_module):
@@ -44,6 +44,20 @@ def test_every_step_has_a_task_and_only_loads_retry(finetune_module):
     assert all(hasattr(ft, name) for name in tasks)
     retrying = sorted(name for name, t in tasks.items() if t.retries)
     assert retrying == ["load_table_step", "load_vectors_step"]
+
+
+def test_loads_retry_only_while_an_input_is_missing(finetune_module):
+    from prefect.states import Failed
+
+    from catvec.errors import CatvecError
+
+    def retried(exc):
+        return finetune_module.input_not_ready(None, None, Failed(data=exc))
+
+    assert retried(CatvecError("weight directory artifacts/latest not found; run `catvec pretrain --out DIR` first"))
+    assert retried(CatvecError("table file labels.csv not found; pass a CSV, TSV or Parquet file"))
+    assert not retried(CatvecError("labels.csv: target column 'spent' is missing"))
+    assert not retried(RuntimeError("bug"))
 
 
 def test_run_step_sees_every_step_and_alignment_rows(finetune_module, weights, sample_labels, tmp_path):

@@ -3,7 +3,6 @@ input may be late, a bad config fails at once, a failed run publishes nothing.""
 
 import dataclasses
 import functools
-import inspect
 import shutil
 from pathlib import Path
 
@@ -36,13 +35,14 @@ def count_calls(monkeypatch, name) -> list:
 
 
 def test_parameters_are_the_config_fields(pretrain_module):
-    params = inspect.signature(pretrain_module.pretrain_flow.fn).parameters
+    # what the UI form, prefect.yaml and run_deployment see: each field, its default and type
+    schema = pretrain_module.pretrain_flow.parameters.properties
     fields = dataclasses.fields(PretrainConfig)
-    types_ = field_types(PretrainConfig)
-    assert list(params) == [f.name for f in fields]
+    json_types = {str: "string", int: "integer", float: "number", bool: "boolean"}
+    assert list(schema) == [f.name for f in fields]
     for f in fields:
-        assert params[f.name].default == f.default, f.name
-        assert params[f.name].annotation is types_[f.name], f.name
+        assert schema[f.name]["default"] == f.default, f.name
+        assert schema[f.name]["type"] == json_types[field_types(PretrainConfig)[f.name]], f.name
 
 
 def test_every_pipeline_step_has_a_task(pretrain_module):
