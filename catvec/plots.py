@@ -76,25 +76,29 @@ def plot_vector_map(vectors, path, attributes: dict[str, str] | None = None, n_l
     fig = Figure(figsize=(9, 7), dpi=110)
     ax = fig.add_subplot()
     size = 18 if len(shown) < 2000 else 6
+    alpha = 0.85 if len(shown) < 2000 else 0.6
     labelled: list[int] = []
     if attributes:
         values = np.array([attributes.get(keys[i], "") for i in shown], dtype=object)
         found, counts = np.unique(values[values != ""], return_counts=True)
         top = [v for _, v in sorted(zip(-counts, found))][:N_COLOURS]
-        rest = ~np.isin(values, top)
-        if rest.any():
-            ax.scatter(coords[shown[rest], 0], coords[shown[rest], 1], s=size, c=OTHER, linewidths=0,
-                       label=f"other / none ({int(rest.sum())})")
-        palette = _palette()
-        for colour, value in zip(palette, top):
+        colour_of = dict(zip(top, _palette()))
+        colours = np.array([colour_of.get(v, OTHER) for v in values], dtype=object)
+        # One scatter in a seeded random order: no class is hidden under the ones drawn after it.
+        order = np.random.default_rng(1).permutation(len(shown))
+        ax.scatter(coords[shown[order], 0], coords[shown[order], 1], s=size, c=list(colours[order]),
+                   linewidths=0, alpha=alpha)
+        for value in top:
             sel = values == value
-            ax.scatter(coords[shown[sel], 0], coords[shown[sel], 1], s=size, color=colour, linewidths=0,
-                       alpha=0.85, label=f"{value} ({int(sel.sum())})")
+            ax.scatter([], [], s=size, color=colour_of[value], label=f"{value} ({int(sel.sum())})")
             labelled.append(int(shown[np.argmax(sel)]))
+        rest = int((~np.isin(values, top)).sum())
+        if rest:
+            ax.scatter([], [], s=size, color=OTHER, label=f"other / none ({rest})")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False, markerscale=2)
     else:
-        ax.scatter(coords[shown, 0], coords[shown, 1], s=size, c="#4477aa", linewidths=0, alpha=0.7)
-    for i in list(dict.fromkeys(labelled + list(range(n))))[:n_labels]:
+        ax.scatter(coords[shown, 0], coords[shown, 1], s=size, c="#4477aa", linewidths=0, alpha=alpha)
+    for i in _spread_labels(coords, labelled + list(range(min(n, 200))), n_labels):
         ax.annotate(keys[i], coords[i], xytext=(4, 4), textcoords="offset points", fontsize=8,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75})
         ax.scatter(coords[i, 0], coords[i, 1], s=size * 2.5, facecolors="none", edgecolors="black", linewidths=0.8)
@@ -147,6 +151,20 @@ def plot_training_curves(metrics: dict, path) -> Path:
     note = "solid: pretrained init, dashed: scratch; " if len(runs) > 1 else ""
     fig.suptitle(f"{note}grey line: best epoch", fontsize=9)
     return _save(fig, path)
+
+
+def _spread_labels(coords: np.ndarray, candidates: list[int], n_labels: int) -> list[int]:
+    """Up to n_labels candidates, in order, skipping any closer than 8% of the plot's span
+    to one already chosen, so labels do not pile up on each other."""
+    span = np.ptp(coords, axis=0)
+    span = np.where(span > 0, span, 1.0)
+    chosen: list[int] = []
+    for i in dict.fromkeys(candidates):
+        if all(np.hypot(*((coords[i] - coords[j]) / span)) > 0.08 for j in chosen):
+            chosen.append(i)
+        if len(chosen) == n_labels:
+            break
+    return chosen
 
 
 def _palette() -> list[str]:
