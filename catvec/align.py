@@ -86,8 +86,9 @@ def align(vectors, vocab, oov_init: str = "normal", counts=None, *, dim: int | N
     source = vectors.matrix                                          # (n_keys, dim)
     rows = source_rows(vectors, vocab)                               # (len(vocab),), -1 = miss
     hit = rows >= 0
-    matrix = np.empty((len(vocab), vectors.dim), dtype=np.float32)   # (len(vocab), dim)
-    matrix[hit] = source[rows[hit]]
+    # np.take of every row, then the (usually few) misses overwritten: cheaper than masks
+    matrix = np.take(source, np.where(hit, rows, 0), axis=0) if len(source) else \
+        np.zeros((len(vocab), vectors.dim), dtype=np.float32)                # (len(vocab), dim)
     matrix[~hit] = _oov_rows(source, int((~hit).sum()), oov_init, seed)
     n_hits = int(hit.sum())
     report = AlignmentReport(
@@ -101,8 +102,15 @@ def align(vectors, vocab, oov_init: str = "normal", counts=None, *, dim: int | N
 
 def source_rows(vectors, vocab) -> np.ndarray:
     """For each vocab entry the row of its pretrained vector, or -1: int64 (len(vocab),)."""
-    lookup = vectors.key_to_index
-    rows = np.fromiter((lookup.get(k, -1) for k in vocab.index_to_key), dtype=np.int64, count=len(vocab))
+    import polars as pl
+
+    # A hash join in polars: no Python-level loop or dict over a million keys.
+    source = pl.DataFrame({"key": pl.Series(vectors.keys, dtype=pl.Utf8),
+                           "row": np.arange(len(vectors), dtype=np.int64)})
+    wanted = pl.DataFrame({"key": pl.Series(vocab.index_to_key, dtype=pl.Utf8)}).with_row_index("at")
+    # an unordered join and a sort on the position is faster than maintain_order here
+    joined = wanted.join(source, on="key", how="left").sort("at")
+    rows = joined["row"].fill_null(-1).to_numpy().astype(np.int64, copy=True)
     rows[0] = -1  # <unk> never takes a pretrained vector, even if the file has that key
     return rows
 
