@@ -16,18 +16,16 @@ or times refuse the file unless drop_nulls is set.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from catvec.errors import CatvecError
 from catvec.faults import fault_point
 from catvec.keys import normalize_keys
+from catvec.tables import read_frame
 
 log = logging.getLogger(__name__)
 
-READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 @dataclass
@@ -46,8 +44,7 @@ def read_events(source, *, user_col="user_id", item_col="item_id", time_col="tim
     """
     import polars as pl
 
-    raw, name, checksum = _load(source, sep)
-    raw = raw.rename({c: c.lstrip("\ufeff").strip() for c in raw.columns})
+    raw, name, checksum = read_frame(source, "events", "--events", sep)
     basket = bool(basket_col)
     needed = {"item_col": item_col}
     if basket:
@@ -100,64 +97,6 @@ def read_events(source, *, user_col="user_id", item_col="item_id", time_col="tim
     fault_point("events-read")
     order = ["user", "item", "t"] + (["group"] if "group" in frame.columns else []) + ["row"]
     return EventsTable(frame=frame.select(order), source=name, checksum=checksum, stats=stats)
-
-
-def file_checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
-
-
-def _load(source, sep):
-    import polars as pl
-
-    if isinstance(source, pl.DataFrame):
-        return source, "<DataFrame>", _frame_checksum(source)
-    try:
-        import pandas as pd
-
-        if isinstance(source, pd.DataFrame):
-            frame = pl.from_pandas(source.reset_index(drop=True), include_index=False)
-            return frame, "<DataFrame>", _frame_checksum(frame)
-    except ImportError:  # pragma: no cover
-        pass
-    path = Path(source)
-    name = str(path)
-    if not path.exists():
-        raise CatvecError(f"events file {name} not found; pass --events PATH (CSV, TSV or Parquet)")
-    if path.is_dir():
-        raise CatvecError(f"events path {name} is a directory; pass a CSV, TSV or Parquet file")
-    kind = READERS.get(path.suffix.lower())
-    if kind is None:
-        raise CatvecError(f"{name}: unknown format {path.suffix or '(no extension)'!r}; use .csv, .tsv or .parquet")
-    if path.stat().st_size == 0:
-        raise CatvecError(f"{name}: the file is empty; expected a header row and events")
-    # Hash the file while polars parses it: both release the GIL, so they overlap.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        checksum = pool.submit(file_checksum, path)
-        try:
-            if kind == "parquet":
-                frame = pl.read_parquet(path)
-            else:
-                delimiter = sep or ("\t" if path.suffix.lower() == ".tsv" else ",")
-                frame = pl.read_csv(path, separator=delimiter, infer_schema=False, encoding="utf8",
-                                    truncate_ragged_lines=False)
-        except pl.exceptions.NoDataError:
-            raise CatvecError(f"{name}: the file is empty; expected a header row and events") from None
-        except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CatvecError(f"{name}: cannot read as {kind} ({first})") from None
-        return frame, name, checksum.result()
-
-
-def _frame_checksum(frame) -> str:
-    digest = hashlib.sha256(",".join(frame.columns).encode())
-    digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
-    return "sha256:" + digest.hexdigest()
 
 
 def _check_columns(raw, needed: dict, name: str) -> None:

@@ -79,7 +79,7 @@ def report_markdown(metrics: dict, alignment: dict, roles, table_name: str, cfg,
     lines = [f"# catvec finetune {version}", "",
              f"- table: `{table_name}`, target `{roles.target}` ({roles.task})",
              f"- categorical: {', '.join(roles.cat_cols) or 'none'}; continuous: {', '.join(roles.cont_cols) or 'none'}",
-             f"- pretrained: " + (", ".join(f"{c} <- `{d}`" for c, d in roles.pretrained.items()) or "none"),
+             "- pretrained: " + (", ".join(f"{c} <- `{d}`" for c, d in roles.pretrained.items()) or "none"),
              f"- mode {cfg.mode}, lr {cfg.lr:g}, embedding_lr {cfg.embedding_lr:g}, oov_init {cfg.oov_init}, "
              f"seed {cfg.seed}", "", "## Validation (best epoch)", "", "```", *comparison_lines(metrics), "```", ""]
     if alignment:

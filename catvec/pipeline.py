@@ -45,13 +45,13 @@ class PretrainResult:
 
 def input_checksum(cfg: PretrainConfig, events=None) -> str:
     """sha256 of the events file (or of a DataFrame's rows)."""
-    from catvec.events import _load, file_checksum
+    from catvec.tables import file_checksum, read_frame
 
     if events is not None:
-        return _load(events, cfg.sep)[2]
+        return read_frame(events)[2]
     path = cfg.events_path
     if not path.is_file():
-        _load(path, cfg.sep)  # raises the clear not-found / directory message
+        read_frame(path)  # raises the clear not-found / directory message
     return file_checksum(path)
 
 

@@ -8,9 +8,7 @@ Every problem with the table is a CatvecError naming the file, column and value.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -35,38 +33,9 @@ class Roles:
 
 def read_table(source, what: str = "table"):
     """A CSV / TSV / Parquet file or a pandas / polars DataFrame -> (polars frame, name, checksum)."""
-    import polars as pl
+    from catvec.tables import read_frame
 
-    if isinstance(source, pl.DataFrame):
-        return source, "<DataFrame>", _frame_checksum(source)
-    try:
-        import pandas as pd
-
-        if isinstance(source, pd.DataFrame):
-            frame = pl.from_pandas(source.reset_index(drop=True), include_index=False)
-            return frame, "<DataFrame>", _frame_checksum(frame)
-    except ImportError:  # pragma: no cover
-        pass
-    path = Path(source)
-    name = str(path)
-    if not path.is_file():
-        raise CatvecError(f"{what} file {name} not found; pass a CSV, TSV or Parquet file")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".tsv", ".txt", ".parquet", ".pq"):
-        raise CatvecError(f"{name}: unknown format {suffix or '(no extension)'!r}; use .csv, .tsv or .parquet")
-    try:
-        if suffix in (".parquet", ".pq"):
-            frame = pl.read_parquet(path)
-        else:
-            frame = pl.read_csv(path, separator="\t" if suffix == ".tsv" else ",", infer_schema=False)
-    except pl.exceptions.NoDataError:
-        raise CatvecError(f"{name}: the file is empty; expected a header row and rows") from None
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CatvecError(f"{name}: cannot read the {what} ({first})") from None
-    frame = frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return frame, name, digest
+    return read_frame(source, what, "--table")
 
 
 def require_columns(frame, columns, name: str, what: str = "column") -> None:
@@ -204,8 +173,3 @@ def feature_arrays(frame, roles: Roles, vocabs: dict, scaler: Scaler | None, nam
         x_cont[:, j] = numeric_column(frame, col, name)
     return x_cat, (scaler.transform(x_cont) if scaler else x_cont.astype(np.float32))
 
-
-def _frame_checksum(frame) -> str:
-    digest = hashlib.sha256(",".join(frame.columns).encode())
-    digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
-    return digest.hexdigest()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import torch.nn.functional as F
 
 from catvec.checkpoint import load_checkpoint, save_checkpoint
 from catvec.embedding import build_optimizers
-from catvec.errors import CatvecError
 from catvec.metrics import MAIN_METRIC, task_metrics
 from catvec.model import TabularEmbeddingModel
 
