@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from catvec.checkpoint import load_checkpoint, save_checkpoint
 from catvec.embedding import build_optimizers
+from catvec.faults import fault_point
 from catvec.metrics import MAIN_METRIC, task_metrics
 from catvec.model import TabularEmbeddingModel
 
@@ -112,6 +113,7 @@ def fit(model: TabularEmbeddingModel, data: TrainData, settings: TrainSettings, 
             save_checkpoint(path, tag=f"epoch{epoch}", state={"epoch": epoch, "model": model.state_dict(),
                                     "optimizers": [o.state_dict() for o in optimizers],
                                     "history": history, "best": best, "bad": bad, "unfrozen": unfrozen})
+        fault_point("finetune-epoch")
         if on_epoch is not None:
             on_epoch(epoch, s.epochs, row)
     best_model = TabularEmbeddingModel.from_state(best["spec"], best["state"])
