@@ -7,3 +7,11 @@ class CatvecError(Exception):
     The message is one line that names the file, column or value and what to do.
     The CLI prints it without a traceback and exits with status 2.
     """
+
+
+class InputNotFound(CatvecError):
+    """An input file or weight directory does not exist (yet).
+
+    Scheduled flows retry on this one, since an upstream job may still be writing it;
+    every other CatvecError fails at once.
+    """

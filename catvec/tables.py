@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from catvec.errors import CatvecError
+from catvec.errors import CatvecError, InputNotFound
 
 READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -36,7 +36,7 @@ def read_frame(source, what: str = "events", flag: str = "--events", sep: str = 
     path = Path(source)
     name = str(path)
     if not path.exists():
-        raise CatvecError(f"{what} file {name} not found; pass {flag} PATH (CSV, TSV or Parquet)")
+        raise InputNotFound(f"{what} file {name} not found; pass {flag} PATH (CSV, TSV or Parquet)")
     if path.is_dir():
         raise CatvecError(f"{what} path {name} is a directory; pass a CSV, TSV or Parquet file")
     kind = READERS.get(path.suffix.lower())

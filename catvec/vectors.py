@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.errors import CatvecError
+from catvec.errors import CatvecError, InputNotFound
 from catvec.faults import fault_point
 from catvec.keys import escape_key, unescape_key
 
@@ -154,7 +154,7 @@ def resolve_version_dir(path) -> Path:
     """A version dir, OUT/latest, or an output dir (-> its latest)."""
     path = Path(path)
     if not path.exists():
-        raise CatvecError(f"weight directory {path} not found; run `catvec pretrain --out DIR` first")
+        raise InputNotFound(f"weight directory {path} not found; run `catvec pretrain --out DIR` first")
     if path.is_dir() and not (path / MANIFEST_FILE).exists() and (path / "latest").exists():
         path = path / "latest"
     return path

@@ -25,7 +25,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from catvec import finetune as steps  # noqa: E402
 from catvec.config import FinetuneConfig, build_config, with_config_signature  # noqa: E402
-from catvec.errors import CatvecError  # noqa: E402
+from catvec.errors import CatvecError, InputNotFound  # noqa: E402
 
 REPORT_KEY = "catvec-finetune-report"
 ALIGNMENT_KEY = "catvec-finetune-alignment"
@@ -39,7 +39,7 @@ def input_not_ready(task, task_run, state) -> bool:
     writing its version) or the OS failed; a table that is there but wrong fails at once."""
     exc = state.data
     if isinstance(exc, CatvecError):
-        return " not found" in str(exc)
+        return isinstance(exc, InputNotFound)
     return isinstance(exc, OSError)
 
 
@@ -132,9 +132,11 @@ def finetune_flow(**params) -> str:
         logger.error("finetune failed: nothing was published; %s/latest is unchanged", cfg.out)
         raise
     report = result.path / "report.md"
+    files = [f"- [{name}]({(result.path / name).resolve().as_uri()})"
+             for name in ("report.md", "training_curves.png", "metrics.json") if (result.path / name).is_file()]
+    markdown = report.read_text(encoding="utf-8") if report.is_file() else f"# catvec finetune {result.version}\n"
     create_markdown_artifact(key=REPORT_KEY, description=f"catvec finetune {result.version}",
-                             markdown=report.read_text(encoding="utf-8") if report.is_file()
-                             else f"# catvec finetune {result.version}\n")
+                             markdown=markdown + "\n## Files\n\n" + "\n".join(files) + "\n")
     create_table_artifact(key=ALIGNMENT_KEY, table=alignment_rows(result.alignment),
                           description="AlignmentReport per pretrained column")
     create_link_artifact(key=MODEL_KEY, link=result.path.resolve().as_uri(), link_text=str(result.path),

@@ -34,7 +34,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact  # 
 
 from catvec import pipeline  # noqa: E402
 from catvec.config import PretrainConfig, build_config, with_config_signature  # noqa: E402
-from catvec.errors import CatvecError  # noqa: E402
+from catvec.errors import CatvecError, InputNotFound  # noqa: E402
 
 REPORT_KEY = "catvec-pretrain-report"
 VERSION_KEY = "catvec-pretrain-version"
@@ -47,7 +47,7 @@ def events_not_ready(task, task_run, state) -> bool:
     a file that is there but wrong (bad columns, bad times) fails at once."""
     exc = state.data
     if isinstance(exc, CatvecError):
-        return " not found" in str(exc)
+        return isinstance(exc, InputNotFound)
     return isinstance(exc, OSError)
 
 
@@ -163,6 +163,8 @@ def pretrain_report(manifest: dict, path: Path) -> str:
         "|---|---|---|",
     ]
     lines += [f"| {e['epoch']} | {e['loss']:.4f} | {e.get('seconds', '')} |" for e in t.get("epochs", [])]
+    lines += ["", "## Files", ""] + [f"- [{name}]({(path / name).resolve().as_uri()})"
+                                      for name in ("report.md", "vector_map.png") if (path / name).is_file()]
     quality = manifest.get("quality")
     if isinstance(quality, dict) and quality:
         lines += ["", "## Quality", "", "| metric | value |", "|---|---|"]

@@ -46,18 +46,26 @@ def test_every_step_has_a_task_and_only_loads_retry(finetune_module):
     assert retrying == ["load_table_step", "load_vectors_step"]
 
 
-def test_loads_retry_only_while_an_input_is_missing(finetune_module):
+def test_loads_retry_only_while_an_input_is_missing(finetune_module, tmp_path):
     from prefect.states import Failed
 
     from catvec.errors import CatvecError
+    from catvec.tables import read_frame
+    from catvec.vectors import resolve_version_dir
 
-    def retried(exc):
-        return finetune_module.input_not_ready(None, None, Failed(data=exc))
+    def retried(call):
+        try:
+            call()
+        except Exception as exc:  # the real error each loader raises
+            return finetune_module.input_not_ready(None, None, Failed(data=exc))
+        raise AssertionError("expected the call to fail")
 
-    assert retried(CatvecError("weight directory artifacts/latest not found; run `catvec pretrain --out DIR` first"))
-    assert retried(CatvecError("table file labels.csv not found; pass a CSV, TSV or Parquet file"))
-    assert not retried(CatvecError("labels.csv: target column 'spent' is missing"))
-    assert not retried(RuntimeError("bug"))
+    assert retried(lambda: resolve_version_dir(tmp_path / "artifacts" / "latest"))
+    assert retried(lambda: read_frame(tmp_path / "labels.csv", "table", "--table"))
+    (tmp_path / "empty.csv").write_text("")
+    assert not retried(lambda: read_frame(tmp_path / "empty.csv", "table", "--table"))
+    assert not finetune_module.input_not_ready(None, None, Failed(data=CatvecError("x not found")))
+    assert not finetune_module.input_not_ready(None, None, Failed(data=RuntimeError("bug")))
 
 
 def test_run_step_sees_every_step_and_alignment_rows(finetune_module, weights, sample_labels, tmp_path):

@@ -57,12 +57,13 @@ def test_every_pipeline_step_has_a_task(pretrain_module):
 def test_retry_condition_only_for_missing_input(pretrain_module):
     from prefect.states import Failed
 
-    from catvec.errors import CatvecError
+    from catvec.errors import CatvecError, InputNotFound
 
     def retried(exc):
         return pretrain_module.events_not_ready(None, None, Failed(data=exc))
 
-    assert retried(CatvecError("events file x.csv not found; pass --events PATH (CSV, TSV or Parquet)"))
+    assert retried(InputNotFound("events file x.csv not found; pass --events PATH (CSV, TSV or Parquet)"))
+    assert not retried(CatvecError("config file p.toml not found"))
     assert retried(OSError(5, "Input/output error"))
     assert not retried(CatvecError("x.csv: column 'item' is missing"))
     assert not retried(ValueError("bug"))
