@@ -278,20 +278,13 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None, run_
     except OSError as exc:
         raise CatvecError(f"writing checkpoints to {checkpoints} failed ({describe_os_error(exc)}); "
                           f"latest is unchanged") from None
-    name, staging = store.stage()
-    try:
+    with store.staged() as (name, staging):
         manifest = {"kind": "finetune", "parent": parent, "params": dataclasses.asdict(cfg),
                     "input": {"table": labeled.name, "checksum": labeled.checksum,
                               "vectors": sorted(vectors)}}
         run_step(export_step, staging, fits[cfg.mode], fits.get("scratch") if cfg.mode != "scratch" else None,
                  prepared, labeled, roles, vocabs, aligned, cfg, name, manifest)
         final = run_step(publish_step, cfg.out, name, staging, cfg.keep)
-    except OSError as exc:
-        store.discard(staging)
-        raise CatvecError(f"writing to {cfg.out} failed ({describe_os_error(exc)}); latest is unchanged") from None
-    except BaseException:
-        store.discard(staging)
-        raise
     shutil.rmtree(checkpoints, ignore_errors=True)
     metrics = json.loads((final / "metrics.json").read_text(encoding="utf-8"))
     log.info("finetune: version %s, best %s %s", name, main_metric(roles.task), metrics["best"][main_metric(roles.task)])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from catvec.config import HOLDOUT_MODES, PretrainConfig, export_formats, parse_duration
 from catvec.errors import CatvecError
-from catvec.store import VersionStore, describe_os_error
+from catvec.store import VersionStore
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,10 @@ def input_checksum(cfg: PretrainConfig, events=None) -> str:
     path = cfg.events_path
     if not path.is_file():
         read_frame(path)  # raises the clear not-found / directory message
-    return file_checksum(path)
+    try:
+        return file_checksum(path)
+    except OSError as exc:
+        raise CatvecError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
 def corpus_cache_key(cfg: PretrainConfig, checksum: str) -> str:
@@ -244,8 +247,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, run_step=None) -> 
     store = VersionStore(cfg.out)
     store.prepare()
     parent = store.latest_name()
-    name, staging = store.stage()
-    try:
+    with store.staged() as (name, staging):
         t = time.perf_counter()
         corpus = None if events is not None else run_step(cached_corpus, cfg, checksum)
         timings["corpus_cached"] = corpus is not None
@@ -273,12 +275,6 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, run_step=None) -> 
         run_step(export_step, vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
         final = run_step(publish_step, store, name, staging, cfg.keep)
-    except OSError as exc:
-        store.discard(staging)
-        raise CatvecError(f"writing to {cfg.out} failed ({describe_os_error(exc)}); latest is unchanged") from None
-    except BaseException:
-        store.discard(staging)
-        raise
     from catvec.vectors import read_manifest
 
     log.info("pretrain: version %s in %.1fs", name, time.perf_counter() - t0)

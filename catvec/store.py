@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import shutil
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -78,6 +79,20 @@ class VersionStore:
 
     def discard(self, staging: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
+
+    @contextmanager
+    def staged(self):
+        """`with store.staged() as (name, staging):` a private staging dir that is removed
+        if the block fails; a write error becomes one clear line. Commit inside the block."""
+        name, staging = self.stage()
+        try:
+            yield name, staging
+        except OSError as exc:
+            self.discard(staging)
+            raise CatvecError(f"writing to {self.root} failed ({describe_os_error(exc)}); latest is unchanged") from None
+        except BaseException:
+            self.discard(staging)
+            raise
 
     def publish(self, name: str) -> None:
         """Point `latest` at `name` atomically (build a new link, rename it over)."""

@@ -9,6 +9,7 @@ rows of a DataFrame.
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from catvec.errors import CatvecError, InputNotFound
@@ -42,6 +43,8 @@ def read_frame(source, what: str = "events", flag: str = "--events", sep: str = 
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise CatvecError(f"{name}: unknown format {path.suffix or '(no extension)'!r}; use .csv, .tsv or .parquet")
+    if not os.access(path, os.R_OK):
+        raise CatvecError(f"{name}: cannot read the file (permission denied)")
     if path.stat().st_size == 0:
         raise CatvecError(f"{name}: the file is empty; expected a header row and rows")
     # Hash the file while polars parses it: both release the GIL, so they overlap.
@@ -62,7 +65,10 @@ def read_frame(source, what: str = "events", flag: str = "--events", sep: str = 
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CatvecError(f"{name}: cannot read the {what} as {kind} ({first})") from None
         frame = frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
-        return frame, name, checksum.result()
+        try:
+            return frame, name, checksum.result()
+        except OSError as exc:
+            raise CatvecError(f"{name}: cannot read the file ({exc.strerror or exc})") from None
 
 
 def file_checksum(path) -> str:

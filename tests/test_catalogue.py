@@ -162,3 +162,21 @@ def test_damaged_weight_files(tmp_path, capsys, how, message):
 def test_similar_unknown_key(earlier, capsys):
     assert main(["similar", "--vectors", str(earlier), "no-such-item"]) == 2
     assert "'no-such-item' is not in the vectors" in capsys.readouterr().err
+
+
+def test_unreadable_events_file(tmp_path, earlier, capsys, monkeypatch):
+    path = tmp_path / "events.csv"
+    path.write_text(two_users())
+    real_open = open
+
+    def refuse(file, *args, **kwargs):  # root reads anything: simulate a permission error
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", refuse)
+    before = digest(earlier)
+    assert main(["pretrain", "--events", str(path), "--out", str(earlier), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the file (Permission denied)" in err and err.count("\n") == 1
+    assert digest(earlier) == before

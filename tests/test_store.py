@@ -68,3 +68,13 @@ def test_output_path_that_is_a_file(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(CatvecError, match="cannot write to output directory"):
         VersionStore(tmp_path / "file").prepare()
+
+
+def test_staged_block_failure_leaves_nothing(tmp_path):
+    store = VersionStore(tmp_path / "out")
+    with pytest.raises(CatvecError, match="no space left on device"):
+        with store.staged() as (name, staging):
+            (staging / "vectors.safetensors").write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert list((tmp_path / "out" / ".staging").iterdir()) == []
+    assert store.versions() == [] and store.latest_name() is None
