@@ -31,8 +31,8 @@ SWEEPS = {"window": [3, 10, 20, 50], "epochs": [5, 20, 40], "sample": [0.0, 1e-4
 def main() -> int:
     if movielens_dir() is None:
         return 0
-    from catvec.pipeline import read_events_step
-    from catvec.tune import prepare_corpus, run_trial
+    from catvec.pretraining.pipeline import read_events_step
+    from catvec.pretraining.tune import prepare_corpus, run_trial
 
     cfg = movielens_config(workers=2, **START)
     table = read_events_step(cfg)

@@ -46,7 +46,7 @@ NOTES = """## Reading the tables
 
 
 def next_item(tmp: Path) -> tuple[list[list], dict]:
-    from catvec.pipeline import pretrain
+    from catvec.pretraining.pipeline import pretrain
 
     rows = []
     runs = {"catvec defaults": {}, "gensim text defaults": TEXT_DEFAULTS}
@@ -78,9 +78,9 @@ def genre_table() -> "object":
 def genres(tmp: Path, seeds: int) -> list[list]:
     import polars as pl
 
-    from catvec.config import FinetuneConfig
-    from catvec.finetune import finetune
-    from catvec.pipeline import pretrain
+    from catvec.base.config import FinetuneConfig
+    from catvec.finetuning.pipeline import finetune
+    from catvec.pretraining.pipeline import pretrain
 
     vectors = pretrain(movielens_config(out=str(tmp / "full"))).path
     table = genre_table()

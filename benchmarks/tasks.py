@@ -16,8 +16,8 @@ from pathlib import Path
 
 
 def extract_catvec(events: str, out: str) -> dict:
-    from catvec.corpus import build_corpus
-    from catvec.events import read_events
+    from catvec.pretraining.corpus import build_corpus
+    from catvec.pretraining.events import read_events
 
     t = time.perf_counter()
     corpus = build_corpus(read_events(events), out)
@@ -52,8 +52,8 @@ def extract_pandas(events: str, out: str) -> dict:
 
 def pretrain_catvec(events: str, out: str, epochs: str, workers: str, refresh: str = "1") -> dict:
     """catvec pretrain end to end (read, extract, train, map, write) as the CLI runs it."""
-    from catvec.config import PretrainConfig
-    from catvec.pipeline import pretrain
+    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.pipeline import pretrain
 
     cfg = PretrainConfig(events=events, out=out, epochs=int(epochs), workers=int(workers), refresh=refresh == "1")
     t = time.perf_counter()
@@ -68,7 +68,7 @@ def gensim_bare(corpus: str, epochs: str, workers: str) -> dict:
     """gensim Word2Vec on the same corpus file with the same parameters as catvec's defaults."""
     from gensim.models import Word2Vec
 
-    from catvec.config import PretrainConfig
+    from catvec.base.config import PretrainConfig
 
     d = PretrainConfig()
     t = time.perf_counter()
@@ -80,7 +80,7 @@ def gensim_bare(corpus: str, epochs: str, workers: str) -> dict:
 
 
 def align_catvec(n_keys: str) -> dict:
-    from catvec.align import align
+    from catvec.finetuning.align import align
 
     vectors, vocab = _align_inputs(int(n_keys))
     t = time.perf_counter()
@@ -108,8 +108,8 @@ def _align_inputs(n: int):
     """n pretrained keys; a vocab of n entries sharing 90% of them, in another order."""
     import numpy as np
 
-    from catvec.vectors import Vectors
-    from catvec.vocab import UNK, Vocab
+    from catvec.base.vectors import Vectors
+    from catvec.finetuning.vocab import UNK, Vocab
 
     rng = np.random.default_rng(0)
     vectors = Vectors([f"item{i}" for i in range(n)], rng.normal(size=(n, 32)).astype(np.float32))
@@ -123,7 +123,7 @@ def finetune_steps(n_rows: str, sparse: str, steps: str = "60") -> dict:
     import numpy as np
     import torch
 
-    from catvec.embedding import PretrainedEmbedding, build_optimizers
+    from catvec.finetuning.embedding import PretrainedEmbedding, build_optimizers
 
     torch.manual_seed(0)
     torch.set_num_threads(2)

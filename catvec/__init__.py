@@ -2,20 +2,25 @@
 
 `import catvec` stays light: numpy, polars, gensim, torch and prefect are imported by
 the functions that need them. The public names below resolve on first use.
+
+Layout (docs/architecture.md): catvec.base (keys, tables, config, vectors, store),
+catvec.pretraining (events -> vectors), catvec.finetuning (vectors -> a tabular model),
+catvec.reports (markdown, terminal lines, pictures) and catvec.cli on top.
 """
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Vectors": "catvec.vectors",
-    "save_vectors": "catvec.vectors",
-    "load_vectors": "catvec.vectors",
-    "CatvecError": "catvec.errors",
-    "PretrainConfig": "catvec.config",
-    "pretrain": "catvec.pipeline",
-    "FinetuneConfig": "catvec.config",
-    "predict": "catvec.finetune",
-    "load_model": "catvec.modeldir",
+    "Vectors": "catvec.base.vectors",
+    "save_vectors": "catvec.base.vectors",
+    "load_vectors": "catvec.base.vectors",
+    "CatvecError": "catvec.base.errors",
+    "PretrainConfig": "catvec.base.config",
+    "pretrain": "catvec.pretraining.pipeline",
+    "FinetuneConfig": "catvec.base.config",
+    "finetune": "catvec.finetuning.pipeline",
+    "predict": "catvec.finetuning.predict",
+    "load_model": "catvec.finetuning.modeldir",
 }
 
 __all__ = ["__version__", *_LAZY]

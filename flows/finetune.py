@@ -23,9 +23,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact  # noqa: E402
 
-from catvec import finetune as steps  # noqa: E402
-from catvec.config import FinetuneConfig, build_config, with_config_signature  # noqa: E402
-from catvec.errors import CatvecError, InputNotFound  # noqa: E402
+from catvec.finetuning import pipeline as steps  # noqa: E402
+from catvec.base.config import FinetuneConfig, build_config, with_config_signature  # noqa: E402
+from catvec.base.errors import CatvecError, InputNotFound  # noqa: E402
 
 REPORT_KEY = "catvec-finetune-report"
 ALIGNMENT_KEY = "catvec-finetune-alignment"
@@ -93,7 +93,7 @@ def publish_model(out, version: str, staging, keep: int = 0):
     return steps.publish_step(out, version, staging, keep)
 
 
-# catvec.finetune step name -> its task; a step missing here still runs, as a plain call
+# catvec.finetuning.pipeline step name -> its task; a step missing here still runs, as a plain call
 TASKS = {"load_table_step": load_table, "load_vectors_step": load_vectors, "resolve_roles_step": resolve_roles,
          "build_vocabs_step": build_vocabs, "align_step": align, "prepare_step": prepare, "train_step": train,
          "export_step": export_model, "publish_step": publish_model}

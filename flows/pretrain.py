@@ -1,6 +1,6 @@
 """The pretrain flow: `catvec pretrain` as a Prefect flow, one task per pipeline step.
 
-The tasks are thin wrappers around the step functions in catvec.pipeline, the same ones
+The tasks are thin wrappers around the step functions in catvec.pretraining.pipeline, the same ones
 `catvec pretrain` runs, so a flow run and a CLI run with the same parameters produce the
 same version (bit-identical vectors with exact=True). The parameters are the fields of
 PretrainConfig, with the same names and defaults.
@@ -32,9 +32,9 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_link_artifact, create_markdown_artifact  # noqa: E402
 
-from catvec import pipeline  # noqa: E402
-from catvec.config import PretrainConfig, build_config, with_config_signature  # noqa: E402
-from catvec.errors import CatvecError, InputNotFound  # noqa: E402
+from catvec.pretraining import pipeline  # noqa: E402
+from catvec.base.config import PretrainConfig, build_config, with_config_signature  # noqa: E402
+from catvec.base.errors import CatvecError, InputNotFound  # noqa: E402
 
 REPORT_KEY = "catvec-pretrain-report"
 VERSION_KEY = "catvec-pretrain-version"

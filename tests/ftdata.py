@@ -9,7 +9,7 @@ N_CLUSTERS, PER_CLUSTER, DIM = 6, 10, 8
 
 def item_vectors(seed: int = 0):
     """Vectors for items 500..559: one direction per cluster plus a little noise."""
-    from catvec.vectors import Vectors
+    from catvec.base.vectors import Vectors
 
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((N_CLUSTERS, DIM)) * 2
@@ -39,7 +39,7 @@ def labeled_rows(n: int = 400, seed: int = 1, labeled_share: float = 0.5):
 
 def write_inputs(tmp_path: Path, n: int = 400):
     """-> (weight dir, labels.csv) under tmp_path."""
-    from catvec.vectors import save_vectors
+    from catvec.base.vectors import save_vectors
 
     vectors_dir = save_vectors(item_vectors(), tmp_path / "vectors" / "v1", {"kind": "pretrain"})
     table = tmp_path / "labels.csv"

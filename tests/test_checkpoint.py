@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from catvec.checkpoint import INDEX, load_checkpoint, save_checkpoint
-from catvec.errors import CatvecError
+from catvec.finetuning.checkpoint import INDEX, load_checkpoint, save_checkpoint
+from catvec.base.errors import CatvecError
 
 
 def optimizer_state():

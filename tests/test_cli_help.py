@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from catvec.cli import build_parser, main
+from catvec.cli.main import build_parser, main
 
 from conftest import REPO
 

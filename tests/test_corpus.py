@@ -3,9 +3,9 @@
 import polars as pl
 import pytest
 
-from catvec.corpus import build_corpus
-from catvec.errors import CatvecError
-from catvec.events import read_events
+from catvec.pretraining.corpus import build_corpus
+from catvec.base.errors import CatvecError
+from catvec.pretraining.events import read_events
 
 
 def lines_as_keys(corpus):

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from catvec.store import VersionStore
-from catvec.vectors import load_vectors, read_manifest
+from catvec.base.store import VersionStore
+from catvec.base.vectors import load_vectors, read_manifest
 
 FAST = ["--epochs", "3", "--dim", "16", "--exact", "-q"]
 POINTS = ["events-read", "training-epoch", "vectors-written", "before-commit", "before-publish"]
@@ -19,7 +19,7 @@ def pretrain(out, *extra, kill_at=None):
     env.pop("CATVEC_KILL_AT", None)
     if kill_at:
         env["CATVEC_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "catvec.cli", "pretrain", "--out", str(out), *FAST, *extra],
+    return subprocess.run([sys.executable, "-m", "catvec.cli.main", "pretrain", "--out", str(out), *FAST, *extra],
                           env=env, capture_output=True, text=True)
 
 

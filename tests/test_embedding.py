@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from catvec.embedding import PretrainedEmbedding, build_optimizers, param_groups
-from catvec.model import TabularEmbeddingModel
+from catvec.finetuning.embedding import PretrainedEmbedding, build_optimizers, param_groups
+from catvec.finetuning.model import TabularEmbeddingModel
 
 N, DIM = 12, 4
 

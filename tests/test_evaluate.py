@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from catvec.evaluate import NextItemTask, encode_task, next_item_metrics, popularity_metrics, summarize
+from catvec.pretraining.evaluation import NextItemTask, encode_task, next_item_metrics, popularity_metrics, summarize
 
 KEYS = ["a", "b", "c", "d", "e"]
 

@@ -4,8 +4,8 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from catvec.errors import CatvecError
-from catvec.events import read_events
+from catvec.base.errors import CatvecError
+from catvec.pretraining.events import read_events
 
 
 def test_csv_reads_ids_as_strings(write_csv):

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from catvec.cli import main
-from catvec.modeldir import load_model
-from catvec.vectors import load_vectors
+from catvec.cli.main import main
+from catvec.finetuning.modeldir import load_model
+from catvec.base.vectors import load_vectors
 from ftdata import labeled_rows, write_inputs
 
 FAST = ["--epochs", "3", "--batch-size", "64", "--hidden", "16"]
@@ -29,7 +29,7 @@ def finetune_args(inputs, out, *extra):
 
 def test_finetune_compare_then_predict_end_to_end(tmp_path, inputs):
     out = tmp_path / "models"
-    run = subprocess.run([sys.executable, "-m", "catvec.cli", *finetune_args(inputs, out, "--compare",
+    run = subprocess.run([sys.executable, "-m", "catvec.cli.main", *finetune_args(inputs, out, "--compare",
                           "--cat-cols", "item_id,color")], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     version = run.stdout.strip().splitlines()[-1]
@@ -132,7 +132,7 @@ def test_bad_tables_fail_cleanly_and_leave_earlier_results_alone(tmp_path, input
 
 
 def test_weight_file_from_another_format_version(tmp_path, inputs, capsys):
-    from catvec.vectors import MANIFEST_FILE, finish_manifest
+    from catvec.base.vectors import MANIFEST_FILE, finish_manifest
 
     vectors_dir = inputs[0]
     manifest = json.loads((vectors_dir / MANIFEST_FILE).read_text())

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from catvec.modeldir import load_model
-from catvec.vectors import read_manifest
+from catvec.finetuning.modeldir import load_model
+from catvec.base.vectors import read_manifest
 from ftdata import write_inputs
 
 FAST = ["--epochs", "3", "--batch-size", "64", "--hidden", "16", "--exact", "-q"]
@@ -19,7 +19,7 @@ def finetune(inputs, out, kill_at=None, *extra):
     env = {k: v for k, v in os.environ.items() if k != "CATVEC_KILL_AT"}
     if kill_at:
         env["CATVEC_KILL_AT"] = kill_at
-    argv = [sys.executable, "-m", "catvec.cli", "finetune", "--vectors", str(vectors_dir), "--table", str(table),
+    argv = [sys.executable, "-m", "catvec.cli.main", "finetune", "--vectors", str(vectors_dir), "--table", str(table),
             "--target", "y", "--out", str(out), *FAST, *extra]
     return subprocess.run(argv, env=env, capture_output=True, text=True)
 

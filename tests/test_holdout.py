@@ -7,12 +7,12 @@ import sys
 import polars as pl
 import pytest
 
-from catvec.config import PretrainConfig
-from catvec.corpus import build_corpus
-from catvec.errors import CatvecError
-from catvec.events import read_events
-from catvec.holdout import HOLDOUT_FILE, evaluate_version, load_heldout
-from catvec.pipeline import pretrain
+from catvec.base.config import PretrainConfig
+from catvec.pretraining.corpus import build_corpus
+from catvec.base.errors import CatvecError
+from catvec.pretraining.events import read_events
+from catvec.pretraining.evaluation import HOLDOUT_FILE, evaluate_version, load_heldout
+from catvec.pretraining.pipeline import pretrain
 
 EVENTS = (
     "user_id,item_id,timestamp\n"
@@ -130,7 +130,7 @@ def test_cached_corpus_keeps_the_holdout(held_version):
 
 def test_cli_evaluate(held_version, tmp_path):
     result, events = held_version
-    run = subprocess.run([sys.executable, "-m", "catvec.cli", "evaluate", "--vectors", str(result.path),
+    run = subprocess.run([sys.executable, "-m", "catvec.cli.main", "evaluate", "--vectors", str(result.path),
                           "--events", str(events)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "| test | vectors |" in run.stdout and "| valid | popularity |" in run.stdout
@@ -139,7 +139,7 @@ def test_cli_evaluate(held_version, tmp_path):
 def test_cli_evaluate_needs_a_holdout_version(tmp_path):
     out = tmp_path / "art"
     pretrain(PretrainConfig(out=str(out), epochs=1, dim=8, exact=True, vector_map=False))
-    run = subprocess.run([sys.executable, "-m", "catvec.cli", "evaluate", "--vectors", str(out)],
+    run = subprocess.run([sys.executable, "-m", "catvec.cli.main", "evaluate", "--vectors", str(out)],
                          capture_output=True, text=True)
     assert run.returncode == 2
     assert "--holdout last" in run.stderr and "Traceback" not in run.stderr

@@ -6,7 +6,7 @@ import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catvec.keys import escape_key, normalize_keys, to_key, unescape_key
+from catvec.base.keys import escape_key, normalize_keys, to_key, unescape_key
 
 
 def test_float_ids_never_become_dot_zero():

@@ -11,13 +11,14 @@ import polars as pl
 import pytest
 import torch
 
-from catvec.config import FinetuneConfig, build_config
-from catvec.finetune import (align_step, build_vocabs_step, export_step, finetune, load_table_step,
-                             load_vectors_step, predict, prepare_step, resolve_roles_step, train_step)
-from catvec.model import TabularEmbeddingModel, embedding_size
-from catvec.modeldir import load_model
-from catvec.tabular import feature_arrays
-from catvec.train import predict_output
+from catvec.base.config import FinetuneConfig, build_config
+from catvec.finetuning.pipeline import (align_step, build_vocabs_step, export_step, finetune, load_table_step,
+                                        load_vectors_step, prepare_step, resolve_roles_step, train_step)
+from catvec.finetuning.predict import predict
+from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
+from catvec.finetuning.modeldir import load_model
+from catvec.finetuning.labeled import feature_arrays
+from catvec.finetuning.training import predict_output
 from ftdata import write_inputs
 
 
@@ -102,8 +103,8 @@ def test_early_stopping_stops_after_patience(tmp_path, inputs):
 
 KILL_AT_EPOCH_3 = """
 import json, os, signal, sys
-from catvec.config import FinetuneConfig, build_config
-from catvec.finetune import finetune
+from catvec.base.config import FinetuneConfig, build_config
+from catvec.finetuning.pipeline import finetune
 
 def on_epoch(mode, epoch, total, info):
     if epoch == 3:
@@ -151,7 +152,7 @@ def test_classification_tasks(tmp_path, inputs, target, task, metric):
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_unfreeze_after_makes_frozen_rows_train(tmp_path, inputs, sparse):
-    from catvec.vectors import load_vectors
+    from catvec.base.vectors import load_vectors
 
     result = finetune(config(tmp_path, inputs, mode="frozen", unfreeze_after=1, epochs=3, patience=3,
                              embedding_lr=0.05, sparse=sparse))
@@ -164,8 +165,8 @@ def test_unfreeze_after_makes_frozen_rows_train(tmp_path, inputs, sparse):
 
 
 def test_split_by_column_and_by_group():
-    from catvec.errors import CatvecError
-    from catvec.tabular import split_rows
+    from catvec.base.errors import CatvecError
+    from catvec.finetuning.labeled import split_rows
 
     frame = pl.DataFrame({"g": ["a", "a", "b", "b", "c", "c", "d", "d"],
                           "s": ["train", "val", "TRAIN", "train", "Val", "train", "train", "train"]})
@@ -178,7 +179,7 @@ def test_split_by_column_and_by_group():
 
 
 def test_metrics_against_hand_computed_values():
-    from catvec.metrics import auc, macro_f1, task_metrics
+    from catvec.finetuning.metrics import auc, macro_f1, task_metrics
 
     assert auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
     assert auc(np.array([0, 1]), np.array([0.5, 0.5])) == pytest.approx(0.5)     # ties count half
@@ -189,7 +190,7 @@ def test_metrics_against_hand_computed_values():
 
 @pytest.mark.parametrize("mode", ["frozen", "partial"])
 def test_exported_rows_of_a_fixed_layer_equal_the_pretrained_vectors(tmp_path, inputs, mode):
-    from catvec.vectors import load_vectors
+    from catvec.base.vectors import load_vectors
 
     result = finetune(config(tmp_path, inputs, mode=mode, weight_decay=0.5, epochs=2))
     exported = load_vectors(result.path / "embeddings" / "item_id")

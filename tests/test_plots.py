@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from catvec.errors import CatvecError
-from catvec.plots import pca_2d, plot_training_curves, plot_vector_map, read_item_attributes
-from catvec.vectors import Vectors
+from catvec.base.errors import CatvecError
+from catvec.reports.plots import pca_2d, plot_training_curves, plot_vector_map, read_item_attributes
+from catvec.base.vectors import Vectors
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -74,8 +74,8 @@ def test_training_curves_single_run_and_missing_values(tmp_path):
 
 
 def test_pretrain_writes_map_and_report(tmp_path, sample_items):
-    from catvec.config import PretrainConfig
-    from catvec.pipeline import pretrain
+    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.pipeline import pretrain
 
     result = pretrain(PretrainConfig(out=str(tmp_path), epochs=2, dim=8, exact=True, item_attributes=str(sample_items)))
     assert {"vector_map.png", "report.md"} <= set(result.manifest["files"])

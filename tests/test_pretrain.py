@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catvec.cli import main
-from catvec.config import PretrainConfig
-from catvec.pipeline import pretrain
-from catvec.vectors import load_vectors, read_manifest
+from catvec.cli.main import main
+from catvec.base.config import PretrainConfig
+from catvec.pretraining.pipeline import pretrain
+from catvec.base.vectors import load_vectors, read_manifest
 
 FAST = ["--epochs", "3", "--dim", "16", "--exact"]
 
@@ -69,7 +69,7 @@ def test_second_run_has_parent_and_uses_cache(sample_run):
 
 def test_exact_mode_identical_across_processes(tmp_path):
     for name in ("a", "b"):
-        subprocess.run([sys.executable, "-m", "catvec.cli", "pretrain", "--out", str(tmp_path / name), "-q", *FAST],
+        subprocess.run([sys.executable, "-m", "catvec.cli.main", "pretrain", "--out", str(tmp_path / name), "-q", *FAST],
                        check=True, capture_output=True)
     for file in ("vectors.safetensors", "keys.json"):
         assert (tmp_path / "a/latest" / file).read_bytes() == (tmp_path / "b/latest" / file).read_bytes()
@@ -166,14 +166,14 @@ def test_bad_toml(tmp_path, capsys):
 
 
 def test_real_command_exit_code(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "catvec.cli", "pretrain", "--events", str(tmp_path / "nope.csv")],
+    proc = subprocess.run([sys.executable, "-m", "catvec.cli.main", "pretrain", "--events", str(tmp_path / "nope.csv")],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("catvec: error: events file") and "Traceback" not in proc.stderr
 
 
 def test_import_and_help_stay_light():
-    code = ("import sys, catvec, catvec.cli; catvec.cli.build_parser().format_help();"
+    code = ("import sys, catvec, catvec.cli.main; catvec.cli.main.build_parser().format_help();"
             "print(sorted(m for m in ('torch','gensim','prefect','polars','pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == []

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from catvec.errors import CatvecError
-from catvec.store import VersionStore
+from catvec.base.errors import CatvecError
+from catvec.base.store import VersionStore
 
 
 def finish(store):

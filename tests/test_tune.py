@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from catvec.config import PretrainConfig, build_config, read_toml
-from catvec.errors import CatvecError
-from catvec.tune import SEARCH_SPACE, TuneBudget, candidate_params, tune, write_config_toml
+from catvec.base.config import PretrainConfig, build_config, read_toml
+from catvec.base.errors import CatvecError
+from catvec.pretraining.tune import SEARCH_SPACE, TuneBudget, candidate_params, tune, write_config_toml
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +72,12 @@ def test_toml_writer_keeps_awkward_strings(tmp_path):
 
 def test_cli_tune_then_pretrain_with_the_file(ring_events, tmp_path):
     best = tmp_path / "tuned.toml"
-    run = subprocess.run([sys.executable, "-m", "catvec.cli", "tune", "--events", str(ring_events), "--trials", "2",
+    run = subprocess.run([sys.executable, "-m", "catvec.cli.main", "tune", "--events", str(ring_events), "--trials", "2",
                           "--epochs", "3", "--dim", "8", "--exact", "--write", str(best)],
                          capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "trial 1/2" in run.stderr and "trial 2/2" in run.stderr
     assert run.stdout.strip().endswith(str(best))
-    run = subprocess.run([sys.executable, "-m", "catvec.cli", "pretrain", "--config", str(best), "--out",
+    run = subprocess.run([sys.executable, "-m", "catvec.cli.main", "pretrain", "--config", str(best), "--out",
                           str(tmp_path / "art"), "-q", "--no-vector-map"], capture_output=True, text=True, cwd=tmp_path)
     assert run.returncode == 0, run.stderr

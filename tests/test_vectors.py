@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from catvec.errors import CatvecError
-from catvec.vectors import (COMPLETE_FILE, MANIFEST_FILE, Vectors, export_projector, export_word2vec,
+from catvec.base.errors import CatvecError
+from catvec.base.vectors import (COMPLETE_FILE, MANIFEST_FILE, Vectors, export_projector, export_word2vec,
                             load_vectors, load_word2vec, read_manifest, save_vectors)
 
 ODD_KEYS = ["plain", "with space", "tab\there", "new\nline", "back\\slash", "ünï", "1001"]
@@ -58,7 +58,7 @@ def test_manifest_cannot_point_outside(tmp_path, vectors):
     manifest["files"]["../../etc/passwd"] = "sha256:" + "0" * 64
     manifest_path.write_text(json.dumps(manifest))
     # re-seal so only the path check can refuse it
-    from catvec.vectors import sha256_file
+    from catvec.base.vectors import sha256_file
 
     (tmp_path / "v" / COMPLETE_FILE).write_text("sha256:" + sha256_file(manifest_path))
     with pytest.raises(CatvecError, match="outside its directory"):

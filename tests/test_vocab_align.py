@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catvec.align import align
-from catvec.errors import CatvecError
-from catvec.vectors import Vectors
-from catvec.vocab import UNK, Vocab, build_vocab
+from catvec.finetuning.align import align
+from catvec.base.errors import CatvecError
+from catvec.base.vectors import Vectors
+from catvec.finetuning.vocab import UNK, Vocab, build_vocab
 
 
 @pytest.fixture
@@ -107,6 +107,6 @@ def test_zero_overlap_is_an_error_and_low_coverage_a_warning(vectors, caplog):
         align(vectors, vocab, counts=vocab.counts(column))
     column = pl.Series(["100", "a", "b", "c"])
     vocab = build_vocab(column, vectors.keys)
-    with caplog.at_level(logging.WARNING, logger="catvec.align"):
+    with caplog.at_level(logging.WARNING, logger="catvec.finetuning.align"):
         align(vectors, vocab, counts=vocab.counts(column))
     assert "low pretrained coverage: 1/4 values, 25.0% of rows" in caplog.text

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from catvec.store import LATEST
-from catvec.vectors import load_vectors
+from catvec.base.store import LATEST
+from catvec.base.vectors import load_vectors
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def test_serve_and_trigger_pretrain_then_finetune(prefect_api, served, sample_ev
     import httpx
     from prefect.deployments import run_deployment
 
-    from catvec.modeldir import load_model
+    from catvec.finetuning.modeldir import load_model
 
     process, log_path = served
     artifacts_dir, models_dir = tmp_path / "artifacts", tmp_path / "models"

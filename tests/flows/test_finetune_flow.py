@@ -4,11 +4,11 @@ import dataclasses
 
 import pytest
 
-from catvec import finetune as ft
-from catvec import pipeline
-from catvec.cli import main as catvec_main
-from catvec.config import FinetuneConfig, PretrainConfig, field_types
-from catvec.store import LATEST
+from catvec.finetuning import pipeline as ft
+from catvec.pretraining import pipeline
+from catvec.cli.main import main as catvec_main
+from catvec.base.config import FinetuneConfig, PretrainConfig, field_types
+from catvec.base.store import LATEST
 
 FAST = dict(target="spend", epochs=2, exact=True, hidden="8")
 
@@ -49,9 +49,9 @@ def test_every_step_has_a_task_and_only_loads_retry(finetune_module):
 def test_loads_retry_only_while_an_input_is_missing(finetune_module, tmp_path):
     from prefect.states import Failed
 
-    from catvec.errors import CatvecError
-    from catvec.tables import read_frame
-    from catvec.vectors import resolve_version_dir
+    from catvec.base.errors import CatvecError
+    from catvec.base.tables import read_frame
+    from catvec.base.vectors import resolve_version_dir
 
     def retried(call):
         try:

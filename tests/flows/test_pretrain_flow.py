@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from catvec import pipeline
-from catvec.cli import main as catvec_main
-from catvec.config import PretrainConfig, field_types
-from catvec.store import LATEST, STAGING
-from catvec.vectors import load_vectors, read_manifest
+from catvec.pretraining import pipeline
+from catvec.cli.main import main as catvec_main
+from catvec.base.config import PretrainConfig, field_types
+from catvec.base.store import LATEST, STAGING
+from catvec.base.vectors import load_vectors, read_manifest
 
 FAST = dict(dim=8, epochs=2, exact=True, vector_map=False)
 
@@ -57,7 +57,7 @@ def test_every_pipeline_step_has_a_task(pretrain_module):
 def test_retry_condition_only_for_missing_input(pretrain_module):
     from prefect.states import Failed
 
-    from catvec.errors import CatvecError, InputNotFound
+    from catvec.base.errors import CatvecError, InputNotFound
 
     def retried(exc):
         return pretrain_module.events_not_ready(None, None, Failed(data=exc))

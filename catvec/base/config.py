@@ -1,0 +1,360 @@
+"""Configuration: dataclass defaults < TOML file < CLI flag / flow parameter.
+
+One flat dataclass per command. Field names are the names everywhere: `embedding_lr` is
+`--embedding-lr` on the CLI, `embedding_lr` in TOML and in a flow's parameters. Every
+config is validated before any work starts (`validate()` raises CatvecError).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import os
+import re
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catvec.base.errors import CatvecError
+
+# holdout mode -> how many of each user's last items are kept out of training
+HOLDOUT_MODES = {"none": 0, "last": 1, "last2": 2}
+SAMPLE_EVENTS = Path(__file__).resolve().parents[2] / "data" / "events.csv"
+
+
+def opt(default, help: str, **extra):
+    """A config field with its help text (shown by --help and in the docs)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class PretrainConfig:
+    """Everything `catvec pretrain` and the pretrain flow take."""
+
+    # input
+    events: str = opt("", "events file (.csv, .tsv, .parquet); empty = the bundled sample")
+    out: str = opt("artifacts", "output directory; each run adds a version and moves OUT/latest")
+    user_col: str = opt("user_id", "user column")
+    item_col: str = opt("item_id", "item (category) column")
+    time_col: str = opt("timestamp", "time column: epoch seconds/ms or ISO-8601 text; '' = file order")
+    session_col: str = opt("", "optional session column; sequences are (user, session)")
+    basket_col: str = opt("", "basket mode: group unordered items by this column (order id)")
+    sep: str = opt("", "CSV delimiter; empty = ',' or tab for .tsv")
+    time_unit: str = opt("auto", "unit of numeric times: auto, s, ms, us")
+    drop_nulls: bool = opt(False, "drop events with an empty user/item/time instead of refusing the file")
+    # extraction
+    session_gap: str = opt("", "split a user's history after this inactivity gap, e.g. 30m, 2h, 1d")
+    collapse_repeats: bool = opt(True, "collapse immediate repeats of the same item")
+    min_count: int = opt(1, "drop items seen in fewer events than this")
+    min_sequence_length: int = opt(2, "drop sequences shorter than this")
+    max_sequence_length: int = opt(10000, "split longer sequences into chunks (gensim's limit is 10000)")
+    holdout: str = opt("none", "'last' keeps each user's last item out of training and scores next-item "
+                               "prediction on it; 'last2' also keeps the one before it (the validation item)")
+    # training
+    dim: int = opt(64, "vector size")
+    window: int = opt(10, "context window (basket mode: at least the largest basket)")
+    epochs: int = opt(10, "passes over the corpus")
+    negative: int = opt(5, "negative samples per positive pair")
+    ns_exponent: float = opt(1.0, "negative sampling exponent (0 = uniform, 1 = by frequency, <0 favours rare)")
+    sample: float = opt(1e-3, "downsampling threshold for frequent items (0 = off)")
+    alpha: float = opt(0.025, "initial learning rate")
+    min_alpha: float = opt(0.0001, "final learning rate")
+    max_final_vocab: int = opt(0, "keep at most this many items, most frequent first (0 = no cap)")
+    workers: int = opt(0, "training threads (0 = all cores); exact mode uses 1")
+    seed: int = opt(1, "random seed")
+    exact: bool = opt(False, "bit-identical vectors on repeated runs: one worker, fixed seed")
+    # evaluation and pictures
+    query_last: int = opt(1, "with holdout: the query is the mean of the user's last N items")
+    item_attributes: str = opt("", "optional CSV of item attributes (item column + attribute_col) to colour the vector map")
+    attribute_col: str = opt("", "column of item_attributes to colour by; empty = its second column")
+    vector_map: bool = opt(True, "draw a 2D PCA map of the vectors (vector_map.png) into each version")
+    # output
+    export: str = opt("", "also write interop files into the version: word2vec, projector (comma list)")
+    keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
+    refresh: bool = opt(False, "ignore the corpus cache and extract again")
+
+    def validate(self) -> "PretrainConfig":
+        _check_types(self)
+        for name in ("min_count", "min_sequence_length", "dim", "window", "epochs", "negative", "query_last"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("max_sequence_length", self.max_sequence_length, 2)
+        for name in ("max_final_vocab", "workers", "keep"):
+            _at_least(name, getattr(self, name), 0)
+        for name in ("sample", "alpha", "min_alpha"):
+            if getattr(self, name) < 0:
+                raise CatvecError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.alpha <= 0:
+            raise CatvecError(f"alpha must be > 0, got {self.alpha}")
+        if self.time_unit not in ("auto", "s", "ms", "us"):
+            raise CatvecError(f"time_unit must be one of auto, s, ms, us; got {self.time_unit!r}")
+        if self.holdout not in HOLDOUT_MODES:
+            raise CatvecError(f"holdout must be one of {', '.join(HOLDOUT_MODES)}; got {self.holdout!r}")
+        if self.item_attributes and not Path(self.item_attributes).is_file():
+            raise CatvecError(f"item_attributes: file {self.item_attributes} not found; pass a CSV with the item column")
+        if self.session_gap:
+            parse_duration(self.session_gap, "session_gap")
+        if self.basket_col and (self.session_col or self.session_gap):
+            raise CatvecError("basket_col cannot be combined with session_col or session_gap: baskets are the groups")
+        if self.basket_col and self.holdout != "none":
+            raise CatvecError("holdout applies to ordered histories, not to basket mode")
+        for fmt in export_formats(self.export):
+            if fmt not in ("word2vec", "projector"):
+                raise CatvecError(f"export: unknown format {fmt!r}; use word2vec and/or projector")
+        if not self.out:
+            raise CatvecError("out must name an output directory")
+        return self
+
+    @property
+    def events_path(self) -> Path:
+        return Path(self.events) if self.events else SAMPLE_EVENTS
+
+    @property
+    def effective_workers(self) -> int:
+        if self.exact:
+            return 1
+        return self.workers or max(1, os.cpu_count() or 1)
+
+
+def export_formats(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$")
+_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str, name: str = "duration") -> float:
+    """'30m' -> 1800.0 seconds. Units: s, m, h, d, w (a bare number is seconds)."""
+    match = _DURATION.match(str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise CatvecError(f"{name}: cannot read {text!r} as a positive duration; write e.g. 30m, 2h, 1d or 900")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+# ---- loading -----------------------------------------------------------------------
+
+def field_types(cls) -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def with_config_signature(cls):
+    """Decorator: `fn(**fields)` gets the signature of cls's fields (names, defaults, types),
+    so tools that read signatures, such as Prefect's flow parameters, see each field and
+    its current default. Example:
+
+        @with_config_signature(PretrainConfig)
+        def pretrain_flow(**params): ...
+    """
+    types_ = field_types(cls)
+    params = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+                                annotation=types_[f.name]) for f in dataclasses.fields(cls)]
+
+    def apply(fn):
+        signature = inspect.signature(fn)
+        fn.__signature__ = inspect.Signature(params, return_annotation=signature.return_annotation)
+        fn.__annotations__ = {**{p.name: p.annotation for p in params}, "return": signature.return_annotation}
+        return fn
+
+    return apply
+
+
+def read_toml(path: str | Path, cls) -> dict:
+    """Read a TOML config for `cls`: flat keys, or the same keys under a table named
+    after the command (`[pretrain]`). Unknown keys and wrong types are errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatvecError(f"config file {path} not found")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatvecError(f"config file {path}: not valid TOML ({exc})") from None
+    section = cls.__name__.removesuffix("Config").lower()
+    if isinstance(data.get(section), dict):
+        data = data[section]
+    types_ = field_types(cls)
+    for key, value in data.items():
+        if key not in types_:
+            close = difflib.get_close_matches(key.replace("-", "_"), list(types_), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise CatvecError(f"config file {path}: unknown key {key!r}{hint}")
+        data[key] = _coerce(key, value, types_[key], f"config file {path}")
+    return data
+
+
+def build_config(cls, config_file: str | Path | None = None, **overrides):
+    """defaults < TOML file < overrides (None means 'not given'), validated."""
+    values = read_toml(config_file, cls) if config_file else {}
+    if values:
+        try:  # a bad value in the file is reported against the file
+            cls(**values).validate()
+        except CatvecError as exc:
+            raise CatvecError(f"config file {config_file}: {exc}") from None
+    types_ = field_types(cls)
+    for key, value in overrides.items():
+        if key not in types_:
+            raise CatvecError(f"unknown option {key!r} for {cls.__name__}")
+        if value is not None:
+            values[key] = _coerce(key, value, types_[key], "option")
+    return cls(**values).validate()
+
+
+def _coerce(key, value, typ, where):
+    base = _base_type(typ)
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if base is bool and not isinstance(value, bool):
+        raise CatvecError(f"{where}: {key} must be true or false, got {value!r}")
+    if base is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise CatvecError(f"{where}: {key} must be an integer, got {value!r}")
+    if not isinstance(value, base):
+        raise CatvecError(f"{where}: {key} must be {base.__name__}, got {value!r}")
+    return value
+
+
+def _base_type(typ):
+    if isinstance(typ, types.UnionType) or typing.get_origin(typ) is typing.Union:
+        args = [a for a in typing.get_args(typ) if a is not type(None)]
+        return args[0]
+    return typ
+
+
+def _check_types(cfg) -> None:
+    for key, typ in field_types(type(cfg)).items():
+        value = getattr(cfg, key)
+        if value is None and typ is not _base_type(typ):
+            continue
+        _coerce(key, value, typ, "option")
+
+
+def _at_least(name: str, value, low) -> None:
+    if value < low:
+        raise CatvecError(f"{name} must be >= {low}, got {value}")
+
+
+# ---- finetune ----------------------------------------------------------------------
+
+FINETUNE_MODES = ("frozen", "finetune", "partial", "scratch")
+FINETUNE_TASKS = ("auto", "regression", "binary", "multiclass")
+
+
+@dataclass
+class FinetuneConfig:
+    """Everything `catvec finetune` and a finetune flow take."""
+
+    # input and output
+    vectors: str = opt("artifacts", "pretrained weights: a version dir, OUT/latest or OUT (its latest)")
+    table: str = opt("", "labeled table (.csv, .tsv, .parquet)")
+    target: str = opt("", "target column")
+    out: str = opt("models", "output directory; each run adds a version and moves OUT/latest")
+    cat_cols: str = opt("", "categorical columns, comma list; empty = the pretrained columns + text columns")
+    cont_cols: str = opt("", "continuous columns, comma list; empty = the other numeric columns")
+    pretrained_cols: str = opt("", "columns that start from pretrained vectors: COL or COL=DIR, comma list; "
+                                   "empty = the categorical column that best matches the vectors' keys")
+    task: str = opt("auto", "regression, binary, multiclass; auto = from the target's values")
+    # split
+    val_fraction: float = opt(0.2, "share of rows (or of group_col values) held out for validation")
+    split_col: str = opt("", "column of train / val values that decides the split instead")
+    group_col: str = opt("", "keep all rows of a value of this column on one side of the split")
+    # model
+    mode: str = opt("finetune", "pretrained rows: frozen, finetune, partial (only rows without a vector "
+                                "train) or scratch (random init, the baseline)")
+    oov_init: str = opt("normal", "rows without a pretrained vector: normal (pretrained mean and std), mean, zeros")
+    labeled_only: bool = opt(False, "vocab of labeled values only (default: also every pretrained key)")
+    emb_size_rule: str = opt("fastai", "size of embeddings without vectors: fastai (1.6*n^0.56) or half (min(50, n/2))")
+    emb_dims: str = opt("", "override embedding sizes: COL=DIM, comma list")
+    hidden: str = opt("128,64", "MLP layer sizes, comma list ('' = linear model)")
+    dropout: float = opt(0.1, "dropout after each MLP layer")
+    emb_dropout: float = opt(0.0, "dropout on the concatenated embeddings")
+    emb_l2: float = opt(0.0, "L2 penalty on the embedding rows used in each batch")
+    interactions: bool = opt(False, "add element-wise products of same-size embeddings")
+    # training
+    lr: float = opt(0.003, "learning rate of the MLP (and of randomly initialised embedding rows)")
+    embedding_lr: float = opt(0.0001, "learning rate of pretrained embedding rows in finetune mode")
+    weight_decay: float = opt(1e-4, "AdamW weight decay of the MLP weights (never of embeddings)")
+    epochs: int = opt(30, "most passes over the training rows")
+    batch_size: int = opt(128, "rows per step")
+    patience: int = opt(5, "stop after this many epochs without a better validation loss")
+    unfreeze_after: int = opt(0, "frozen / partial: make every row trainable after this many epochs (0 = never)")
+    sparse: bool = opt(False, "sparse embedding gradients with SparseAdam (very large vocabularies)")
+    seed: int = opt(0, "random seed (split, init, shuffling, dropout)")
+    exact: bool = opt(False, "deterministic: one thread and deterministic torch algorithms")
+    threads: int = opt(0, "torch threads (0 = 1 for tables under 200,000 rows, else all cores)")
+    compare: bool = opt(False, "also train the scratch baseline on the same split and report both")
+    resume: bool = opt(False, "continue from the last checkpoint of an interrupted run with the same inputs")
+    min_coverage: float = opt(0.5, "warn when fewer table rows than this have a pretrained vector")
+    keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
+
+    def validate(self) -> "FinetuneConfig":
+        _check_types(self)
+        for name in ("lr", "embedding_lr"):
+            if not getattr(self, name) > 0:
+                raise CatvecError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("weight_decay", "emb_l2", "min_coverage"):
+            if getattr(self, name) < 0:
+                raise CatvecError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("epochs", "patience"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("batch_size", self.batch_size, 2)
+        for name in ("unfreeze_after", "keep", "threads"):
+            _at_least(name, getattr(self, name), 0)
+        if not 0 < self.val_fraction < 1:
+            raise CatvecError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+        for name in ("dropout", "emb_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise CatvecError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        _one_of("mode", self.mode, FINETUNE_MODES)
+        _one_of("task", self.task, FINETUNE_TASKS)
+        _one_of("oov_init", self.oov_init, ("normal", "mean", "zeros"))
+        _one_of("emb_size_rule", self.emb_size_rule, ("fastai", "half"))
+        if self.split_col and self.group_col:
+            raise CatvecError("split_col and group_col cannot be combined: the split column decides alone")
+        if not self.out:
+            raise CatvecError("out must name an output directory")
+        self.hidden_sizes
+        self.emb_dim_overrides
+        self.pretrained_map
+        return self
+
+    @property
+    def hidden_sizes(self) -> list[int]:
+        try:
+            sizes = [int(p) for p in comma_list(self.hidden)]
+        except ValueError:
+            raise CatvecError(f"hidden: expected layer sizes like 128,64; got {self.hidden!r}") from None
+        if any(s < 1 for s in sizes):
+            raise CatvecError(f"hidden: layer sizes must be >= 1; got {self.hidden!r}")
+        return sizes
+
+    @property
+    def emb_dim_overrides(self) -> dict[str, int]:
+        out = {}
+        for part in comma_list(self.emb_dims):
+            col, _, dim = part.rpartition("=")
+            if not col or not dim.strip().isdigit() or int(dim) < 1:
+                raise CatvecError(f"emb_dims: expected COL=DIM items like channel=4; got {part!r}")
+            out[col.strip()] = int(dim)
+        return out
+
+    @property
+    def pretrained_map(self) -> dict[str, str]:
+        """column -> weight dir ('' entries use `vectors`)."""
+        out = {}
+        for part in comma_list(self.pretrained_cols):
+            col, sep, directory = part.partition("=")
+            if not col.strip() or (sep and not directory.strip()):
+                raise CatvecError(f"pretrained_cols: expected COL or COL=DIR items; got {part!r}")
+            out[col.strip()] = directory.strip() or self.vectors
+        return out
+
+
+def comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _one_of(name: str, value: str, allowed) -> None:
+    if value not in allowed:
+        raise CatvecError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

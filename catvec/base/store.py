@@ -1,0 +1,192 @@
+"""Versioned output directories: staging, the completeness marker, an atomic `latest`.
+
+Layout of an output directory OUT:
+
+    OUT/<version>/        complete versions (each has a COMPLETE marker, written last)
+    OUT/latest -> <version>   a relative symlink, replaced atomically (rename)
+    OUT/.staging/<version>/   runs in progress; moved to OUT/<version> when complete
+    OUT/.cache/               reusable intermediate results (the corpus cache)
+
+A run writes only inside its own staging directory, renames it into place when every
+file and the marker are on disk, then swaps `latest`. A crash at any point leaves the
+previous `latest` whole; overlapping runs never share a directory, and the last run to
+complete wins `latest`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import secrets
+import shutil
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from catvec.base.errors import CatvecError
+from catvec.base.faults import fault_point
+
+log = logging.getLogger(__name__)
+
+LATEST = "latest"
+STAGING = ".staging"
+COMPLETE = "COMPLETE"
+
+
+class VersionStore:
+    """Versions under one output directory. Example:
+
+        store = VersionStore("artifacts")
+        name, tmp = store.stage()        # write files into tmp ...
+        store.commit(name, tmp)          # ... then it becomes artifacts/<name>
+        store.publish(name)              # and artifacts/latest points at it
+    """
+
+    def __init__(self, root):
+        self.root = Path(root)
+
+    def prepare(self) -> None:
+        """Create the output directory, or say clearly why it cannot be written."""
+        try:
+            (self.root / STAGING).mkdir(parents=True, exist_ok=True)
+            probe = self.root / STAGING / f".probe{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise CatvecError(f"cannot write to output directory {self.root} ({describe_os_error(exc)})") from None
+        self._clean_stale_staging()
+
+    def stage(self) -> tuple[str, Path]:
+        """A fresh version name and its private staging directory."""
+        self.prepare()
+        name = new_version_name()
+        path = self.root / STAGING / name
+        path.mkdir()
+        (path / ".pid").write_text(str(os.getpid()), encoding="utf-8")
+        return name, path
+
+    def commit(self, name: str, staging: Path) -> Path:
+        """Move a staged version (which must hold its COMPLETE marker) into place."""
+        if not (staging / COMPLETE).is_file():
+            raise RuntimeError(f"refusing to commit {staging}: no {COMPLETE} marker")
+        fault_point("before-commit")
+        (staging / ".pid").unlink(missing_ok=True)
+        final = self.root / name
+        os.rename(staging, final)
+        _fsync_dir(self.root)
+        return final
+
+    def discard(self, staging: Path) -> None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    @contextmanager
+    def staged(self):
+        """`with store.staged() as (name, staging):` a private staging dir that is removed
+        if the block fails; a write error becomes one clear line. Commit inside the block."""
+        name, staging = self.stage()
+        try:
+            yield name, staging
+        except OSError as exc:
+            self.discard(staging)
+            raise CatvecError(f"writing to {self.root} failed ({describe_os_error(exc)}); latest is unchanged") from None
+        except BaseException:
+            self.discard(staging)
+            raise
+
+    def publish(self, name: str) -> None:
+        """Point `latest` at `name` atomically (build a new link, rename it over)."""
+        tmp = self.root / f".{LATEST}.{os.getpid()}.{secrets.token_hex(3)}"
+        os.symlink(name, tmp)
+        fault_point("before-publish")
+        os.replace(tmp, self.root / LATEST)
+        _fsync_dir(self.root)
+
+    def latest_name(self) -> str | None:
+        link = self.root / LATEST
+        if not link.is_symlink() and not link.exists():
+            return None
+        target = os.readlink(link) if link.is_symlink() else None
+        return Path(target).name if target else None
+
+    def versions(self) -> list[str]:
+        """Complete versions, oldest first."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and (p / COMPLETE).is_file())
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest `keep` complete versions; never the one `latest` names."""
+        if keep <= 0:
+            return []
+        current = self.latest_name()
+        doomed = [v for v in self.versions()[:-keep] if v != current]
+        for name in doomed:
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        if doomed:
+            log.info("removed %d old version(s): %s", len(doomed), ", ".join(doomed))
+        return doomed
+
+    def _clean_stale_staging(self) -> None:
+        """Remove staging dirs and half-made `latest` links left by runs that died."""
+        for link in self.root.glob(f".{LATEST}.*"):
+            try:
+                pid = int(link.name.split(".")[2])
+            except (IndexError, ValueError):
+                continue
+            if not _alive(pid):
+                link.unlink(missing_ok=True)
+        for path in (self.root / STAGING).iterdir():
+            pid_file = path / ".pid"
+            try:
+                pid = int(pid_file.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                pid = None
+            if pid is not None and _alive(pid):
+                continue
+            if pid is None and path.is_dir():
+                # no pid yet: a run may be between mkdir and writing it; leave young ones
+                try:
+                    if (datetime.now().timestamp() - path.stat().st_mtime) < 3600:
+                        continue
+                except OSError:
+                    continue
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def new_version_name() -> str:
+    """Sortable by time, unique across overlapping runs: 20261121T233000Z-3f9a1c."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
+
+
+def describe_os_error(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "no space left on device; free some space or choose another --out"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied; choose a writable --out"
+    if exc.errno == errno.EROFS:
+        return "read-only file system; choose a writable --out"
+    return exc.strerror or str(exc)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,289 @@
+"""`Vectors` (keys + float32 matrix), their weight files, and interop exports.
+
+A weight directory holds:
+
+    vectors.safetensors   tensor "vectors", float32 (n_keys, dim)
+    keys.json             the keys in row order (a JSON list of strings)
+    manifest.json         format version, library versions, parameters, checksums, stats
+    COMPLETE              written last; holds the manifest's sha256
+
+Nothing on the load path unpickles: safetensors and JSON only. Every file listed in the
+manifest is checked against its sha256 on load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from catvec.base.errors import CatvecError, InputNotFound
+from catvec.base.faults import fault_point
+from catvec.base.keys import escape_key, unescape_key
+
+FORMAT = "catvec-vectors"
+FORMAT_VERSION = 1
+VECTORS_FILE = "vectors.safetensors"
+KEYS_FILE = "keys.json"
+MANIFEST_FILE = "manifest.json"
+COMPLETE_FILE = "COMPLETE"
+TENSOR_NAME = "vectors"
+
+
+@dataclass(eq=False)
+class Vectors:
+    """Pretrained keys and their vectors: row i of `matrix` is the vector of `keys[i]`."""
+
+    keys: list[str]
+    matrix: np.ndarray  # (n_keys, dim) float32
+
+    def __post_init__(self):
+        self.keys = list(self.keys)
+        self.matrix = np.ascontiguousarray(self.matrix, dtype=np.float32)
+        if self.matrix.ndim != 2 or self.matrix.shape[0] != len(self.keys):
+            raise CatvecError(f"vectors: {len(self.keys)} keys but a matrix of shape {self.matrix.shape}")
+        if len(set(self.keys)) != len(self.keys):
+            raise CatvecError("vectors: duplicated keys")
+
+    @cached_property
+    def key_to_index(self) -> dict[str, int]:
+        return {k: i for i, k in enumerate(self.keys)}
+
+    @property
+    def index_to_key(self) -> list[str]:
+        return self.keys
+
+    @property
+    def dim(self) -> int:
+        return int(self.matrix.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __contains__(self, key) -> bool:
+        return key in self.key_to_index
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        try:
+            return self.matrix[self.key_to_index[key]]
+        except KeyError:
+            raise KeyError(f"key {key!r} not in vectors") from None
+
+    def most_similar(self, key: str, topn: int = 10) -> list[tuple[str, float]]:
+        """The `topn` keys closest to `key` by cosine similarity, best first.
+
+        Example: vectors.most_similar("1001", topn=5) -> [("1003", 0.91), ...]
+        """
+        if key not in self.key_to_index:
+            raise CatvecError(f"key {key!r} is not in the vectors ({len(self)} keys); check the id or min_count")
+        unit = self._unit
+        scores = unit @ unit[self.key_to_index[key]]                # (n_keys,)
+        scores[self.key_to_index[key]] = -np.inf
+        topn = min(topn, len(self) - 1)
+        best = np.argpartition(-scores, topn)[:topn] if topn < len(self) - 1 else np.arange(len(self))
+        best = best[np.argsort(-scores[best], kind="stable")][:topn]
+        return [(self.keys[i], float(scores[i])) for i in best]
+
+    @cached_property
+    def _unit(self) -> np.ndarray:
+        norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
+        return self.matrix / np.maximum(norms, 1e-12)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON through a temp file + fsync + rename: never a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extra_files=()) -> Path:
+    """Write a complete weight directory (vectors, keys, manifest, COMPLETE marker).
+
+    `extra_files` names files already written in `directory` that the manifest checksums too.
+
+    Example: save_vectors(vectors, "out/v1", {"params": {...}}); load_vectors("out/v1")
+    """
+    from safetensors.numpy import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # No safetensors metadata: its header order is not stable across processes, and
+    # exact mode promises byte-identical files. The manifest carries the format instead.
+    save_file({TENSOR_NAME: vectors.matrix}, str(directory / VECTORS_FILE))
+    os.chmod(directory / VECTORS_FILE, 0o644)
+    write_json(directory / KEYS_FILE, vectors.keys)
+    _fsync(directory / VECTORS_FILE)
+    fault_point("vectors-written")
+    finish_manifest(directory, manifest or {}, [VECTORS_FILE, KEYS_FILE, *extra_files],
+                    shape=[len(vectors), vectors.dim])
+    return directory
+
+
+def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) -> dict:
+    """Add checksums of `files` to the manifest, write it, then the COMPLETE marker."""
+    directory = Path(directory)
+    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, **extra}
+    manifest["files"] = {name: "sha256:" + sha256_file(directory / name) for name in files}
+    write_json(directory / MANIFEST_FILE, manifest)
+    marker = directory / COMPLETE_FILE
+    marker.write_text("sha256:" + sha256_file(directory / MANIFEST_FILE) + "\n", encoding="utf-8")
+    _fsync(marker)
+    return manifest
+
+
+def resolve_version_dir(path) -> Path:
+    """A version dir, OUT/latest, or an output dir (-> its latest)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFound(f"weight directory {path} not found; run `catvec pretrain --out DIR` first")
+    if path.is_dir() and not (path / MANIFEST_FILE).exists() and (path / "latest").exists():
+        path = path / "latest"
+    return path
+
+
+def read_manifest(path, verify: bool = True) -> dict:
+    """The manifest of a complete version directory, checked against its COMPLETE marker."""
+    directory = resolve_version_dir(path)
+    manifest_path = directory / MANIFEST_FILE
+    marker = directory / COMPLETE_FILE
+    if not directory.is_dir() or not manifest_path.is_file():
+        raise CatvecError(f"{directory}: not a catvec weight directory (no {MANIFEST_FILE})")
+    if not marker.is_file():
+        raise CatvecError(f"{directory}: incomplete version (no {COMPLETE_FILE} marker); the run that wrote it did not finish")
+    if verify:
+        expected = marker.read_text(encoding="utf-8").strip()
+        if expected != "sha256:" + sha256_file(manifest_path):
+            raise CatvecError(f"{manifest_path}: checksum does not match {COMPLETE_FILE}; the file was changed or damaged")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CatvecError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise CatvecError(f"{manifest_path}: not a catvec manifest (no 'files' table)")
+    if verify:
+        for name, digest in manifest["files"].items():
+            file = _inside(directory, name)
+            if not file.is_file():
+                raise CatvecError(f"{directory}: {name} listed in the manifest is missing")
+            if "sha256:" + sha256_file(file) != digest:
+                raise CatvecError(f"{file}: checksum does not match the manifest; the file was changed or damaged")
+    return manifest
+
+
+def load_vectors(path, verify: bool = True) -> Vectors:
+    """Load vectors from a version dir, OUT/latest or OUT (its latest). No unpickling.
+
+    Example: vectors = load_vectors("artifacts/latest"); vectors.most_similar("1001")
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    directory = resolve_version_dir(path)
+    manifest = read_manifest(directory, verify=verify)
+    if manifest.get("format") != FORMAT:
+        raise CatvecError(f"{directory}: format {manifest.get('format')!r} is not {FORMAT!r}")
+    if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
+        raise CatvecError(f"{directory}: format version {manifest['format_version']} is newer than this catvec reads; upgrade catvec")
+    try:
+        tensors = load_file(str(directory / VECTORS_FILE))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CatvecError(f"{directory / VECTORS_FILE}: not a readable safetensors file ({exc})") from None
+    if TENSOR_NAME not in tensors:
+        raise CatvecError(f"{directory / VECTORS_FILE}: no tensor named {TENSOR_NAME!r}")
+    try:
+        keys = json.loads((directory / KEYS_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CatvecError(f"{directory / KEYS_FILE}: not a readable JSON list of keys ({exc})") from None
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise CatvecError(f"{directory / KEYS_FILE}: expected a JSON list of strings")
+    matrix = tensors[TENSOR_NAME]
+    if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[0] != len(keys):
+        raise CatvecError(f"{directory}: {len(keys)} keys do not match the {matrix.dtype} matrix of shape {matrix.shape}")
+    return Vectors(keys=keys, matrix=matrix)
+
+
+def _inside(directory: Path, name: str) -> Path:
+    """A file named in a manifest, refusing names that would leave the directory."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise CatvecError(f"{directory}: the manifest names a file outside its directory ({name!r})")
+    return directory / name
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+# ---- interop exports ----------------------------------------------------------------
+
+def export_word2vec(vectors: Vectors, path) -> Path:
+    """word2vec text format (gensim `KeyedVectors.load_word2vec_format` reads it).
+
+    Keys with whitespace, control characters or backslashes are escaped (catvec.base.keys);
+    `load_word2vec` restores them exactly.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(f"{len(vectors)} {vectors.dim}\n")
+        for key, row in zip(vectors.keys, vectors.matrix):
+            fh.write(escape_key(key) + " " + " ".join(repr(float(x)) for x in row) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load_word2vec(path) -> Vectors:
+    """Read a word2vec text file written by `export_word2vec` (or any word2vec text file)."""
+    path = Path(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            n, dim = (int(x) for x in fh.readline().split())
+            keys, rows = [], []
+            for line in fh:
+                parts = line.rstrip("\n").split(" ")
+                keys.append(unescape_key(parts[0]))
+                rows.append([float(x) for x in parts[1:dim + 1]])
+    except (OSError, ValueError) as exc:
+        raise CatvecError(f"{path}: not a word2vec text file ({exc})") from None
+    if len(keys) != n:
+        raise CatvecError(f"{path}: header says {n} vectors, found {len(keys)}")
+    return Vectors(keys=keys, matrix=np.asarray(rows, dtype=np.float32).reshape(len(keys), dim))
+
+
+def export_projector(vectors: Vectors, directory, metadata: dict[str, dict] | None = None) -> tuple[Path, Path]:
+    """TensorBoard projector files: vectors.tsv (one row per key) + metadata.tsv.
+
+    metadata maps a column name to {key: value}; keys and values are escaped so a tab or
+    newline never breaks a row.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vec_path, meta_path = directory / "vectors.tsv", directory / "metadata.tsv"
+    np.savetxt(vec_path, vectors.matrix, delimiter="\t", fmt="%.7g")
+    columns = list(metadata or {})
+    with open(meta_path, "w", encoding="utf-8", newline="\n") as fh:
+        if columns:
+            fh.write("\t".join(["key", *columns]) + "\n")
+        for key in vectors.keys:
+            cells = [escape_key(key)] + [escape_key(str(metadata[c].get(key, ""))) for c in columns]
+            fh.write("\t".join(cells) + "\n")
+    return vec_path, meta_path

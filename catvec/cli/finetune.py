@@ -1,0 +1,91 @@
+"""`catvec finetune` and `catvec predict`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from catvec.cli.options import EpochProgress, add_common, add_config_arguments, config_from_args, say
+from catvec.base.config import FinetuneConfig
+
+FINETUNE_EXAMPLE = """examples:
+  catvec pretrain --out artifacts
+  catvec finetune --vectors artifacts/latest --table data/labels.csv --target spend \\
+      --cat-cols item_id,channel --cont-cols price,quantity --compare --out models
+  catvec finetune --table labels.parquet --target churned --pretrained-cols merchant=vectors/latest \\
+      --mode partial --unfreeze-after 3
+  catvec finetune --config finetune.toml --embedding-lr 0.003   # flags override the file
+"""
+
+PREDICT_EXAMPLE = """examples:
+  catvec predict --model models/latest --table new_rows.csv --out scored.csv
+  catvec predict --model models --table new_rows.parquet --out scored.parquet
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("finetune", help="train a tabular model whose embeddings start from pretrained vectors",
+                       description="Align pretrained vectors to the labeled table's categories, train a "
+                                   "PyTorch tabular model (embeddings + MLP) with validation, early stopping "
+                                   "and per-epoch checkpoints, and write a new model version to OUT.",
+                       epilog=FINETUNE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(p, FinetuneConfig)
+    add_common(p)
+    p.set_defaults(run=run_finetune)
+
+    q = sub.add_parser("predict", help="score new rows with a model from `catvec finetune`",
+                       description="Unseen categories go to <unk>; the output holds the input columns "
+                                   "plus `prediction` (and p_<class> probabilities for classifiers).",
+                       epilog=PREDICT_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("--model", required=True, help="a model version dir, OUT/latest or OUT (its latest)")
+    q.add_argument("--table", required=True, help="rows to score (.csv, .tsv, .parquet)")
+    q.add_argument("--out", required=True, help="output file (.csv or .parquet)")
+    add_common(q)
+    q.set_defaults(run=run_predict)
+
+
+def run_finetune(args) -> int:
+    from catvec.finetuning.pipeline import finetune
+    from catvec.reports.render import alignment_lines, comparison_lines
+
+    cfg = config_from_args(FinetuneConfig, args)
+    say(args, f"catvec finetune: {cfg.table or '(no table)'} -> {cfg.out}")
+    bars: dict[str, EpochProgress] = {}
+
+    def on_epoch(mode, epoch, total, info):
+        bar = bars.get(mode)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[mode] = EpochProgress(total, mode, quiet=args.quiet)
+        bar(epoch, total, info)
+
+    try:
+        result = finetune(cfg, on_epoch=on_epoch, on_roles=lambda roles: say(args, *role_lines(roles)))
+    except KeyboardInterrupt:
+        print("catvec finetune: stopped; run the same command with --resume to continue after the last "
+              "finished epoch", file=sys.stderr)
+        raise
+    finally:
+        for bar in bars.values():
+            bar.close()
+    say(args, *alignment_lines(result.alignment), *comparison_lines(result.metrics))
+    print(result.path)
+    return 0
+
+
+def role_lines(roles) -> list[str]:
+    pretrained = ", ".join(f"{c} <- {d}" for c, d in roles.pretrained.items()) or "none"
+    return [f"target {roles.target} ({roles.task}"
+            + (f", {len(roles.classes)} classes)" if roles.classes else ")"),
+            f"categorical: {', '.join(roles.cat_cols) or 'none'}; continuous: {', '.join(roles.cont_cols) or 'none'}",
+            f"pretrained: {pretrained}"]
+
+
+def run_predict(args) -> int:
+    from catvec.finetuning.predict import predict
+
+    result = predict(args.model, args.table, args.out)
+    say(args, f"scored {result.rows} rows")
+    print(result.path)
+    return 0

@@ -1,0 +1,82 @@
+"""What the command modules share: flags generated from the config dataclasses,
+common flags, printing, and per-epoch progress."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and the result path")
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=()) -> None:
+    """One flag per dataclass field (`foo_bar` -> `--foo-bar`), default None = not given."""
+    from catvec.base.config import field_types
+
+    types_ = field_types(cls)
+    parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file; flags override it")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.name in positional:
+            continue
+        section = f.metadata.get("section", "options")
+        group = groups.setdefault(section, parser.add_argument_group(section))
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
+        typ = types_[f.name]
+        if typ is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            base = typ if typ in (int, float, str) else str
+            group.add_argument(flag, dest=f.name, type=base, default=None, metavar=f.name.upper(), help=help_text)
+
+
+def config_from_args(cls, args: argparse.Namespace):
+    from catvec.base.config import build_config
+
+    names = [f.name for f in dataclasses.fields(cls)]
+    overrides = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    return build_config(cls, getattr(args, "config", None), **overrides)
+
+
+def say(args, *lines: str) -> None:
+    """Print to stdout unless --quiet."""
+    if not getattr(args, "quiet", False):
+        for line in lines:
+            print(line, flush=True)
+
+
+class EpochProgress:
+    """Per-epoch progress on stderr: a tqdm bar on a terminal, one line per epoch otherwise."""
+
+    def __init__(self, total: int, label: str, quiet: bool = False):
+        self.quiet = quiet
+        self.bar = None
+        self.label = label
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="epoch", file=sys.stderr, leave=True)
+
+    def __call__(self, epoch: int, total: int, info: dict) -> None:
+        if self.quiet:
+            return
+        text = " ".join(f"{k}={_fmt(v)}" for k, v in info.items() if k != "epoch")
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.update(1)
+        else:
+            print(f"{self.label}: epoch {epoch}/{total} {text}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,1 +1,0 @@
-"""One module per CLI command family; each exposes register(subparsers)."""

@@ -1,0 +1,1 @@
+"""The finetune wing: vocab, alignment, embedding layers, tabular model, training, model dirs, prediction, and its pipeline."""

@@ -1,0 +1,178 @@
+"""The fit loop: mini-batches, validation metrics per epoch, early stopping, a checkpoint
+per epoch and resume.
+
+Every epoch reseeds the shuffling and dropout from (seed, epoch), so a run resumed from
+the checkpoint of epoch k continues exactly as the uninterrupted run would have. The
+checkpoint (model, optimizer state, history, best state) is replaced atomically after
+each epoch, as safetensors + JSON (catvec.finetuning.checkpoint): nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from catvec.finetuning.checkpoint import load_checkpoint, save_checkpoint
+from catvec.finetuning.embedding import build_optimizers
+from catvec.base.faults import fault_point
+from catvec.finetuning.metrics import task_metrics
+from catvec.finetuning.model import TabularEmbeddingModel
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class TrainData:
+    """Arrays for one split each; y is in model units (regression: standardised)."""
+
+    task: str
+    x_cat: tuple[np.ndarray, np.ndarray]      # (n, n_cat) int64 for train, val
+    x_cont: tuple[np.ndarray, np.ndarray]     # (n, n_cont) float32
+    y: tuple[np.ndarray, np.ndarray]          # (n,) float32 or int64
+    y_mean: float = 0.0                       # regression: model units -> target units
+    y_std: float = 1.0
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 3e-3
+    embedding_lr: float = 1e-4
+    weight_decay: float = 1e-4
+    emb_l2: float = 0.0
+    patience: int = 5
+    unfreeze_after: int = 0
+    sparse: bool = False
+    seed: int = 0
+
+
+@dataclass
+class FitResult:
+    model: TabularEmbeddingModel       # with the best epoch's weights
+    history: list[dict]
+    best_epoch: int
+    stopped_early: bool
+    resumed_from: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def fit(model: TabularEmbeddingModel, data: TrainData, settings: TrainSettings, checkpoint_dir=None,
+        resume: bool = False, on_epoch=None) -> FitResult:
+    """Train with early stopping on validation loss; checkpoint after every epoch.
+
+    on_epoch(epoch, total, info) is called after each epoch with that epoch's metrics.
+    Example: result = fit(model, data, TrainSettings(epochs=20), "out/.checkpoints/abc")
+    """
+    s = settings
+    optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
+    history, best, bad, start, unfrozen = [], None, 0, 0, False
+    path = Path(checkpoint_dir) if checkpoint_dir else None
+    state = load_checkpoint(path) if resume and path is not None else None
+    if resume and state is None:
+        log.info("resume: no checkpoint for these inputs and options%s; starting at epoch 1",
+                 f" in {path}" if path else "")
+    elif resume:
+        if state.get("unfrozen"):
+            unfrozen = model.unfreeze()
+            optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
+        model.load_state_dict(state["model"])
+        for opt, opt_state in zip(optimizers, state["optimizers"]):
+            opt.load_state_dict(opt_state)
+        history, best, bad, start = state["history"], state["best"], state["bad"], state["epoch"]
+        log.info("resuming after epoch %d from %s", start, path)
+    stopped = bool(history) and bad >= s.patience
+    for epoch in range(start + 1, s.epochs + 1):
+        if stopped:
+            break
+        if s.unfreeze_after and epoch == s.unfreeze_after + 1 and model.unfreeze():
+            unfrozen = True
+            optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
+            log.info("epoch %d: embeddings unfrozen", epoch)
+        train_loss = _train_epoch(model, data, s, optimizers, epoch)
+        # train-split metrics (eval mode) beside validation ones, for the training curves
+        on_train = {"train_" + k.removeprefix("val_"): v for k, v in evaluate(model, data, split=0).items()
+                    if k != "val_loss"}
+        row = {"epoch": epoch, "train_loss": train_loss, **on_train, **evaluate(model, data, split=1)}
+        history.append(row)
+        if best is None or row["val_loss"] < best["val_loss"] - 1e-12:
+            best = {"epoch": epoch, "val_loss": row["val_loss"], "spec": copy.deepcopy(model.spec),
+                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            bad = 0
+        else:
+            bad += 1
+        stopped = bad >= s.patience and epoch < s.epochs
+        if path is not None:
+            save_checkpoint(path, tag=f"epoch{epoch}", state={"epoch": epoch, "model": model.state_dict(),
+                                    "optimizers": [o.state_dict() for o in optimizers],
+                                    "history": history, "best": best, "bad": bad, "unfrozen": unfrozen})
+        fault_point("finetune-epoch")
+        if on_epoch is not None:
+            on_epoch(epoch, s.epochs, row)
+    best_model = TabularEmbeddingModel.from_state(best["spec"], best["state"])
+    return FitResult(model=best_model, history=history, best_epoch=best["epoch"],
+                     stopped_early=stopped, resumed_from=start)
+
+
+def _train_epoch(model, data: TrainData, s: TrainSettings, optimizers, epoch: int) -> float:
+    model.train()
+    torch.manual_seed(s.seed * 100_003 + epoch)                      # dropout of this epoch
+    gen = torch.Generator().manual_seed(s.seed * 100_003 + epoch)
+    x_cat, x_cont, y = (torch.from_numpy(a[0]) for a in (data.x_cat, data.x_cont, data.y))
+    n = len(y)
+    order = torch.randperm(n, generator=gen)                          # (n,)
+    total, seen = 0.0, 0
+    for begin in range(0, n, s.batch_size):
+        idx = order[begin:begin + s.batch_size]                       # (batch,)
+        if len(idx) < 2 and seen:  # BatchNorm cannot train on a batch of one
+            continue
+        out = model(x_cat[idx], x_cont[idx])                          # (batch, out_dim)
+        loss = loss_fn(data.task, out, y[idx])
+        total_loss = loss + s.emb_l2 * model.last_emb_l2 if s.emb_l2 else loss
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        total_loss.backward()
+        for opt in optimizers:
+            opt.step()
+        total += float(loss.detach()) * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+def loss_fn(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """out (batch, out_dim); y (batch,) -> scalar loss for the task."""
+    if task == "regression":
+        return F.mse_loss(out[:, 0], y)
+    if task == "binary":
+        return F.binary_cross_entropy_with_logits(out[:, 0], y)
+    return F.cross_entropy(out, y)
+
+
+@torch.no_grad()
+def predict_output(model, x_cat: np.ndarray, x_cont: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Raw model output in eval mode: (n, out_dim) float32 numpy."""
+    model.eval()
+    parts = [model(torch.from_numpy(x_cat[i:i + batch_size]), torch.from_numpy(x_cont[i:i + batch_size]))
+             for i in range(0, len(x_cat), batch_size)]
+    if not parts:
+        return np.zeros((0, model.spec["out_dim"]), dtype=np.float32)
+    return torch.cat(parts).numpy()
+
+
+def evaluate(model, data: TrainData, split: int = 1) -> dict:
+    """val_loss (model units) and the task metrics (target units) on one split."""
+    out = predict_output(model, data.x_cat[split], data.x_cont[split])
+    y = data.y[split]
+    loss = float(loss_fn(data.task, torch.from_numpy(out), torch.from_numpy(y)))
+    if data.task == "regression":
+        metrics = task_metrics("regression", y * data.y_std + data.y_mean, out[:, 0] * data.y_std + data.y_mean)
+    else:
+        metrics = task_metrics(data.task, y, out[:, 0] if data.task == "binary" else out)
+    return {"val_loss": loss, **{f"val_{k}": v for k, v in metrics.items()}}

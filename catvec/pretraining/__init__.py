@@ -1,0 +1,1 @@
+"""The pretrain wing: events -> corpus -> skip-gram vectors, next-item evaluation, tuning, and its pipeline."""

@@ -1,0 +1,193 @@
+"""Events -> corpus: ordering, sessions, baskets, filters, token encoding, the corpus file.
+
+The corpus file holds one sequence per line as integer token ids separated by spaces;
+`Corpus.keys[id]` is the key of token `id`. Writing ids instead of keys is what lets keys
+carry spaces, tabs or newlines: gensim only ever sees ids.
+
+Rules, applied in this order (all vectorised in polars, no Python loop per user):
+
+1. order: each user's events by time, ties by input position (stable, deterministic);
+   with a session column, by (user, session) first; basket mode groups by basket id;
+2. sessions: a new sequence starts after an inactivity gap longer than session_gap;
+3. collapse_repeats: an event with the same item as the one before it in its sequence
+   is dropped (A A B A -> A B A);
+4. min_count: items seen in fewer events than min_count are dropped;
+5. min_sequence_length: shorter sequences are dropped;
+6. max_sequence_length: longer sequences are split into consecutive chunks, never
+   truncated (gensim silently truncates at 10,000 tokens).
+
+Holdout (`holdout=1` or `2`, after rule 3, before rule 4): each user's last event (and
+the one before it, the validation item, with 2) is kept out of the corpus and returned
+as `Corpus.heldout`, for users with at least holdout + 2 events.
+
+Token ids follow frequency (most frequent first, ties by key), so the file is the same
+for the same events whatever their input order within a time tie.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from catvec.base.errors import CatvecError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Corpus:
+    path: Path
+    keys: list[str]
+    stats: dict = field(default_factory=dict)
+    basket: bool = False
+    heldout: object = None  # polars DataFrame user, item, role ('test' | 'valid'), or None
+
+    @property
+    def longest(self) -> int:
+        return int(self.stats["lengths"]["max"])
+
+
+def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bool = False,
+                 collapse_repeats: bool = True, min_count: int = 1, min_sequence_length: int = 2,
+                 max_sequence_length: int = 10000, holdout: int = 0, source: str = "events") -> Corpus:
+    """EventsTable -> Corpus written at `path`.
+
+    Example: build_corpus(read_events("data/events.csv"), "corpus.txt", session_gap_s=1800)
+    """
+    import polars as pl
+
+    frame = events.frame
+    stats = {"events_read": events.stats.get("events_read", frame.height),
+             "dropped": dict(events.stats.get("dropped", {}))}
+    lf = sequence_frame(events, session_gap_s=session_gap_s, basket=basket, collapse_repeats=collapse_repeats)
+    heldout = None
+    if holdout and not basket:
+        marked = lf.with_columns(_held=held_out_mask(holdout)).collect()
+        held = marked.filter(pl.col("_held"))
+        last = pl.int_range(pl.len()).over("user") == pl.len().over("user") - 1
+        heldout = held.select("user", "item", role=pl.when(last).then(pl.lit("test")).otherwise(pl.lit("valid")))
+        seq_frame = marked.filter(~pl.col("_held")).select("user", "item", "seq")
+    else:
+        seq_frame = lf.select("user", "item", "seq").collect()
+    if collapse_repeats and not basket:
+        stats["dropped"]["repeats_collapsed"] = frame.height - seq_frame.height - (heldout.height if heldout is not None else 0)
+    if heldout is not None:
+        stats["heldout"] = {"events": heldout.height, "users": int(heldout["user"].n_unique())}
+
+    if min_count > 1:
+        counts = seq_frame.group_by("item").len()
+        rare = counts.filter(pl.col("len") < min_count)
+        if rare.height:
+            seq_frame = seq_frame.join(rare.select("item"), on="item", how="anti", maintain_order="left")
+            stats["dropped"]["rare_item_events"] = int(rare["len"].sum())
+            stats["dropped"]["rare_items"] = rare.height
+
+    # Rows of a sequence are contiguous (seq ascending), so run lengths are its lengths.
+    lengths = seq_frame["seq"].rle().struct.unnest().rename({"value": "seq"})
+    short = lengths.filter(pl.col("len") < min_sequence_length)
+    if short.height:
+        seq_frame = seq_frame.filter(~pl.col("seq").is_in(short["seq"].implode()))
+        stats["dropped"]["short_sequence_events"] = int(short["len"].sum())
+        stats["dropped"]["short_sequences"] = short.height
+    if seq_frame.height == 0:
+        raise CatvecError(
+            f"{source}: every event was dropped by the filters (min_count={min_count}, "
+            f"min_sequence_length={min_sequence_length}{', session_gap' if session_gap_s else ''}); "
+            "lower them or check the user / time columns"
+        )
+
+    # Split long sequences into chunks of at most max_sequence_length tokens (a window
+    # function over every row: only worth it when some sequence is that long).
+    if int(lengths["len"].max()) > max_sequence_length:
+        pos = pl.int_range(pl.len()).over("seq")
+        seq_frame = seq_frame.with_columns(chunk=(pos // max_sequence_length))
+        n_split = int(seq_frame.filter(pl.col("chunk") == 1)["seq"].n_unique())
+        seq_frame = seq_frame.with_columns(
+            line=((pl.col("seq") != pl.col("seq").shift(1)) | (pl.col("chunk") != pl.col("chunk").shift(1))).fill_null(True).cum_sum()
+        )
+    else:
+        n_split = 0
+        seq_frame = seq_frame.with_columns(line=pl.col("seq"))
+
+    vocab = (seq_frame.group_by("item").len()
+             .sort(["len", "item"], descending=[True, False])
+             .with_columns(tok=pl.int_range(pl.len(), dtype=pl.UInt32)))
+    seq_frame = seq_frame.join(vocab.select("item", "tok"), on="item", how="left", maintain_order="left")
+    lines = (seq_frame.group_by("line", maintain_order=True)
+             .agg(pl.col("tok").cast(pl.Utf8).str.join(" ").alias("text"),
+                  pl.len().alias("n")))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    lines.select("text").write_csv(tmp, include_header=False, quote_style="never")
+    os.replace(tmp, path)
+
+    n = lines["n"]
+    stats.update({
+        "users": _count_users(seq_frame["user"], basket),
+        "sequences": lengths.height - short.height,
+        "lines": lines.height,
+        "sequences_split": n_split,
+        "tokens": seq_frame.height,
+        "vocab_size": vocab.height,
+        "lengths": {
+            "min": int(n.min()), "p50": float(n.quantile(0.5, "nearest")),
+            "p90": float(n.quantile(0.9, "nearest")), "p99": float(n.quantile(0.99, "nearest")),
+            "max": int(n.max()), "mean": round(float(n.mean()), 3),
+        },
+    })
+    stats["events_dropped"] = stats["events_read"] - stats["tokens"]
+    log.info("corpus: %d sequences, %d tokens, %d items", stats["lines"], stats["tokens"], stats["vocab_size"])
+    return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=basket, heldout=heldout)
+
+
+def _count_users(users, basket: bool) -> int:
+    if users.null_count() == len(users):
+        return 0
+    if basket:  # baskets are ordered by basket id: a user's rows are scattered
+        return int(users.n_unique())
+    return int(users.rle_id().max()) + 1  # each user's rows are one contiguous run
+
+
+def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool = False,
+                   collapse_repeats: bool = True):
+    """Rules 1-3 (order, sessions, collapse) as a polars LazyFrame of user, item, t, seq
+    in sequence order. build_corpus and the holdout split share it, so both see the
+    same 'last item'."""
+    import polars as pl
+
+    frame = events.frame
+    has_group = "group" in frame.columns
+    if basket:
+        keys = ["group"]
+        order = ["group", "row"]
+    else:
+        keys = ["user", "group"] if has_group else ["user"]
+        order = keys + ["t", "row"]
+    # A frame in input order (row ascending) needs no row key: a stable sort gives the
+    # same order with one key column less to compare.
+    in_order = frame["row"].is_sorted()
+    lf = frame.lazy().sort(order[:-1] if in_order else order, maintain_order=in_order)
+
+    # A sequence starts where the grouping keys change or the gap is exceeded.
+    start = pl.lit(False)
+    for k in keys:
+        start = start | (pl.col(k) != pl.col(k).shift(1))
+    if session_gap_s and not basket:
+        start = start | ((pl.col("t") - pl.col("t").shift(1)) > int(session_gap_s * 1e6))
+    lf = lf.with_columns(seq=start.fill_null(True).cum_sum())
+    if collapse_repeats and not basket:
+        lf = lf.filter(~((pl.col("seq") == pl.col("seq").shift(1)) & (pl.col("item") == pl.col("item").shift(1))).fill_null(False))
+    return lf.select("user", "item", "t", "seq")
+
+
+def held_out_mask(holdout: int):
+    """True for each user's last `holdout` events (in sequence order), for users with at
+    least `holdout + 2` events: at least two stay in training, one to query from."""
+    import polars as pl
+
+    n = pl.len().over("user")
+    from_end = n - 1 - pl.int_range(pl.len()).over("user")
+    return (n >= holdout + 2) & (from_end < holdout)

@@ -1,0 +1,206 @@
+"""Reading and validating event logs: the only place that parses them.
+
+`read_events` returns an `EventsTable`: a polars DataFrame with the columns
+
+    user  (str, null in basket mode without a user column)
+    item  (str key, through catvec.base.keys.normalize_keys)
+    t     (int64 microseconds since the epoch, UTC; 0 when there is no time column)
+    group (str, session or basket id; only when a session or basket column is given)
+    row   (int64, position in the input: the deterministic tie-break)
+
+plus the read stats and a checksum of the input. Rules (see README "Input rules"):
+numeric times are epoch seconds, ms or us (auto: by magnitude), text times are ISO-8601
+with or without an offset (converted to UTC; naive times are taken as UTC), empty ids
+or times refuse the file unless drop_nulls is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from catvec.base.errors import CatvecError
+from catvec.base.faults import fault_point
+from catvec.base.keys import normalize_keys
+from catvec.base.tables import read_frame
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class EventsTable:
+    frame: "object"  # polars.DataFrame with user, item, t, [group], row
+    source: str
+    checksum: str
+    stats: dict = field(default_factory=dict)
+
+
+def read_events(source, *, user_col="user_id", item_col="item_id", time_col="timestamp",
+                session_col="", basket_col="", sep="", time_unit="auto", drop_nulls=False) -> EventsTable:
+    """Read an events file (.csv, .tsv, .parquet) or a pandas / polars DataFrame.
+
+    Example: read_events("data/events.csv").frame.columns == ["user", "item", "t", "row"]
+    """
+    import polars as pl
+
+    raw, name, checksum = read_frame(source, "events", "--events", sep)
+    basket = bool(basket_col)
+    needed = {"item_col": item_col}
+    if basket:
+        needed["basket_col"] = basket_col
+    else:
+        needed["user_col"] = user_col
+        if time_col:
+            needed["time_col"] = time_col
+    if session_col:
+        needed["session_col"] = session_col
+    _check_columns(raw, needed, name)
+    if raw.height == 0:
+        raise CatvecError(f"{name}: no events (the file has a header but no rows)")
+
+    stats = {"events_read": raw.height, "dropped": {}}
+    cols = {"row": pl.int_range(0, raw.height, dtype=pl.Int64, eager=True)}
+    cols["item"] = normalize_keys(raw[item_col])
+    if basket:
+        cols["group"] = normalize_keys(raw[basket_col])
+        cols["user"] = normalize_keys(raw[user_col]) if user_col in raw.columns else pl.Series([None] * raw.height, dtype=pl.Utf8)
+    else:
+        cols["user"] = normalize_keys(raw[user_col])
+        if session_col:
+            cols["group"] = normalize_keys(raw[session_col])
+    use_time = bool(time_col) and time_col in raw.columns
+    cols["t"] = _parse_times(raw[time_col], time_col, time_unit, name) if use_time else pl.Series([0] * raw.height, dtype=pl.Int64)
+    frame = pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
+
+    checks = [("item", item_col)]
+    checks += [("group", basket_col)] if basket else [("user", user_col)]
+    if session_col:
+        checks.append(("group", session_col))
+    if use_time:
+        checks.append(("t", time_col))
+    for col, label in checks:
+        missing = frame[col].is_null()
+        n_missing = int(missing.sum())
+        if not n_missing:
+            continue
+        if not drop_nulls:
+            first = int(frame.filter(missing)["row"][0])
+            raise CatvecError(
+                f"{name}: column {label!r} has {n_missing} empty value(s) (first at data row {first + 1}); "
+                "fill or remove them, or pass --drop-nulls to drop those events"
+            )
+        frame = frame.filter(~missing)
+        stats["dropped"][f"empty_{label}"] = n_missing
+    if frame.height == 0:
+        raise CatvecError(f"{name}: every event was dropped for empty values; nothing left to learn from")
+    fault_point("events-read")
+    order = ["user", "item", "t"] + (["group"] if "group" in frame.columns else []) + ["row"]
+    return EventsTable(frame=frame.select(order), source=name, checksum=checksum, stats=stats)
+
+
+def _check_columns(raw, needed: dict, name: str) -> None:
+    columns = list(raw.columns)
+    # polars renames a repeated header name to NAME_duplicated_N
+    dupes = sorted({c for c in columns if columns.count(c) > 1}
+                   | {c.rsplit("_duplicated_", 1)[0] for c in columns if "_duplicated_" in c})
+    if dupes:
+        raise CatvecError(f"{name}: duplicated column name(s) {dupes}; rename them")
+    for option, col in needed.items():
+        if col in columns:
+            continue
+        hint = ""
+        if len(columns) == 1 and any(d in columns[0] for d in ";\t|,"):
+            hint = " (the header looks like one column: is the delimiter right? use --sep)"
+        flag = "--" + option.replace("_", "-")
+        raise CatvecError(f"{name}: no column {col!r} (columns: {', '.join(columns)}); pass {flag} NAME{hint}")
+
+
+def _parse_times(col, label: str, unit: str, name: str):
+    """Any time column -> int64 microseconds since the epoch, UTC (null where empty)."""
+    import polars as pl
+
+    if col.dtype == pl.Datetime:
+        tz = col.dtype.time_zone
+        col = col.dt.convert_time_zone("UTC") if tz else col
+        return col.dt.cast_time_unit("us").cast(pl.Int64)
+    if col.dtype == pl.Date:
+        return col.cast(pl.Datetime("us")).cast(pl.Int64)
+    if col.dtype.is_numeric():
+        return _epoch_to_us(col.cast(pl.Float64), unit, label, name)
+    text = col.cast(pl.Utf8).str.strip_chars()
+    text = text.set(text == "", None)
+    integers = text.cast(pl.Int64, strict=False)
+    if integers.null_count() == text.null_count():
+        # Whole numbers (the common epoch column): integer arithmetic, no float parse.
+        return _epoch_to_us(integers, unit, label, name)
+    numeric = text.cast(pl.Float64, strict=False)
+    n_text = int(text.is_not_null().sum())
+    if int(numeric.is_not_null().sum()) == n_text:
+        return _epoch_to_us(numeric, unit, label, name)
+    if int(numeric.is_not_null().sum()) > 0:
+        bad = text.filter(numeric.is_null() & text.is_not_null())[0]
+        raise CatvecError(f"{name}: column {label!r} mixes numbers and dates (e.g. {bad!r}); use one format")
+    return _parse_text_times(text, label, name)
+
+
+def _parse_text_times(text, label: str, name: str):
+    import polars as pl
+
+    result = pl.Series([None] * len(text), dtype=pl.Int64)
+    remaining = text
+    # Each pass infers a format from the first value still unparsed: mixed formats are read
+    # one format at a time. Three formats at most; more is almost surely a broken column.
+    for _ in range(3):
+        todo = remaining.is_not_null() & result.is_null()
+        if not bool(todo.any()):
+            return result
+        parsed = _to_datetime(text.set(~todo, None))
+        result = pl.select(pl.coalesce(result, parsed)).to_series()
+        remaining = text.set(result.is_not_null(), None)
+    bad = text.filter(text.is_not_null() & result.is_null())
+    if len(bad):
+        row = int((text.is_not_null() & result.is_null()).arg_true()[0])
+        raise CatvecError(
+            f"{name}: column {label!r} has {len(bad)} unparsable time(s), e.g. {bad[0]!r} at data row {row + 1}; "
+            "use ISO-8601 (2024-05-01T12:00:00Z) or epoch seconds"
+        )
+    return result
+
+
+def _to_datetime(text):
+    import polars as pl
+
+    try:
+        parsed = text.str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
+    except pl.exceptions.PolarsError:
+        try:
+            parsed = text.str.to_datetime(strict=False, time_unit="us")
+        except pl.exceptions.PolarsError:
+            return pl.Series([None] * len(text), dtype=pl.Int64)
+    if parsed.dtype.time_zone not in (None, "UTC"):
+        parsed = parsed.dt.convert_time_zone("UTC")
+    return parsed.cast(pl.Int64)
+
+
+_UNIT_US = {"s": 1e6, "ms": 1e3, "us": 1.0}
+
+
+def _epoch_to_us(values, unit: str, label: str, name: str):
+    import polars as pl
+
+    if unit == "auto":
+        biggest = values.abs().max() or 0.0
+        # 1e11 s is the year 5138 and 1e14 ms the year 5138: by magnitude the unit is clear.
+        unit = "us" if biggest >= 1e14 else "ms" if biggest >= 1e11 else "s"
+        if unit != "s" and bool(((values.abs() >= 1e8) & (values.abs() < 1e11)).any()):
+            raise CatvecError(
+                f"{name}: column {label!r} mixes epoch seconds and milliseconds; "
+                "convert to one unit or pass --time-unit s|ms|us"
+            )
+        log.debug("%s: numeric times read as epoch %s", label, unit)
+    if values.dtype.is_integer():
+        return values.cast(pl.Int64) * int(_UNIT_US[unit])
+    if values.is_nan().any():
+        values = values.fill_nan(None)
+    return (values * _UNIT_US[unit]).round(0).cast(pl.Int64)

@@ -1,0 +1,287 @@
+"""The pipeline steps and their composition. The CLI and the Prefect flows call these.
+
+Each step takes paths, configs or small objects and returns the same; `pretrain(cfg)`
+composes them. A flow wraps each step as a task, so both paths run the same code.
+
+    input_checksum -> cached_corpus? -> read_events_step -> extract_step
+        -> train_step -> export_step -> publish_step
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from catvec.base.config import HOLDOUT_MODES, PretrainConfig, export_formats, parse_duration
+from catvec.base.errors import CatvecError
+from catvec.base.store import VersionStore
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = ".cache"
+CACHE_KEEP = 3
+EXTRACT_FIELDS = ("user_col", "item_col", "time_col", "session_col", "basket_col", "sep", "time_unit",
+                  "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
+                  "max_sequence_length", "holdout")
+
+
+@dataclass
+class PretrainResult:
+    version: str
+    path: Path            # OUT/<version>
+    manifest: dict
+
+
+# ---- steps ---------------------------------------------------------------------------
+
+def input_checksum(cfg: PretrainConfig, events=None) -> str:
+    """sha256 of the events file (or of a DataFrame's rows)."""
+    from catvec.base.tables import file_checksum, read_frame
+
+    if events is not None:
+        return read_frame(events)[2]
+    path = cfg.events_path
+    if not path.is_file():
+        read_frame(path)  # raises the clear not-found / directory message
+    try:
+        return file_checksum(path)
+    except OSError as exc:
+        raise CatvecError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def corpus_cache_key(cfg: PretrainConfig, checksum: str) -> str:
+    params = {name: getattr(cfg, name) for name in EXTRACT_FIELDS}
+    blob = json.dumps({"input": checksum, "params": params, "format": 1}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def cached_corpus(cfg: PretrainConfig, checksum: str):
+    """The cached corpus for this input + extraction parameters, or None."""
+    from catvec.pretraining.corpus import Corpus
+
+    if cfg.refresh:
+        return None
+    entry = Path(cfg.out) / CACHE_DIR / ("corpus-" + corpus_cache_key(cfg, checksum))
+    meta = entry / "corpus.json"
+    if not meta.is_file() or not (entry / "corpus.txt").is_file():
+        return None
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        corpus = Corpus(path=entry / "corpus.txt", keys=data["keys"], stats=data["stats"], basket=data["basket"])
+        if cfg.holdout != "none":
+            from catvec.pretraining.evaluation import HOLDOUT_FILE, load_heldout
+
+            corpus.heldout = load_heldout(entry / HOLDOUT_FILE)[1]
+    except (OSError, ValueError, KeyError, CatvecError):
+        return None
+    os.utime(entry)  # recently used: kept by the pruning below
+    log.info("corpus cache hit: %s", entry.name)
+    return corpus
+
+
+def read_events_step(cfg: PretrainConfig, events=None):
+    """Read and validate the events (file from cfg, or a DataFrame)."""
+    from catvec.pretraining.events import read_events
+
+    return read_events(events if events is not None else cfg.events_path,
+                       user_col=cfg.user_col, item_col=cfg.item_col, time_col=cfg.time_col,
+                       session_col=cfg.session_col, basket_col=cfg.basket_col, sep=cfg.sep,
+                       time_unit=cfg.time_unit, drop_nulls=cfg.drop_nulls)
+
+
+def extract_step(events_table, cfg: PretrainConfig, checksum: str):
+    """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place)."""
+    from catvec.pretraining.corpus import build_corpus
+    from catvec.base.vectors import write_json
+
+    cache_root = Path(cfg.out) / CACHE_DIR
+    entry = cache_root / ("corpus-" + corpus_cache_key(cfg, checksum))
+    tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        corpus = build_corpus(
+            events_table, tmp / "corpus.txt",
+            session_gap_s=parse_duration(cfg.session_gap, "session_gap") if cfg.session_gap else None,
+            basket=bool(cfg.basket_col), collapse_repeats=cfg.collapse_repeats,
+            min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
+            max_sequence_length=cfg.max_sequence_length, holdout=HOLDOUT_MODES[cfg.holdout],
+            source=events_table.source)
+        write_json(tmp / "corpus.json", {"keys": corpus.keys, "stats": corpus.stats, "basket": corpus.basket})
+        if corpus.heldout is not None:
+            from catvec.pretraining.evaluation import HOLDOUT_FILE, save_heldout
+
+            save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, cfg.holdout)
+        shutil.rmtree(entry, ignore_errors=True)
+        os.rename(tmp, entry)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    corpus.path = entry / "corpus.txt"
+    _prune_cache(cache_root)
+    return corpus
+
+
+def skipgram_params(cfg: PretrainConfig):
+    from catvec.pretraining.skipgram import SkipGramParams
+
+    return SkipGramParams(dim=cfg.dim, window=cfg.window, epochs=cfg.epochs, negative=cfg.negative,
+                          ns_exponent=cfg.ns_exponent, sample=cfg.sample, alpha=cfg.alpha,
+                          min_alpha=cfg.min_alpha, min_count=cfg.min_count,
+                          max_final_vocab=cfg.max_final_vocab, workers=cfg.effective_workers, seed=cfg.seed)
+
+
+def train_step(corpus, cfg: PretrainConfig, on_epoch=None):
+    """Corpus -> (Vectors, training stats)."""
+    from catvec.pretraining.skipgram import train_vectors
+
+    return train_vectors(corpus, skipgram_params(cfg), on_epoch=on_epoch)
+
+
+def evaluate_step(vectors, cfg: PretrainConfig, events_table) -> dict:
+    """With a holdout: HR@10 / NDCG@10 of the vectors and of popularity on the held-out items."""
+    from catvec.pretraining.evaluation import build_tasks, extraction_args, score_tasks
+
+    tasks, counts, _ = build_tasks(events_table, vectors.keys, HOLDOUT_MODES[cfg.holdout], **extraction_args(cfg))
+    quality = {"holdout": cfg.holdout, **score_tasks(vectors, tasks, counts, query_last=cfg.query_last)}
+    for role, m in quality["vectors"].items():
+        log.info("%s: HR@10 %.4f NDCG@10 %.4f (popularity %.4f / %.4f)", role, m["hr"], m["ndcg"],
+                 quality["popularity"][role]["hr"], quality["popularity"][role]["ndcg"])
+    return quality
+
+
+def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict, timings: dict,
+                   parent: str | None, version: str) -> dict:
+    import gensim
+    import numpy
+    import polars
+
+    import catvec
+
+    return {
+        "kind": "pretrain",
+        "version": version,
+        "parent": parent,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "libraries": {"catvec": catvec.__version__, "gensim": gensim.__version__, "numpy": numpy.__version__,
+                      "polars": polars.__version__, "python": platform.python_version()},
+        "params": dataclasses.asdict(cfg),
+        "input": {"path": str(cfg.events_path), "checksum": checksum},
+        "corpus": corpus.stats,
+        "training": train_stats,
+        "timings": timings,
+    }
+
+
+def export_step(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, corpus=None) -> Path:
+    """Write the weight files, the held-out items, the map, report.md and any interop
+    exports into the staging directory; all but the exports are checksummed."""
+    from catvec.reports.render import write_report
+    from catvec.base.vectors import export_projector, export_word2vec, save_vectors
+
+    extra = []
+    if corpus is not None and corpus.heldout is not None:
+        from catvec.pretraining.evaluation import HOLDOUT_FILE, save_heldout
+
+        save_heldout(corpus.heldout, staging / HOLDOUT_FILE, cfg.holdout)
+        extra.append(HOLDOUT_FILE)
+    draw_map = cfg.vector_map and len(vectors) >= 3  # PCA of fewer points says nothing
+    if cfg.vector_map and not draw_map:
+        log.info("vector map skipped: only %d vectors", len(vectors))
+    if draw_map:
+        from catvec.reports.plots import MAP_FILE, plot_vector_map, read_item_attributes
+
+        attributes = read_item_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_col) if cfg.item_attributes else None
+        plot_vector_map(vectors, staging / MAP_FILE, attributes=attributes, title=f"catvec {manifest.get('version', '')}")
+        extra.append(MAP_FILE)
+    extra.append(write_report(staging, manifest, images=[MAP_FILE] if draw_map else []).name)
+    files = []
+    for fmt in export_formats(cfg.export):
+        if fmt == "word2vec":
+            export_word2vec(vectors, staging / "vectors.w2v.txt")
+            files.append("vectors.w2v.txt")
+        elif fmt == "projector":
+            export_projector(vectors, staging)
+            files += ["vectors.tsv", "metadata.tsv"]
+    manifest = dict(manifest, exports=files)
+    save_vectors(vectors, staging, manifest, extra_files=extra)
+    return staging
+
+
+def publish_step(store: VersionStore, name: str, staging: Path, keep: int = 0) -> Path:
+    """Move the complete staged version into place, then point `latest` at it."""
+    final = store.commit(name, staging)
+    store.publish(name)
+    store.prune(keep)
+    return final
+
+
+# ---- composition -----------------------------------------------------------------------
+
+def call(step, *args, **kwargs):
+    """Run one step: the default `run_step` of the compositions."""
+    return step(*args, **kwargs)
+
+
+def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, run_step=None) -> PretrainResult:
+    """Events -> a new complete version in cfg.out, then `latest` moved to it.
+
+    `events` may be a pandas / polars DataFrame instead of cfg.events. `run_step(step, *args)`
+    runs each step (default: a plain call); the Prefect flow passes one that runs it as a task.
+    Example: pretrain(PretrainConfig(events="data/events.csv", out="artifacts"))
+    """
+    cfg.validate()
+    run_step = run_step or call
+    t0 = time.perf_counter()
+    timings = {}
+    checksum = run_step(input_checksum, cfg, events)
+    store = VersionStore(cfg.out)
+    store.prepare()
+    parent = store.latest_name()
+    with store.staged() as (name, staging):
+        t = time.perf_counter()
+        corpus = None if events is not None else run_step(cached_corpus, cfg, checksum)
+        timings["corpus_cached"] = corpus is not None
+        if corpus is None:
+            table = run_step(read_events_step, cfg, events)
+            timings["read_seconds"] = round(time.perf_counter() - t, 4)
+            t = time.perf_counter()
+            corpus = run_step(extract_step, table, cfg, checksum)
+        timings["extract_seconds"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        vectors, train_stats = run_step(train_step, corpus, cfg, on_epoch)
+        timings["train_seconds"] = round(time.perf_counter() - t, 4)
+        quality = None
+        if cfg.holdout != "none":
+            t = time.perf_counter()
+            table = table if timings["corpus_cached"] is False else run_step(read_events_step, cfg, events)
+            quality = run_step(evaluate_step, vectors, cfg, table)
+            timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
+        manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
+        if quality is not None:
+            manifest["quality"] = quality
+        if events is not None:
+            manifest["input"]["path"] = "<DataFrame>"
+        run_step(export_step, vectors, manifest, staging, cfg, corpus)
+        timings["export_seconds"] = round(time.perf_counter() - t, 4)
+        final = run_step(publish_step, store, name, staging, cfg.keep)
+    from catvec.base.vectors import read_manifest
+
+    log.info("pretrain: version %s in %.1fs", name, time.perf_counter() - t0)
+    return PretrainResult(version=name, path=final, manifest=read_manifest(final))
+
+
+def _prune_cache(cache_root: Path) -> None:
+    entries = sorted((p for p in cache_root.glob("corpus-*") if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in entries[:-CACHE_KEEP]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""Skip-gram training with gensim in corpus_file mode: the only gensim import.
+
+`train_vectors(corpus, SkipGramParams)` returns plain `Vectors` plus training stats.
+
+Loss. gensim's running loss is a float32 tally; past ~1.7e7 it stops absorbing
+per-pair increments, and in corpus_file mode with several workers only the last worker
+to finish writes it back. So catvec reports two numbers per epoch:
+- `loss`: the mean skip-gram negative-sampling loss on a fixed sample of training pairs
+  (same pairs and negatives every epoch), computed in float64 from the current weights.
+  It does not touch the model, so exact mode stays exact;
+- `gensim_loss`: gensim's own tally, reset at each epoch start (kept for reference).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from catvec.base.faults import fault_point
+from catvec.base.vectors import Vectors
+
+log = logging.getLogger(__name__)
+
+LOSS_SAMPLE_PAIRS = 20000
+
+
+@dataclass
+class SkipGramParams:
+    dim: int = 64
+    window: int = 10
+    epochs: int = 10
+    negative: int = 5
+    ns_exponent: float = 1.0
+    sample: float = 1e-3
+    alpha: float = 0.025
+    min_alpha: float = 0.0001
+    min_count: int = 1
+    max_final_vocab: int = 0
+    workers: int = 1
+    seed: int = 1
+    shrink_windows: bool = True
+
+
+def _stable_hash(text: str) -> int:
+    """A hash that does not depend on PYTHONHASHSEED (gensim's default is `hash`)."""
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def train_vectors(corpus, params: SkipGramParams, on_epoch=None) -> tuple[Vectors, dict]:
+    """Train skip-gram vectors on a `catvec.pretraining.corpus.Corpus`.
+
+    on_epoch(epoch, n_epochs, info) is called after each epoch with
+    info = {"loss": float, "gensim_loss": float, "seconds": float}.
+
+    Example: vectors, stats = train_vectors(corpus, SkipGramParams(dim=32, epochs=5))
+    """
+    from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
+
+    window = params.window
+    shrink = params.shrink_windows
+    if corpus.basket:
+        # Unordered sets: every item in a basket is context for every other one.
+        window = max(window, corpus.longest)
+        shrink = False
+    model = Word2Vec(
+        sg=1, vector_size=params.dim, window=window, negative=params.negative, hs=0,
+        ns_exponent=params.ns_exponent, sample=params.sample, alpha=params.alpha,
+        min_alpha=params.min_alpha, min_count=params.min_count,
+        max_final_vocab=params.max_final_vocab or None, workers=params.workers,
+        seed=params.seed, hashfxn=_stable_hash, shrink_windows=shrink, compute_loss=True,
+        sorted_vocab=1,
+    )
+    started = time.perf_counter()
+    model.build_vocab(corpus_file=str(corpus.path))
+    if len(model.wv) == 0:
+        from catvec.base.errors import CatvecError
+
+        raise CatvecError("the vocabulary is empty after min_count / max_final_vocab; lower them")
+    vocab_seconds = time.perf_counter() - started
+    probe = _LossProbe(corpus.path, model, window, params.negative, params.ns_exponent, params.seed)
+
+    history: list[dict] = []
+
+    class _Epochs(CallbackAny2Vec):
+        def on_epoch_begin(self, m):
+            m.running_training_loss = 0.0
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, m):
+            info = {"epoch": len(history) + 1, "loss": probe.loss(),
+                    "gensim_loss": float(m.get_latest_training_loss()),
+                    "seconds": round(time.perf_counter() - self.t0, 4)}
+            history.append(info)
+            fault_point("training-epoch")
+            log.info("epoch %d/%d loss %.4f", info["epoch"], params.epochs, info["loss"])
+            if on_epoch is not None:
+                on_epoch(info["epoch"], params.epochs, info)
+
+    t_train = time.perf_counter()
+    model.train(corpus_file=str(corpus.path), total_examples=model.corpus_count,
+                total_words=model.corpus_total_words, epochs=params.epochs, callbacks=[_Epochs()],
+                compute_loss=True)
+    train_seconds = time.perf_counter() - t_train
+
+    token_keys = corpus.keys
+    keys = [token_keys[int(tok)] for tok in model.wv.index_to_key]
+    matrix = np.ascontiguousarray(model.wv.vectors, dtype=np.float32)
+    stats = {
+        "vocab_size": len(keys),
+        "window_used": window,
+        "shrink_windows": shrink,
+        "workers": params.workers,
+        "words_per_second": round(model.corpus_total_words * params.epochs / max(train_seconds, 1e-9)),
+        "vocab_seconds": round(vocab_seconds, 4),
+        "train_seconds": round(train_seconds, 4),
+        "epochs": history,
+        "loss_pairs": probe.n_pairs,
+    }
+    return Vectors(keys=keys, matrix=matrix), stats
+
+
+class _LossProbe:
+    """Mean SGNS loss on a fixed sample of (center, context, negatives) from the corpus."""
+
+    def __init__(self, path, model, window, negative, ns_exponent, seed):
+        self.model = model
+        rng = np.random.default_rng(seed + 7919)
+        key_to_index = model.wv.key_to_index
+        centers, contexts = [], []
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                idx = [key_to_index[t] for t in line.split() if t in key_to_index]
+                for i in range(len(idx)):
+                    lo, hi = max(0, i - window), min(len(idx), i + window + 1)
+                    for j in range(lo, hi):
+                        if j != i:
+                            centers.append(idx[i])
+                            contexts.append(idx[j])
+                if len(centers) >= 20 * LOSS_SAMPLE_PAIRS:
+                    break
+        centers = np.asarray(centers, dtype=np.int64)
+        contexts = np.asarray(contexts, dtype=np.int64)
+        if len(centers) > LOSS_SAMPLE_PAIRS:
+            pick = rng.choice(len(centers), LOSS_SAMPLE_PAIRS, replace=False)
+            centers, contexts = centers[pick], contexts[pick]
+        counts = np.array([model.wv.get_vecattr(k, "count") for k in model.wv.index_to_key], dtype=np.float64)
+        weights = counts ** ns_exponent
+        weights /= weights.sum()
+        self.centers, self.contexts = centers, contexts
+        self.negatives = rng.choice(len(counts), size=(len(centers), max(negative, 1)), p=weights)
+        self.n_pairs = int(len(centers))
+
+    def loss(self) -> float:
+        if self.n_pairs == 0:
+            return float("nan")
+        w_in = self.model.wv.vectors.astype(np.float64)
+        w_out = self.model.syn1neg.astype(np.float64)
+        c = w_in[self.centers]                                     # (pairs, dim)
+        pos = np.einsum("pd,pd->p", c, w_out[self.contexts])       # (pairs,)
+        neg = np.einsum("pd,pkd->pk", c, w_out[self.negatives])    # (pairs, k)
+        loss = np.logaddexp(0.0, -pos) + np.logaddexp(0.0, neg).sum(axis=1)
+        return float(loss.mean())

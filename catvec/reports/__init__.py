@@ -1,0 +1,1 @@
+"""Reports: one renderer of manifests and metrics into markdown and terminal lines, and the pictures."""
