@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from catvec.cli.main import main
-from catvec.base.vectors import load_vectors, read_manifest
+from catvec.base.store import read_manifest
+from catvec.base.vectors import load_vectors
 
 FAST = ["--epochs", "2", "--dim", "8", "--exact", "-q"]
 HEADER = "user_id,item_id,timestamp\n"

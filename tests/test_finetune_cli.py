@@ -132,10 +132,10 @@ def test_bad_tables_fail_cleanly_and_leave_earlier_results_alone(tmp_path, input
 
 
 def test_weight_file_from_another_format_version(tmp_path, inputs, capsys):
-    from catvec.base.vectors import MANIFEST_FILE, finish_manifest
+    from catvec.base.store import MANIFEST, finish_manifest
 
     vectors_dir = inputs[0]
-    manifest = json.loads((vectors_dir / MANIFEST_FILE).read_text())
+    manifest = json.loads((vectors_dir / MANIFEST).read_text())
     files = list(manifest.pop("files"))
     finish_manifest(vectors_dir, {**manifest, "format_version": 99}, files)
     assert main(finetune_args(inputs, tmp_path / "m")) == 2

@@ -12,7 +12,8 @@ import pytest
 from catvec.cli.main import main
 from catvec.base.config import PretrainConfig
 from catvec.pretraining.pipeline import pretrain
-from catvec.base.vectors import load_vectors, read_manifest
+from catvec.base.store import read_manifest
+from catvec.base.vectors import load_vectors
 
 FAST = ["--epochs", "3", "--dim", "16", "--exact"]
 

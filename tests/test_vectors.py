@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from catvec.base.errors import CatvecError
-from catvec.base.vectors import (COMPLETE_FILE, MANIFEST_FILE, Vectors, export_projector, export_word2vec,
-                            load_vectors, load_word2vec, read_manifest, save_vectors)
+from catvec.base.store import COMPLETE, MANIFEST, read_manifest
+from catvec.base.vectors import (Vectors, export_projector, export_word2vec, load_vectors, load_word2vec,
+                                 save_vectors)
 
 ODD_KEYS = ["plain", "with space", "tab\there", "new\nline", "back\\slash", "ünï", "1001"]
 
@@ -28,12 +29,12 @@ def test_save_load_exact(tmp_path, vectors):
 
 def test_golden_manifest_fields(tmp_path, vectors):
     save_vectors(vectors, tmp_path / "v", {"params": {"dim": 8}})
-    manifest = json.loads((tmp_path / "v" / MANIFEST_FILE).read_text())
+    manifest = json.loads((tmp_path / "v" / MANIFEST).read_text())
     assert manifest["format"] == "catvec-vectors" and manifest["format_version"] == 1
     assert manifest["shape"] == [7, 8]
     assert set(manifest["files"]) == {"vectors.safetensors", "keys.json"}
     assert all(v.startswith("sha256:") and len(v) == 71 for v in manifest["files"].values())
-    assert (tmp_path / "v" / COMPLETE_FILE).read_text().startswith("sha256:")
+    assert (tmp_path / "v" / COMPLETE).read_text().startswith("sha256:")
 
 
 def test_tampered_file_refused(tmp_path, vectors):
@@ -46,21 +47,21 @@ def test_tampered_file_refused(tmp_path, vectors):
 
 def test_incomplete_version_refused(tmp_path, vectors):
     save_vectors(vectors, tmp_path / "v")
-    (tmp_path / "v" / COMPLETE_FILE).unlink()
+    (tmp_path / "v" / COMPLETE).unlink()
     with pytest.raises(CatvecError, match="incomplete version"):
         load_vectors(tmp_path / "v")
 
 
 def test_manifest_cannot_point_outside(tmp_path, vectors):
     save_vectors(vectors, tmp_path / "v")
-    manifest_path = tmp_path / "v" / MANIFEST_FILE
+    manifest_path = tmp_path / "v" / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     manifest["files"]["../../etc/passwd"] = "sha256:" + "0" * 64
     manifest_path.write_text(json.dumps(manifest))
     # re-seal so only the path check can refuse it
-    from catvec.base.vectors import sha256_file
+    from catvec.base.store import sha256_file
 
-    (tmp_path / "v" / COMPLETE_FILE).write_text("sha256:" + sha256_file(manifest_path))
+    (tmp_path / "v" / COMPLETE).write_text("sha256:" + sha256_file(manifest_path))
     with pytest.raises(CatvecError, match="outside its directory"):
         read_manifest(tmp_path / "v")
 

@@ -7,6 +7,11 @@ Layout of an output directory OUT:
     OUT/.staging/<version>/   runs in progress; moved to OUT/<version> when complete
     OUT/.cache/               reusable intermediate results (the corpus cache)
 
+Every complete directory (a weight dir, a model dir) ends with manifest.json (checksums
+of its files) and a COMPLETE marker holding the manifest's sha256: `finish_manifest`
+writes them, `read_manifest` checks them. `write_json` and `sha256_file` are the one JSON
+writer (temp file, fsync, rename) and the one checksum every module uses.
+
 A run writes only inside its own staging directory, renames it into place when every
 file and the marker are on disk, then swaps `latest`. A crash at any point leaves the
 previous `latest` whole; overlapping runs never share a directory, and the last run to
@@ -16,6 +21,8 @@ complete wins `latest`.
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import logging
 import os
 import secrets
@@ -24,7 +31,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.base.errors import CatvecError
+from catvec.base.errors import CatvecError, InputNotFound
 from catvec.base.faults import fault_point
 
 log = logging.getLogger(__name__)
@@ -32,6 +39,7 @@ log = logging.getLogger(__name__)
 LATEST = "latest"
 STAGING = ".staging"
 COMPLETE = "COMPLETE"
+MANIFEST = "manifest.json"
 
 
 class VersionStore:
@@ -190,3 +198,89 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ---- manifests, checksums, atomic JSON --------------------------------------------
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON through a temp file + fsync + rename: never a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) -> dict:
+    """Add checksums of `files` to the manifest, write it, then the COMPLETE marker."""
+    directory = Path(directory)
+    manifest = {**manifest, **extra}
+    manifest["files"] = {name: "sha256:" + sha256_file(directory / name) for name in files}
+    write_json(directory / MANIFEST, manifest)
+    marker = directory / COMPLETE
+    marker.write_text("sha256:" + sha256_file(directory / MANIFEST) + "\n", encoding="utf-8")
+    fsync_file(marker)
+    return manifest
+
+
+def resolve_version_dir(path) -> Path:
+    """A version dir, OUT/latest, or an output dir (-> its latest)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFound(f"weight directory {path} not found; run `catvec pretrain --out DIR` first")
+    if path.is_dir() and not (path / MANIFEST).exists() and (path / LATEST).exists():
+        path = path / LATEST
+    return path
+
+
+def read_manifest(path, verify: bool = True) -> dict:
+    """The manifest of a complete version directory, checked against its COMPLETE marker."""
+    directory = resolve_version_dir(path)
+    manifest_path = directory / MANIFEST
+    marker = directory / COMPLETE
+    if not directory.is_dir() or not manifest_path.is_file():
+        raise CatvecError(f"{directory}: not a catvec weight directory (no {MANIFEST})")
+    if not marker.is_file():
+        raise CatvecError(f"{directory}: incomplete version (no {COMPLETE} marker); the run that wrote it did not finish")
+    if verify:
+        expected = marker.read_text(encoding="utf-8").strip()
+        if expected != "sha256:" + sha256_file(manifest_path):
+            raise CatvecError(f"{manifest_path}: checksum does not match {COMPLETE}; the file was changed or damaged")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CatvecError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise CatvecError(f"{manifest_path}: not a catvec manifest (no 'files' table)")
+    if verify:
+        for name, digest in manifest["files"].items():
+            file = _inside(directory, name)
+            if not file.is_file():
+                raise CatvecError(f"{directory}: {name} listed in the manifest is missing")
+            if "sha256:" + sha256_file(file) != digest:
+                raise CatvecError(f"{file}: checksum does not match the manifest; the file was changed or damaged")
+    return manifest
+
+
+def _inside(directory: Path, name: str) -> Path:
+    """A file named in a manifest, refusing names that would leave the directory."""
+    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise CatvecError(f"{directory}: the manifest names a file outside its directory ({name!r})")
+    return directory / name
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())

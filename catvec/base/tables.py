@@ -72,11 +72,10 @@ def read_frame(source, what: str = "events", flag: str = "--events", sep: str = 
 
 
 def file_checksum(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()
+    """"sha256:<hex>" of a file: how manifests name an input."""
+    from catvec.base.store import sha256_file
+
+    return "sha256:" + sha256_file(path)
 
 
 def frame_checksum(frame) -> str:

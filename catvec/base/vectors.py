@@ -1,6 +1,6 @@
 """`Vectors` (keys + float32 matrix), their weight files, and interop exports.
 
-A weight directory holds:
+A weight directory (written through catvec.base.store's manifest helpers) holds:
 
     vectors.safetensors   tensor "vectors", float32 (n_keys, dim)
     keys.json             the keys in row order (a JSON list of strings)
@@ -13,7 +13,6 @@ manifest is checked against its sha256 on load.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -22,16 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.base.errors import CatvecError, InputNotFound
+from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
 from catvec.base.keys import escape_key, unescape_key
+from catvec.base.store import finish_manifest, fsync_file, read_manifest, resolve_version_dir, write_json
 
 FORMAT = "catvec-vectors"
 FORMAT_VERSION = 1
 VECTORS_FILE = "vectors.safetensors"
 KEYS_FILE = "keys.json"
-MANIFEST_FILE = "manifest.json"
-COMPLETE_FILE = "COMPLETE"
 TENSOR_NAME = "vectors"
 
 
@@ -95,26 +93,6 @@ class Vectors:
         return self.matrix / np.maximum(norms, 1e-12)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_json(path: Path, data) -> None:
-    """Write JSON through a temp file + fsync + rename: never a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extra_files=()) -> Path:
     """Write a complete weight directory (vectors, keys, manifest, COMPLETE marker).
 
@@ -131,62 +109,11 @@ def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extr
     save_file({TENSOR_NAME: vectors.matrix}, str(directory / VECTORS_FILE))
     os.chmod(directory / VECTORS_FILE, 0o644)
     write_json(directory / KEYS_FILE, vectors.keys)
-    _fsync(directory / VECTORS_FILE)
+    fsync_file(directory / VECTORS_FILE)
     fault_point("vectors-written")
-    finish_manifest(directory, manifest or {}, [VECTORS_FILE, KEYS_FILE, *extra_files],
-                    shape=[len(vectors), vectors.dim])
+    finish_manifest(directory, {"format": FORMAT, "format_version": FORMAT_VERSION, **(manifest or {})},
+                    [VECTORS_FILE, KEYS_FILE, *extra_files], shape=[len(vectors), vectors.dim])
     return directory
-
-
-def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) -> dict:
-    """Add checksums of `files` to the manifest, write it, then the COMPLETE marker."""
-    directory = Path(directory)
-    manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest, **extra}
-    manifest["files"] = {name: "sha256:" + sha256_file(directory / name) for name in files}
-    write_json(directory / MANIFEST_FILE, manifest)
-    marker = directory / COMPLETE_FILE
-    marker.write_text("sha256:" + sha256_file(directory / MANIFEST_FILE) + "\n", encoding="utf-8")
-    _fsync(marker)
-    return manifest
-
-
-def resolve_version_dir(path) -> Path:
-    """A version dir, OUT/latest, or an output dir (-> its latest)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputNotFound(f"weight directory {path} not found; run `catvec pretrain --out DIR` first")
-    if path.is_dir() and not (path / MANIFEST_FILE).exists() and (path / "latest").exists():
-        path = path / "latest"
-    return path
-
-
-def read_manifest(path, verify: bool = True) -> dict:
-    """The manifest of a complete version directory, checked against its COMPLETE marker."""
-    directory = resolve_version_dir(path)
-    manifest_path = directory / MANIFEST_FILE
-    marker = directory / COMPLETE_FILE
-    if not directory.is_dir() or not manifest_path.is_file():
-        raise CatvecError(f"{directory}: not a catvec weight directory (no {MANIFEST_FILE})")
-    if not marker.is_file():
-        raise CatvecError(f"{directory}: incomplete version (no {COMPLETE_FILE} marker); the run that wrote it did not finish")
-    if verify:
-        expected = marker.read_text(encoding="utf-8").strip()
-        if expected != "sha256:" + sha256_file(manifest_path):
-            raise CatvecError(f"{manifest_path}: checksum does not match {COMPLETE_FILE}; the file was changed or damaged")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CatvecError(f"{manifest_path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
-        raise CatvecError(f"{manifest_path}: not a catvec manifest (no 'files' table)")
-    if verify:
-        for name, digest in manifest["files"].items():
-            file = _inside(directory, name)
-            if not file.is_file():
-                raise CatvecError(f"{directory}: {name} listed in the manifest is missing")
-            if "sha256:" + sha256_file(file) != digest:
-                raise CatvecError(f"{file}: checksum does not match the manifest; the file was changed or damaged")
-    return manifest
 
 
 def load_vectors(path, verify: bool = True) -> Vectors:
@@ -219,18 +146,6 @@ def load_vectors(path, verify: bool = True) -> Vectors:
     if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[0] != len(keys):
         raise CatvecError(f"{directory}: {len(keys)} keys do not match the {matrix.dtype} matrix of shape {matrix.shape}")
     return Vectors(keys=keys, matrix=matrix)
-
-
-def _inside(directory: Path, name: str) -> Path:
-    """A file named in a manifest, refusing names that would leave the directory."""
-    if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name or name.startswith("."):
-        raise CatvecError(f"{directory}: the manifest names a file outside its directory ({name!r})")
-    return directory / name
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 # ---- interop exports ----------------------------------------------------------------

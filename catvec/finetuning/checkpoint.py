@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
-from catvec.base.vectors import sha256_file, write_json
+from catvec.base.store import sha256_file, write_json
 
 INDEX = "checkpoint.json"
 

@@ -52,7 +52,9 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
     """Write every file of a model directory into `staging`, the COMPLETE marker last."""
     from safetensors.torch import save_file
 
-    from catvec.base.vectors import Vectors, finish_manifest, save_vectors, write_json
+    from catvec.base.store import finish_manifest, write_json
+
+    from catvec.base.vectors import Vectors, save_vectors
 
     staging = Path(staging)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
@@ -72,7 +74,7 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
         save_vectors(Vectors(keys=keys, matrix=weight[1:]), sub,
                      {"kind": "finetuned", "column": col, "mode": layer.mode, "source_model": manifest.get("version")})
         exported[col] = f"embeddings/{sub.name}"
-    finish_manifest(staging, {**manifest, "format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION,
+    finish_manifest(staging, {"format": MODEL_FORMAT, "format_version": MODEL_FORMAT_VERSION, **manifest,
                               "embeddings": exported}, [*FILES, *extra_files])
     return staging
 
@@ -86,7 +88,7 @@ def load_model(path) -> LoadedModel:
     from safetensors.torch import load_file
 
     from catvec.finetuning.model import TabularEmbeddingModel
-    from catvec.base.vectors import read_manifest, resolve_version_dir
+    from catvec.base.store import read_manifest, resolve_version_dir
 
     directory = resolve_version_dir(path)
     manifest = read_manifest(directory)

@@ -101,7 +101,7 @@ def read_events_step(cfg: PretrainConfig, events=None):
 def extract_step(events_table, cfg: PretrainConfig, checksum: str):
     """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place)."""
     from catvec.pretraining.corpus import build_corpus
-    from catvec.base.vectors import write_json
+    from catvec.base.store import write_json
 
     cache_root = Path(cfg.out) / CACHE_DIR
     entry = cache_root / ("corpus-" + corpus_cache_key(cfg, checksum))
@@ -275,7 +275,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, run_step=None) -> 
         run_step(export_step, vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
         final = run_step(publish_step, store, name, staging, cfg.keep)
-    from catvec.base.vectors import read_manifest
+    from catvec.base.store import read_manifest
 
     log.info("pretrain: version %s in %.1fs", name, time.perf_counter() - t0)
     return PretrainResult(version=name, path=final, manifest=read_manifest(final))

@@ -51,7 +51,7 @@ def test_loads_retry_only_while_an_input_is_missing(finetune_module, tmp_path):
 
     from catvec.base.errors import CatvecError
     from catvec.base.tables import read_frame
-    from catvec.base.vectors import resolve_version_dir
+    from catvec.base.store import resolve_version_dir
 
     def retried(call):
         try:

@@ -12,7 +12,8 @@ from catvec.pretraining import pipeline
 from catvec.cli.main import main as catvec_main
 from catvec.base.config import PretrainConfig, field_types
 from catvec.base.store import LATEST, STAGING
-from catvec.base.vectors import load_vectors, read_manifest
+from catvec.base.store import read_manifest
+from catvec.base.vectors import load_vectors
 
 FAST = dict(dim=8, epochs=2, exact=True, vector_map=False)
 
