@@ -20,9 +20,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make `flows` importable from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flows import STARTUP_TIMEOUT_S  # noqa: E402  (no prefect import: PREFECT_API_URL is set below first)
+
 REPO = Path(__file__).resolve().parent.parent
 PREFECT_YAML = REPO / "prefect.yaml"
-STARTUP_TIMEOUT_S = 180  # a fresh PREFECT_HOME runs the database migrations first
 
 
 def start_server(host: str = "127.0.0.1", port: int = 4200, env: dict | None = None, log=None) -> subprocess.Popen:

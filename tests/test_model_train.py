@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from catvec.base.config import FinetuneConfig, build_config
-from catvec.finetuning.pipeline import (align_step, build_vocabs_step, export_step, finetune, load_table_step,
-                                        load_vectors_step, prepare_step, resolve_roles_step, train_step)
+from catvec.finetuning.pipeline import (FinetuneRun, align_columns, assign_roles, build_vocabs, export_model,
+                                        finetune, load_pretrained, load_table, prepare_data, train_model)
 from catvec.finetuning.predict import predict
 from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
 from catvec.finetuning.modeldir import load_model
@@ -53,14 +53,23 @@ def test_forward_shapes(interactions):
     assert model.last_emb_l2.ndim == 0
 
 
+def prepared_run(cfg) -> FinetuneRun:
+    """The finetune steps up to prepare_data, called one by one as the pipeline does."""
+    run = FinetuneRun(cfg)
+    run.labeled = load_table(cfg)
+    run.vectors = load_pretrained(cfg)
+    run.roles = assign_roles(run)
+    run.vocabs = build_vocabs(run)
+    run.aligned = align_columns(run)
+    run.prepared = prepare_data(run)
+    return run
+
+
 def test_scaling_uses_training_rows_only(tmp_path, inputs):
     cfg = config(tmp_path, inputs)
-    labeled = load_table_step(cfg)
-    vectors = load_vectors_step(cfg)
-    roles = resolve_roles_step(labeled, vectors, cfg)
-    vocabs = build_vocabs_step(labeled, roles, vectors, cfg)
-    prepared = prepare_step(labeled, roles, vocabs, cfg)
-    x = labeled.frame["x"].cast(float).to_numpy()
+    run = prepared_run(cfg)
+    prepared = run.prepared
+    x = run.labeled.frame["x"].cast(float).to_numpy()
     assert prepared.scaler.mean[0] == pytest.approx(x[~prepared.is_val].mean())
     assert prepared.scaler.mean[0] != pytest.approx(x.mean(), abs=1e-9)
     assert abs(prepared.data.x_cont[0].mean()) < 1e-5
@@ -68,18 +77,13 @@ def test_scaling_uses_training_rows_only(tmp_path, inputs):
 
 def test_save_load_predict_gives_identical_outputs(tmp_path, inputs):
     cfg = config(tmp_path, inputs, mode="partial")
-    labeled = load_table_step(cfg)
-    vectors = load_vectors_step(cfg)
-    roles = resolve_roles_step(labeled, vectors, cfg)
-    vocabs = build_vocabs_step(labeled, roles, vectors, cfg)
-    aligned = align_step(labeled, roles, vocabs, vectors, cfg)
-    prepared = prepare_step(labeled, roles, vocabs, cfg)
-    fit = train_step(prepared, roles, vocabs, aligned, cfg, cfg.mode)
+    run = prepared_run(cfg)
+    fit = run.fits[cfg.mode] = train_model(run, cfg.mode)
     staging = tmp_path / "staged"
     staging.mkdir()
-    export_step(staging, fit, None, prepared, labeled, roles, vocabs, aligned, cfg, "v-test")
+    export_model(run, staging, "v-test")
     loaded = load_model(staging)
-    x_cat, x_cont = feature_arrays(labeled.frame, loaded.roles, loaded.vocabs, loaded.scaler, labeled.name)
+    x_cat, x_cont = feature_arrays(run.labeled.frame, loaded.roles, loaded.vocabs, loaded.scaler, run.labeled.name)
     np.testing.assert_array_equal(predict_output(loaded.model, x_cat, x_cont),
                                   predict_output(fit.model, x_cat, x_cont))
 

@@ -175,6 +175,6 @@ def test_real_command_exit_code(tmp_path):
 
 def test_import_and_help_stay_light():
     code = ("import sys, catvec, catvec.cli.main; catvec.cli.main.build_parser().format_help();"
-            "print(sorted(m for m in ('torch','gensim','prefect','polars','pandas') if m in sys.modules))")
+            "print(sorted(m for m in ('torch','gensim','prefect','polars','pandas','dask','matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == []

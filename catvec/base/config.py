@@ -94,8 +94,7 @@ class PretrainConfig:
             raise CatvecError(f"holdout must be one of {', '.join(HOLDOUT_MODES)}; got {self.holdout!r}")
         if self.item_attributes and not Path(self.item_attributes).is_file():
             raise CatvecError(f"item_attributes: file {self.item_attributes} not found; pass a CSV with the item column")
-        if self.session_gap:
-            parse_duration(self.session_gap, "session_gap")
+        self.session_gap_seconds  # noqa: B018  (parses, or raises the clear error)
         if self.basket_col and (self.session_col or self.session_gap):
             raise CatvecError("basket_col cannot be combined with session_col or session_gap: baskets are the groups")
         if self.basket_col and self.holdout != "none":
@@ -110,6 +109,11 @@ class PretrainConfig:
     @property
     def events_path(self) -> Path:
         return Path(self.events) if self.events else SAMPLE_EVENTS
+
+    @property
+    def session_gap_seconds(self) -> float | None:
+        """session_gap in seconds (None: no gap), parsed here and nowhere else."""
+        return parse_duration(self.session_gap, "session_gap") if self.session_gap else None
 
     @property
     def effective_workers(self) -> int:

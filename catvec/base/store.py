@@ -33,6 +33,7 @@ from pathlib import Path
 
 from catvec.base.errors import CatvecError, InputNotFound
 from catvec.base.faults import fault_point
+from catvec.base.steps import step
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,16 @@ class VersionStore:
                 except OSError:
                     continue
             shutil.rmtree(path, ignore_errors=True)
+
+
+@step(name="publish")
+def publish_version(store: VersionStore, name: str, staging: Path, keep: int = 0) -> Path:
+    """The last step of both pipelines: move the complete staged version into place, point
+    `latest` at it, then apply the retention (`keep`)."""
+    final = store.commit(name, staging)
+    store.publish(name)
+    store.prune(keep)
+    return final
 
 
 def new_version_name() -> str:

@@ -48,6 +48,7 @@ def register(sub) -> None:
 
 def run_pretrain(args) -> int:
     from catvec.pretraining.pipeline import pretrain
+    from catvec.reports.render import pretrain_summary
 
     cfg = config_from_args(PretrainConfig, args)
     say(args, f"catvec pretrain: {cfg.events_path} -> {cfg.out}")
@@ -56,39 +57,9 @@ def run_pretrain(args) -> int:
         result = pretrain(cfg, on_epoch=progress)
     finally:
         progress.close()
-    say(args, *summary_lines(result.manifest))
+    say(args, *pretrain_summary(result.manifest))
     print(result.path)
     return 0
-
-
-def summary_lines(manifest: dict) -> list[str]:
-    c = manifest["corpus"]
-    t = manifest["training"]
-    dropped = ", ".join(f"{k}={v}" for k, v in c.get("dropped", {}).items() if v) or "none"
-    lengths = c["lengths"]
-    last = t["epochs"][-1] if t["epochs"] else {}
-    return [
-        f"events read {c['events_read']}, dropped {c['events_dropped']} ({dropped})",
-        f"users {c['users']}, sequences {c['sequences']} ({c['lines']} lines, {c['sequences_split']} split), "
-        f"tokens {c['tokens']}, items {c['vocab_size']}",
-        f"sequence length min {lengths['min']} median {lengths['p50']:g} p90 {lengths['p90']:g} max {lengths['max']}",
-        f"trained {t['vocab_size']} vectors x {manifest['params']['dim']} in {t['train_seconds']:.2f}s "
-        f"({t['words_per_second']:,} words/s, {t['workers']} worker(s)); final loss {last.get('loss', float('nan')):.4f}",
-        f"version {manifest['version']} (parent {manifest['parent'] or 'none'})",
-    ] + quality_lines(manifest)
-
-
-def quality_lines(manifest: dict) -> list[str]:
-    quality = manifest.get("quality")
-    if not quality:
-        return []
-    held = manifest["corpus"].get("heldout", {})
-    lines = [f"held out {held.get('events', 0)} events of {held.get('users', 0)} users ({quality['holdout']})"]
-    for role, m in quality["vectors"].items():
-        pop = quality["popularity"][role]
-        lines.append(f"{role}: HR@{m['k']} {m['hr']:.4f} NDCG@{m['k']} {m['ndcg']:.4f} "
-                     f"(popularity {pop['hr']:.4f} / {pop['ndcg']:.4f}, {m['users']} users)")
-    return lines
 
 
 def run_similar(args) -> int:

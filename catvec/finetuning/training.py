@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,37 +41,24 @@ class TrainData:
 
 
 @dataclass
-class TrainSettings:
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 3e-3
-    embedding_lr: float = 1e-4
-    weight_decay: float = 1e-4
-    emb_l2: float = 0.0
-    patience: int = 5
-    unfreeze_after: int = 0
-    sparse: bool = False
-    seed: int = 0
-
-
-@dataclass
 class FitResult:
     model: TabularEmbeddingModel       # with the best epoch's weights
     history: list[dict]
     best_epoch: int
     stopped_early: bool
     resumed_from: int = 0
-    extra: dict = field(default_factory=dict)
 
 
-def fit(model: TabularEmbeddingModel, data: TrainData, settings: TrainSettings, checkpoint_dir=None,
+def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
         resume: bool = False, on_epoch=None) -> FitResult:
     """Train with early stopping on validation loss; checkpoint after every epoch.
 
+    cfg is the FinetuneConfig: epochs, batch_size, lr, embedding_lr, weight_decay, emb_l2,
+    patience, unfreeze_after, sparse and seed are read from it.
     on_epoch(epoch, total, info) is called after each epoch with that epoch's metrics.
-    Example: result = fit(model, data, TrainSettings(epochs=20), "out/.checkpoints/abc")
+    Example: result = fit(model, data, FinetuneConfig(epochs=20), "out/.checkpoints/abc")
     """
-    s = settings
+    s = cfg
     optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
     history, best, bad, start, unfrozen = [], None, 0, 0, False
     path = Path(checkpoint_dir) if checkpoint_dir else None
@@ -121,7 +108,7 @@ def fit(model: TabularEmbeddingModel, data: TrainData, settings: TrainSettings, 
                      stopped_early=stopped, resumed_from=start)
 
 
-def _train_epoch(model, data: TrainData, s: TrainSettings, optimizers, epoch: int) -> float:
+def _train_epoch(model, data: TrainData, s, optimizers, epoch: int) -> float:
     model.train()
     torch.manual_seed(s.seed * 100_003 + epoch)                      # dropout of this epoch
     gen = torch.Generator().manual_seed(s.seed * 100_003 + epoch)

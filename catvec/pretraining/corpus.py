@@ -49,6 +49,12 @@ class Corpus:
         return int(self.stats["lengths"]["max"])
 
 
+def extraction_options(cfg) -> dict:
+    """The sequence rules of a PretrainConfig as keyword arguments of `sequence_frame`."""
+    return {"session_gap_s": cfg.session_gap_seconds, "basket": bool(cfg.basket_col),
+            "collapse_repeats": cfg.collapse_repeats}
+
+
 def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bool = False,
                  collapse_repeats: bool = True, min_count: int = 1, min_sequence_length: int = 2,
                  max_sequence_length: int = 10000, holdout: int = 0, source: str = "events") -> Corpus:

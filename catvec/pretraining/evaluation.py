@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.base.config import HOLDOUT_MODES, PretrainConfig, parse_duration
+from catvec.base.config import HOLDOUT_MODES, PretrainConfig
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,11 @@ def load_heldout(path):
     return mode, frame
 
 
-def extraction_args(cfg: PretrainConfig) -> dict:
-    gap = parse_duration(cfg.session_gap, "session_gap") if cfg.session_gap else None
-    return {"session_gap_s": gap, "collapse_repeats": cfg.collapse_repeats}
-
-
-def build_tasks(table, keys: list[str], holdout: int, *, session_gap_s=None, collapse_repeats=True):
+def build_tasks(table, keys: list[str], holdout: int, **rules):
     """Events -> ({role: NextItemTask}, training counts per key row, held-out rows).
 
+    `rules` are the sequence rules of catvec.pretraining.corpus.sequence_frame
+    (`extraction_options(cfg)`), so the split sees the corpus's own 'last item'.
     A user with n events (after ordering and collapse) is evaluated when n >= holdout + 2;
     the test target is the last event, the validation target (holdout=2) the one before.
     """
@@ -80,7 +77,7 @@ def build_tasks(table, keys: list[str], holdout: int, *, session_gap_s=None, col
 
     from catvec.pretraining.corpus import held_out_mask, sequence_frame
 
-    lf = sequence_frame(table, session_gap_s=session_gap_s, collapse_repeats=collapse_repeats)
+    lf = sequence_frame(table, **rules)
     n = pl.len().over("user")
     frame = (lf.with_columns(held=held_out_mask(holdout), from_end=n - 1 - pl.int_range(pl.len()).over("user"),
                              eligible=n >= holdout + 2)
@@ -122,9 +119,10 @@ def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None =
 
     `events` is the events file it was trained on (default: the path in its manifest).
     """
-    from catvec.pretraining.pipeline import read_events_step
     from catvec.base.store import read_manifest, resolve_version_dir
     from catvec.base.vectors import load_vectors
+    from catvec.pretraining.corpus import extraction_options
+    from catvec.pretraining.events import read_events_table
 
     directory = resolve_version_dir(path)
     manifest = read_manifest(directory)
@@ -141,11 +139,11 @@ def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None =
     table = events if not isinstance(events, (str, Path, type(None))) else None
     if table is None:
         cfg.events = str(source)
-        table = read_events_step(cfg)
+        table = read_events_table(cfg)
     else:
-        table = read_events_step(cfg, table)
+        table = read_events_table(cfg, table)
     vectors = load_vectors(directory)
-    tasks, counts, heldout = build_tasks(table, vectors.keys, HOLDOUT_MODES[mode], **extraction_args(cfg))
+    tasks, counts, heldout = build_tasks(table, vectors.keys, HOLDOUT_MODES[mode], **extraction_options(cfg))
     _, stored = load_heldout(directory / HOLDOUT_FILE)
     if not heldout.equals(stored):
         raise CatvecError(f"{source}: its users' last items differ from {directory / HOLDOUT_FILE} "

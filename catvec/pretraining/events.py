@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
 from catvec.base.keys import normalize_keys
+from catvec.base.steps import step
 from catvec.base.tables import read_frame
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,16 @@ def read_events(source, *, user_col="user_id", item_col="item_id", time_col="tim
     fault_point("events-read")
     order = ["user", "item", "t"] + (["group"] if "group" in frame.columns else []) + ["row"]
     return EventsTable(frame=frame.select(order), source=name, checksum=checksum, stats=stats)
+
+
+@step(name="read-events", io=True)
+def read_events_table(cfg, events=None) -> EventsTable:
+    """The events of a PretrainConfig: cfg.events (or the DataFrame `events`) read with its
+    column options. The pipeline step, also used by evaluation and tuning."""
+    return read_events(events if events is not None else cfg.events_path,
+                       user_col=cfg.user_col, item_col=cfg.item_col, time_col=cfg.time_col,
+                       session_col=cfg.session_col, basket_col=cfg.basket_col, sep=cfg.sep,
+                       time_unit=cfg.time_unit, drop_nulls=cfg.drop_nulls)
 
 
 def _check_columns(raw, needed: dict, name: str) -> None:

@@ -1,10 +1,14 @@
-"""The pipeline steps and their composition. The CLI and the Prefect flows call these.
+"""The pretrain pipeline: `pretrain(cfg)` and the steps it calls, top to bottom.
 
-Each step takes paths, configs or small objects and returns the same; `pretrain(cfg)`
-composes them. A flow wraps each step as a task, so both paths run the same code.
+    pretrain(cfg, events=None)
+        checksum_events -> find_cached_corpus? -> read_events_table -> extract_corpus
+        -> train_skipgram -> evaluate_holdout (with a holdout) -> export_version (staging)
+        -> publish_version (OUT/<version>, then OUT/latest)
 
-    input_checksum -> cached_corpus? -> read_events_step -> extract_step
-        -> train_step -> export_step -> publish_step
+Each step is a plain function marked with `@step` (catvec.base.steps); the CLI calls
+`pretrain` directly and the Prefect flow calls it with every step running as a task
+(flows/adapter.py), so both run this code. Steps marked io=True read input that may
+arrive late; they are the only ones a flow retries.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.base.config import HOLDOUT_MODES, PretrainConfig, export_formats, parse_duration
+from catvec.base.config import HOLDOUT_MODES, PretrainConfig, export_formats
 from catvec.base.errors import CatvecError
-from catvec.base.store import VersionStore
+from catvec.base.steps import step
+from catvec.base.store import VersionStore, publish_version, read_manifest, write_json
+from catvec.pretraining.events import read_events_table
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,8 @@ class PretrainResult:
 
 # ---- steps ---------------------------------------------------------------------------
 
-def input_checksum(cfg: PretrainConfig, events=None) -> str:
+@step(name="checksum-events", io=True)
+def checksum_events(cfg: PretrainConfig, events=None) -> str:
     """sha256 of the events file (or of a DataFrame's rows)."""
     from catvec.base.tables import file_checksum, read_frame
 
@@ -64,7 +71,8 @@ def corpus_cache_key(cfg: PretrainConfig, checksum: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def cached_corpus(cfg: PretrainConfig, checksum: str):
+@step(name="cached-corpus")
+def find_cached_corpus(cfg: PretrainConfig, checksum: str):
     """The cached corpus for this input + extraction parameters, or None."""
     from catvec.pretraining.corpus import Corpus
 
@@ -88,20 +96,10 @@ def cached_corpus(cfg: PretrainConfig, checksum: str):
     return corpus
 
 
-def read_events_step(cfg: PretrainConfig, events=None):
-    """Read and validate the events (file from cfg, or a DataFrame)."""
-    from catvec.pretraining.events import read_events
-
-    return read_events(events if events is not None else cfg.events_path,
-                       user_col=cfg.user_col, item_col=cfg.item_col, time_col=cfg.time_col,
-                       session_col=cfg.session_col, basket_col=cfg.basket_col, sep=cfg.sep,
-                       time_unit=cfg.time_unit, drop_nulls=cfg.drop_nulls)
-
-
-def extract_step(events_table, cfg: PretrainConfig, checksum: str):
+@step(name="extract-corpus")
+def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
     """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place)."""
-    from catvec.pretraining.corpus import build_corpus
-    from catvec.base.store import write_json
+    from catvec.pretraining.corpus import build_corpus, extraction_options
 
     cache_root = Path(cfg.out) / CACHE_DIR
     entry = cache_root / ("corpus-" + corpus_cache_key(cfg, checksum))
@@ -111,9 +109,7 @@ def extract_step(events_table, cfg: PretrainConfig, checksum: str):
         tmp.mkdir(parents=True)
         corpus = build_corpus(
             events_table, tmp / "corpus.txt",
-            session_gap_s=parse_duration(cfg.session_gap, "session_gap") if cfg.session_gap else None,
-            basket=bool(cfg.basket_col), collapse_repeats=cfg.collapse_repeats,
-            min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
+            **extraction_options(cfg), min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
             max_sequence_length=cfg.max_sequence_length, holdout=HOLDOUT_MODES[cfg.holdout],
             source=events_table.source)
         write_json(tmp / "corpus.json", {"keys": corpus.keys, "stats": corpus.stats, "basket": corpus.basket})
@@ -131,27 +127,21 @@ def extract_step(events_table, cfg: PretrainConfig, checksum: str):
     return corpus
 
 
-def skipgram_params(cfg: PretrainConfig):
-    from catvec.pretraining.skipgram import SkipGramParams
-
-    return SkipGramParams(dim=cfg.dim, window=cfg.window, epochs=cfg.epochs, negative=cfg.negative,
-                          ns_exponent=cfg.ns_exponent, sample=cfg.sample, alpha=cfg.alpha,
-                          min_alpha=cfg.min_alpha, min_count=cfg.min_count,
-                          max_final_vocab=cfg.max_final_vocab, workers=cfg.effective_workers, seed=cfg.seed)
-
-
-def train_step(corpus, cfg: PretrainConfig, on_epoch=None):
+@step(name="train")
+def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None):
     """Corpus -> (Vectors, training stats)."""
     from catvec.pretraining.skipgram import train_vectors
 
-    return train_vectors(corpus, skipgram_params(cfg), on_epoch=on_epoch)
+    return train_vectors(corpus, cfg, on_epoch=on_epoch)
 
 
-def evaluate_step(vectors, cfg: PretrainConfig, events_table) -> dict:
+@step(name="evaluate")
+def evaluate_holdout(vectors, cfg: PretrainConfig, events_table) -> dict:
     """With a holdout: HR@10 / NDCG@10 of the vectors and of popularity on the held-out items."""
-    from catvec.pretraining.evaluation import build_tasks, extraction_args, score_tasks
+    from catvec.pretraining.corpus import extraction_options
+    from catvec.pretraining.evaluation import build_tasks, score_tasks
 
-    tasks, counts, _ = build_tasks(events_table, vectors.keys, HOLDOUT_MODES[cfg.holdout], **extraction_args(cfg))
+    tasks, counts, _ = build_tasks(events_table, vectors.keys, HOLDOUT_MODES[cfg.holdout], **extraction_options(cfg))
     quality = {"holdout": cfg.holdout, **score_tasks(vectors, tasks, counts, query_last=cfg.query_last)}
     for role, m in quality["vectors"].items():
         log.info("%s: HR@10 %.4f NDCG@10 %.4f (popularity %.4f / %.4f)", role, m["hr"], m["ndcg"],
@@ -182,7 +172,8 @@ def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict
     }
 
 
-def export_step(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, corpus=None) -> Path:
+@step(name="export")
+def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, corpus=None) -> Path:
     """Write the weight files, the held-out items, the map, report.md and any interop
     exports into the staging directory; all but the exports are checksummed."""
     from catvec.reports.render import write_report
@@ -217,54 +208,40 @@ def export_step(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, cor
     return staging
 
 
-def publish_step(store: VersionStore, name: str, staging: Path, keep: int = 0) -> Path:
-    """Move the complete staged version into place, then point `latest` at it."""
-    final = store.commit(name, staging)
-    store.publish(name)
-    store.prune(keep)
-    return final
-
-
 # ---- composition -----------------------------------------------------------------------
 
-def call(step, *args, **kwargs):
-    """Run one step: the default `run_step` of the compositions."""
-    return step(*args, **kwargs)
-
-
-def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, run_step=None) -> PretrainResult:
+def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
     """Events -> a new complete version in cfg.out, then `latest` moved to it.
 
-    `events` may be a pandas / polars DataFrame instead of cfg.events. `run_step(step, *args)`
-    runs each step (default: a plain call); the Prefect flow passes one that runs it as a task.
+    `events` may be a pandas / polars DataFrame instead of cfg.events.
+    on_epoch(epoch, n_epochs, info) reports training progress.
     Example: pretrain(PretrainConfig(events="data/events.csv", out="artifacts"))
     """
     cfg.validate()
-    run_step = run_step or call
     t0 = time.perf_counter()
     timings = {}
-    checksum = run_step(input_checksum, cfg, events)
+    checksum = checksum_events(cfg, events)
     store = VersionStore(cfg.out)
     store.prepare()
     parent = store.latest_name()
     with store.staged() as (name, staging):
         t = time.perf_counter()
-        corpus = None if events is not None else run_step(cached_corpus, cfg, checksum)
+        table = None
+        corpus = find_cached_corpus(cfg, checksum) if events is None else None
         timings["corpus_cached"] = corpus is not None
         if corpus is None:
-            table = run_step(read_events_step, cfg, events)
+            table = read_events_table(cfg, events)
             timings["read_seconds"] = round(time.perf_counter() - t, 4)
             t = time.perf_counter()
-            corpus = run_step(extract_step, table, cfg, checksum)
+            corpus = extract_corpus(table, cfg, checksum)
         timings["extract_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
-        vectors, train_stats = run_step(train_step, corpus, cfg, on_epoch)
+        vectors, train_stats = train_skipgram(corpus, cfg, on_epoch)
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
         quality = None
         if cfg.holdout != "none":
             t = time.perf_counter()
-            table = table if timings["corpus_cached"] is False else run_step(read_events_step, cfg, events)
-            quality = run_step(evaluate_step, vectors, cfg, table)
+            quality = evaluate_holdout(vectors, cfg, table if table is not None else read_events_table(cfg, events))
             timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
@@ -272,11 +249,9 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, run_step=None) -> 
             manifest["quality"] = quality
         if events is not None:
             manifest["input"]["path"] = "<DataFrame>"
-        run_step(export_step, vectors, manifest, staging, cfg, corpus)
+        export_version(vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
-        final = run_step(publish_step, store, name, staging, cfg.keep)
-    from catvec.base.store import read_manifest
-
+        final = publish_version(store, name, staging, cfg.keep)
     log.info("pretrain: version %s in %.1fs", name, time.perf_counter() - t0)
     return PretrainResult(version=name, path=final, manifest=read_manifest(final))
 

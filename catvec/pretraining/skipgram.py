@@ -1,6 +1,8 @@
 """Skip-gram training with gensim in corpus_file mode: the only gensim import.
 
-`train_vectors(corpus, SkipGramParams)` returns plain `Vectors` plus training stats.
+`train_vectors(corpus, cfg)` returns plain `Vectors` plus training stats; the settings are
+the PretrainConfig's own fields (dim, window, epochs, negative, ns_exponent, sample,
+alpha, min_alpha, min_count, max_final_vocab, workers, seed), read here and nowhere else.
 
 Loss. gensim's running loss is a float32 tally; past ~1.7e7 it stops absorbing
 per-pair increments, and in corpus_file mode with several workers only the last worker
@@ -16,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,51 +29,35 @@ log = logging.getLogger(__name__)
 LOSS_SAMPLE_PAIRS = 20000
 
 
-@dataclass
-class SkipGramParams:
-    dim: int = 64
-    window: int = 10
-    epochs: int = 10
-    negative: int = 5
-    ns_exponent: float = 1.0
-    sample: float = 1e-3
-    alpha: float = 0.025
-    min_alpha: float = 0.0001
-    min_count: int = 1
-    max_final_vocab: int = 0
-    workers: int = 1
-    seed: int = 1
-    shrink_windows: bool = True
-
-
 def _stable_hash(text: str) -> int:
     """A hash that does not depend on PYTHONHASHSEED (gensim's default is `hash`)."""
     return zlib.crc32(text.encode("utf-8"))
 
 
-def train_vectors(corpus, params: SkipGramParams, on_epoch=None) -> tuple[Vectors, dict]:
-    """Train skip-gram vectors on a `catvec.pretraining.corpus.Corpus`.
+def train_vectors(corpus, cfg, on_epoch=None) -> tuple[Vectors, dict]:
+    """Train skip-gram vectors on a `catvec.pretraining.corpus.Corpus` with a PretrainConfig.
 
     on_epoch(epoch, n_epochs, info) is called after each epoch with
     info = {"loss": float, "gensim_loss": float, "seconds": float}.
 
-    Example: vectors, stats = train_vectors(corpus, SkipGramParams(dim=32, epochs=5))
+    Example: vectors, stats = train_vectors(corpus, PretrainConfig(dim=32, epochs=5))
     """
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
 
-    window = params.window
-    shrink = params.shrink_windows
+    window = cfg.window
+    shrink = True
+    workers = cfg.effective_workers
     if corpus.basket:
         # Unordered sets: every item in a basket is context for every other one.
         window = max(window, corpus.longest)
         shrink = False
     model = Word2Vec(
-        sg=1, vector_size=params.dim, window=window, negative=params.negative, hs=0,
-        ns_exponent=params.ns_exponent, sample=params.sample, alpha=params.alpha,
-        min_alpha=params.min_alpha, min_count=params.min_count,
-        max_final_vocab=params.max_final_vocab or None, workers=params.workers,
-        seed=params.seed, hashfxn=_stable_hash, shrink_windows=shrink, compute_loss=True,
+        sg=1, vector_size=cfg.dim, window=window, negative=cfg.negative, hs=0,
+        ns_exponent=cfg.ns_exponent, sample=cfg.sample, alpha=cfg.alpha,
+        min_alpha=cfg.min_alpha, min_count=cfg.min_count,
+        max_final_vocab=cfg.max_final_vocab or None, workers=workers,
+        seed=cfg.seed, hashfxn=_stable_hash, shrink_windows=shrink, compute_loss=True,
         sorted_vocab=1,
     )
     started = time.perf_counter()
@@ -82,7 +67,7 @@ def train_vectors(corpus, params: SkipGramParams, on_epoch=None) -> tuple[Vector
 
         raise CatvecError("the vocabulary is empty after min_count / max_final_vocab; lower them")
     vocab_seconds = time.perf_counter() - started
-    probe = _LossProbe(corpus.path, model, window, params.negative, params.ns_exponent, params.seed)
+    probe = _LossProbe(corpus.path, model, window, cfg.negative, cfg.ns_exponent, cfg.seed)
 
     history: list[dict] = []
 
@@ -97,13 +82,13 @@ def train_vectors(corpus, params: SkipGramParams, on_epoch=None) -> tuple[Vector
                     "seconds": round(time.perf_counter() - self.t0, 4)}
             history.append(info)
             fault_point("training-epoch")
-            log.info("epoch %d/%d loss %.4f", info["epoch"], params.epochs, info["loss"])
+            log.info("epoch %d/%d loss %.4f", info["epoch"], cfg.epochs, info["loss"])
             if on_epoch is not None:
-                on_epoch(info["epoch"], params.epochs, info)
+                on_epoch(info["epoch"], cfg.epochs, info)
 
     t_train = time.perf_counter()
     model.train(corpus_file=str(corpus.path), total_examples=model.corpus_count,
-                total_words=model.corpus_total_words, epochs=params.epochs, callbacks=[_Epochs()],
+                total_words=model.corpus_total_words, epochs=cfg.epochs, callbacks=[_Epochs()],
                 compute_loss=True)
     train_seconds = time.perf_counter() - t_train
 
@@ -114,8 +99,8 @@ def train_vectors(corpus, params: SkipGramParams, on_epoch=None) -> tuple[Vector
         "vocab_size": len(keys),
         "window_used": window,
         "shrink_windows": shrink,
-        "workers": params.workers,
-        "words_per_second": round(model.corpus_total_words * params.epochs / max(train_seconds, 1e-9)),
+        "workers": workers,
+        "words_per_second": round(model.corpus_total_words * cfg.epochs / max(train_seconds, 1e-9)),
         "vocab_seconds": round(vocab_seconds, 4),
         "train_seconds": round(train_seconds, 4),
         "epochs": history,

@@ -89,21 +89,21 @@ def sample_table(table, sample_users: int, seed: int):
 
 def prepare_corpus(cfg: PretrainConfig, table, directory):
     """The training corpus of `table` with the last two items of each user held out."""
-    from catvec.pretraining.corpus import build_corpus
-    from catvec.pretraining.evaluation import extraction_args
+    from catvec.pretraining.corpus import build_corpus, extraction_options
 
     return build_corpus(table, Path(directory) / "corpus.txt", holdout=2, min_count=cfg.min_count,
                         min_sequence_length=cfg.min_sequence_length, max_sequence_length=cfg.max_sequence_length,
-                        source=table.source, **extraction_args(cfg))
+                        source=table.source, **extraction_options(cfg))
 
 
 def run_trial(cfg: PretrainConfig, corpus, table, roles=("valid",)) -> dict:
     """Train with `cfg` on `corpus` and score the held-out roles: the manifest's quality block."""
-    from catvec.pretraining.evaluation import build_tasks, extraction_args, score_tasks
-    from catvec.pretraining.pipeline import train_step
+    from catvec.pretraining.corpus import extraction_options
+    from catvec.pretraining.evaluation import build_tasks, score_tasks
+    from catvec.pretraining.skipgram import train_vectors
 
-    vectors, _ = train_step(corpus, cfg)
-    tasks, counts, _ = build_tasks(table, vectors.keys, 2, **extraction_args(cfg))
+    vectors, _ = train_vectors(corpus, cfg)
+    tasks, counts, _ = build_tasks(table, vectors.keys, 2, **extraction_options(cfg))
     return score_tasks(vectors, {r: tasks[r] for r in roles}, counts, query_last=cfg.query_last)
 
 
@@ -118,12 +118,12 @@ def candidate_params(cfg: PretrainConfig, seed: int) -> list[dict]:
 
 def tune(cfg: PretrainConfig, budget: TuneBudget, path, on_trial=None) -> TuneResult:
     """Search the grid within the budget and write the best settings to `path` (TOML)."""
-    from catvec.pretraining.pipeline import read_events_step
+    from catvec.pretraining.events import read_events_table
 
     cfg.validate()
     budget.validate()
     started = time.perf_counter()
-    table = sample_table(read_events_step(cfg), budget.sample_users, budget.seed)
+    table = sample_table(read_events_table(cfg), budget.sample_users, budget.seed)
     trials: list[dict] = []
     best = None
     popularity = float("nan")

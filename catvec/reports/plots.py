@@ -146,7 +146,7 @@ def plot_training_curves(metrics: dict, path) -> Path:
     for ax in (loss_ax, metric_ax):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.25)
-        if ax.lines:
+        if any(not line.get_label().startswith("_") for line in ax.lines):  # the best-epoch line has no label
             ax.legend(fontsize=8, frameon=False)
     note = "solid: pretrained init, dashed: scratch; " if len(runs) > 1 else ""
     fig.suptitle(f"{note}grey line: best epoch", fontsize=9)

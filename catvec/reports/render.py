@@ -1,9 +1,14 @@
-"""report.md for a pretrain version: what went in, what came out, how good it is.
+"""Every text catvec shows about a run, rendered from what the run wrote (its manifest,
+metrics.json, alignment.json), so no report says anything the files do not hold.
 
-The report is written from the manifest alone (plus the names of the pictures next to
-it), so it says nothing the manifest does not hold.
-
-    write_report(version_dir, manifest, images=["vector_map.png"])
+    pretrain_markdown(manifest, images)   report.md of a pretrain version
+    pretrain_summary(manifest)            the lines `catvec pretrain` prints
+    quality_table(quality)                next-item quality (report.md, `catvec evaluate`)
+    finetune_markdown(metrics, ...)       report.md of a model version
+    comparison_lines / alignment_lines    the lines `catvec finetune` prints (also in report.md)
+    artifact_markdown(directory, name)    a version's report.md plus links to its files: the
+                                          Prefect artifact of either flow
+    alignment_rows(alignment)             alignment.json as table rows (a Prefect table artifact)
 """
 
 from __future__ import annotations
@@ -12,37 +17,46 @@ from pathlib import Path
 
 REPORT_FILE = "report.md"
 TRAINING_PARAMS = ("dim", "window", "epochs", "negative", "ns_exponent", "sample", "alpha", "min_count", "seed")
+CORPUS_COLUMNS = ("events_read", "events_dropped", "users", "sequences", "tokens", "vocab_size")
+ALIGNMENT_COLUMNS = ("vocab_size", "hits", "misses", "entry_coverage", "row_coverage", "value_coverage",
+                     "pretrained_keys", "pretrained_unused", "oov_init")
+LINKED_FILES = ("report.md", "vector_map.png", "training_curves.png", "metrics.json")
 
+
+# ---- pretrain ---------------------------------------------------------------------
 
 def write_report(directory, manifest: dict, images: list[str] = ()) -> Path:
     """Write report.md into `directory` and return its path."""
     path = Path(directory) / REPORT_FILE
-    path.write_text("\n".join(report_lines(manifest, images)) + "\n", encoding="utf-8")
+    path.write_text(pretrain_markdown(manifest, images), encoding="utf-8")
     return path
 
 
-def report_lines(manifest: dict, images=()) -> list[str]:
+def pretrain_markdown(manifest: dict, images=()) -> str:
     corpus = manifest.get("corpus", {})
     training = manifest.get("training", {})
     params = manifest.get("params", {})
-    lines = [f"# catvec pretrain {manifest.get('version', '')}", ""]
-    lines += [f"- created: {manifest.get('created_at', '')}",
-              f"- parent version: {manifest.get('parent') or 'none'}",
-              f"- input: `{manifest.get('input', {}).get('path', '')}` ({manifest.get('input', {}).get('checksum', '')[:19]}...)"]
+    source = manifest.get("input", {})
+    lines = [f"# catvec pretrain {manifest.get('version', '')}", "",
+             f"- created: {manifest.get('created_at', '')}",
+             f"- parent version: {manifest.get('parent') or 'none'}",
+             f"- input: `{source.get('path', '')}` ({source.get('checksum', '')[:19]}...)",
+             f"- corpus cache: {'hit' if manifest.get('timings', {}).get('corpus_cached') else 'extracted'}"]
     if corpus:
         lengths = corpus.get("lengths", {})
-        lines += [f"- corpus: {corpus.get('events_read')} events read, {corpus.get('tokens')} tokens in "
-                  f"{corpus.get('lines')} sequences of {corpus.get('users')} users, {corpus.get('vocab_size')} items; "
-                  f"median length {lengths.get('p50', '')}"]
+        lines.append(f"- sequences: {corpus.get('lines')} lines, median length {lengths.get('p50', '')}, "
+                     f"max {lengths.get('max', '')}")
         if corpus.get("heldout"):
             lines.append(f"- held out of training: {corpus['heldout']['events']} events of "
                          f"{corpus['heldout']['users']} users (holdout = {params.get('holdout')})")
     if training:
         lines.append(f"- trained {training.get('vocab_size')} vectors in {training.get('train_seconds')}s "
-                     f"({training.get('workers')} worker(s))")
-    lines += ["", "## Parameters", "", "| " + " | ".join(TRAINING_PARAMS) + " |",
-              "|" + "---|" * len(TRAINING_PARAMS),
-              "| " + " | ".join(str(params.get(p, "")) for p in TRAINING_PARAMS) + " |"]
+                     f"({training.get('workers')} worker(s), {training.get('words_per_second', 0):,} words/s)")
+    if corpus:
+        lines += ["", "## Corpus", "", _row(CORPUS_COLUMNS), _rule(CORPUS_COLUMNS),
+                  _row(corpus.get(c, "") for c in CORPUS_COLUMNS)]
+    lines += ["", "## Parameters", "", _row(TRAINING_PARAMS), _rule(TRAINING_PARAMS),
+              _row(params.get(p, "") for p in TRAINING_PARAMS)]
     quality = manifest.get("quality")
     if quality:
         lines += ["", "## Next-item quality", ""] + quality_table(quality)
@@ -52,6 +66,33 @@ def report_lines(manifest: dict, images=()) -> list[str]:
     if epochs:
         lines += ["", "## Training loss", "", "| epoch | loss | seconds |", "|---|---|---|"]
         lines += [f"| {e['epoch']} | {e['loss']:.4f} | {e['seconds']} |" for e in epochs]
+    return "\n".join(lines) + "\n"
+
+
+def pretrain_summary(manifest: dict) -> list[str]:
+    """What `catvec pretrain` prints after a run."""
+    c = manifest["corpus"]
+    t = manifest["training"]
+    dropped = ", ".join(f"{k}={v}" for k, v in c.get("dropped", {}).items() if v) or "none"
+    lengths = c["lengths"]
+    last = t["epochs"][-1] if t["epochs"] else {}
+    lines = [
+        f"events read {c['events_read']}, dropped {c['events_dropped']} ({dropped})",
+        f"users {c['users']}, sequences {c['sequences']} ({c['lines']} lines, {c['sequences_split']} split), "
+        f"tokens {c['tokens']}, items {c['vocab_size']}",
+        f"sequence length min {lengths['min']} median {lengths['p50']:g} p90 {lengths['p90']:g} max {lengths['max']}",
+        f"trained {t['vocab_size']} vectors x {manifest['params']['dim']} in {t['train_seconds']:.2f}s "
+        f"({t['words_per_second']:,} words/s, {t['workers']} worker(s)); final loss {last.get('loss', float('nan')):.4f}",
+        f"version {manifest['version']} (parent {manifest['parent'] or 'none'})",
+    ]
+    quality = manifest.get("quality")
+    if quality:
+        held = c.get("heldout", {})
+        lines.append(f"held out {held.get('events', 0)} events of {held.get('users', 0)} users ({quality['holdout']})")
+        for role, m in quality["vectors"].items():
+            pop = quality["popularity"][role]
+            lines.append(f"{role}: HR@{m['k']} {m['hr']:.4f} NDCG@{m['k']} {m['ndcg']:.4f} "
+                         f"(popularity {pop['hr']:.4f} / {pop['ndcg']:.4f}, {m['users']} users)")
     return lines
 
 
@@ -71,6 +112,18 @@ def quality_table(quality: dict) -> list[str]:
 
 # ---- finetune ---------------------------------------------------------------------
 
+def finetune_markdown(metrics: dict, alignment: dict, roles, table_name: str, cfg, version: str) -> str:
+    lines = [f"# catvec finetune {version}", "",
+             f"- table: `{table_name}`, target `{roles.target}` ({roles.task})",
+             f"- categorical: {', '.join(roles.cat_cols) or 'none'}; continuous: {', '.join(roles.cont_cols) or 'none'}",
+             "- pretrained: " + (", ".join(f"{c} <- `{d}`" for c, d in roles.pretrained.items()) or "none"),
+             f"- mode {cfg.mode}, lr {cfg.lr:g}, embedding_lr {cfg.embedding_lr:g}, oov_init {cfg.oov_init}, "
+             f"seed {cfg.seed}", "", "## Validation (best epoch)", "", "```", *comparison_lines(metrics), "```", ""]
+    if alignment:
+        lines += ["## Alignment", "", *(f"- {line}" for line in alignment_lines(alignment)), ""]
+    return "\n".join(lines)
+
+
 def comparison_lines(metrics: dict) -> list[str]:
     """Side-by-side lines for the terminal and report.md."""
     name = metrics["main_metric"]
@@ -86,22 +139,6 @@ def comparison_lines(metrics: dict) -> list[str]:
     return lines
 
 
-def _cell(value) -> str:
-    return f"{value:>12.4f}" if value is not None else f"{'n/a':>12}"
-
-
-def report_markdown(metrics: dict, alignment: dict, roles, table_name: str, cfg, version: str) -> str:
-    lines = [f"# catvec finetune {version}", "",
-             f"- table: `{table_name}`, target `{roles.target}` ({roles.task})",
-             f"- categorical: {', '.join(roles.cat_cols) or 'none'}; continuous: {', '.join(roles.cont_cols) or 'none'}",
-             "- pretrained: " + (", ".join(f"{c} <- `{d}`" for c, d in roles.pretrained.items()) or "none"),
-             f"- mode {cfg.mode}, lr {cfg.lr:g}, embedding_lr {cfg.embedding_lr:g}, oov_init {cfg.oov_init}, "
-             f"seed {cfg.seed}", "", "## Validation (best epoch)", "", "```", *comparison_lines(metrics), "```", ""]
-    if alignment:
-        lines += ["## Alignment", "", *(f"- {line}" for line in alignment_lines(alignment)), ""]
-    return "\n".join(lines)
-
-
 def alignment_lines(alignment: dict) -> list[str]:
     """One line per pretrained column from its AlignmentReport JSON."""
     lines = []
@@ -111,3 +148,36 @@ def alignment_lines(alignment: dict) -> list[str]:
                      f"{rep['table_value_hits']}/{rep['table_values']} table values{rows}; "
                      f"{rep['pretrained_not_in_table']} pretrained keys have no label; OOV init {rep['oov_init']}")
     return lines
+
+
+def alignment_rows(alignment: dict) -> list[dict]:
+    """{column: AlignmentReport JSON} -> one table row per column (floats to 4 places)."""
+    rows = []
+    for column, report in alignment.items():
+        row = {"column": column, **{k: report.get(k) for k in ALIGNMENT_COLUMNS}}
+        rows.append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+    return rows
+
+
+# ---- both --------------------------------------------------------------------------
+
+def artifact_markdown(directory, title: str) -> str:
+    """A version directory's report.md (or `title` alone) plus links to its files."""
+    directory = Path(directory)
+    report = directory / REPORT_FILE
+    text = report.read_text(encoding="utf-8") if report.is_file() else f"# {title}\n"
+    links = [f"- [{name}]({(directory / name).resolve().as_uri()})" for name in LINKED_FILES
+             if (directory / name).is_file()]
+    return text.rstrip("\n") + "\n\n## Files\n\n" + "\n".join(links) + "\n"
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _rule(cells) -> str:
+    return "|" + "---|" * len(cells)
+
+
+def _cell(value) -> str:
+    return f"{value:>12.4f}" if value is not None else f"{'n/a':>12}"

@@ -1,5 +1,6 @@
-"""Flow tests share one real Prefect server for the whole session (isolated PREFECT_HOME,
-random loopback port); tests that need none call the task and flow functions via `.fn`."""
+"""Flow tests run against Prefect's test harness (a temporary server on a temporary
+database, one per test session); only test_e2e_server.py starts a real `prefect server`.
+PREFECT_HOME is a temporary directory (tests/conftest.py), never ~/.prefect."""
 
 import os
 import socket
@@ -12,9 +13,17 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `import flows.pretrain`, as `prefect deploy` sees it from the root
 
+from flows import STARTUP_TIMEOUT_S  # noqa: E402
 from flows.serve import start_server, stop_process, wait_for_server  # noqa: E402
 
-SERVER_START_TIMEOUT_S = 150
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Prefect's own test harness for the whole session: flows run against it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=STARTUP_TIMEOUT_S):
+        yield
 
 
 def free_port() -> int:
@@ -41,7 +50,7 @@ def prefect_server(tmp_path_factory):
         process = start_server("127.0.0.1", port, env=server_env(home), log=log)
         try:
             try:
-                wait_for_server(api_url, process, timeout=SERVER_START_TIMEOUT_S)
+                wait_for_server(api_url, process, timeout=STARTUP_TIMEOUT_S)
             except Exception:
                 raise RuntimeError(f"Prefect server did not start; its log:\n{log_path.read_text()[-4000:]}")
             yield api_url, server_env(home, PREFECT_API_URL=api_url)
@@ -51,7 +60,7 @@ def prefect_server(tmp_path_factory):
 
 @pytest.fixture
 def prefect_api(prefect_server):
-    """Point this process's Prefect client at the shared server for one test."""
+    """Point this process's Prefect client at the real server for one test."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: prefect_server[0]}):
@@ -86,3 +95,17 @@ def pretrain_module():
     import flows.pretrain
 
     return flows.pretrain
+
+
+@pytest.fixture(scope="session")
+def finetune_module():
+    import flows.finetune
+
+    return flows.finetune
+
+
+@pytest.fixture
+def adapter():
+    import flows.adapter
+
+    return flows.adapter
