@@ -31,11 +31,11 @@ SWEEPS = {"window": [3, 10, 20, 50], "epochs": [5, 20, 40], "sample": [0.0, 1e-4
 def main() -> int:
     if movielens_dir() is None:
         return 0
-    from catvec.pretraining.pipeline import read_events_step
+    from catvec.pretraining.events import read_events_table
     from catvec.pretraining.tune import prepare_corpus, run_trial
 
     cfg = movielens_config(workers=2, **START)
-    table = read_events_step(cfg)
+    table = read_events_table(cfg)
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         corpus = prepare_corpus(cfg, table, tmp)

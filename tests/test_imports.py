@@ -100,3 +100,26 @@ def test_import_graph_reads_every_kind_of_import(tmp_path):
         "pkg.wing.helper": {"pkg.wing.run"},
     }
     assert find_cycles(import_graph(tmp_path / "pkg")) == [["pkg.wing.run", "pkg.wing.helper", "pkg.wing.run"]]
+
+
+# part -> the parts it may import: the base knows no wing, the wings know neither each other
+# nor the CLI, reports render what the base and the wings write (docs/architecture.md).
+LAYERS = {
+    "catvec.base": {"catvec.base"},
+    "catvec.reports": {"catvec.base", "catvec.reports"},
+    "catvec.pretraining": {"catvec.base", "catvec.reports", "catvec.pretraining"},
+    "catvec.finetuning": {"catvec.base", "catvec.reports", "catvec.finetuning"},
+    "catvec.cli": {"catvec.base", "catvec.reports", "catvec.pretraining", "catvec.finetuning", "catvec.cli"},
+}
+
+
+def part_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_each_part_imports_only_the_parts_below_it():
+    graph = import_graph(REPO / "catvec")
+    assert {part_of(m) for m in graph} == {"catvec", *LAYERS}
+    wrong = sorted(f"{m} -> {t}" for m, targets in graph.items() if part_of(m) in LAYERS
+                   for t in targets if t != "catvec" and part_of(t) not in LAYERS[part_of(m)])
+    assert not wrong, "imports against the layering of docs/architecture.md:\n  " + "\n  ".join(wrong)

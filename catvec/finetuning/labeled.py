@@ -14,7 +14,6 @@ import numpy as np
 
 from catvec.base.errors import CatvecError
 
-TASKS = ("regression", "binary", "multiclass")
 TARGET_HINT = "fix the value, or use --task binary / multiclass for a class label"
 SPLIT_VALUES = {"train": False, "val": True, "valid": True, "validation": True}
 
@@ -156,9 +155,6 @@ class Scaler:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         return ((x - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
-
-    def inverse(self, x: np.ndarray) -> np.ndarray:
-        return x * np.asarray(self.std) + np.asarray(self.mean)
 
 
 def feature_arrays(frame, roles: Roles, vocabs: dict, scaler: Scaler | None, name: str):

@@ -7,7 +7,7 @@
       -> Linear -> (batch, out_dim)
 
 The model is described by a JSON-able spec (`model.spec`), so a model directory is
-rebuilt with `TabularEmbeddingModel.from_spec(spec)` and its safetensors state.
+rebuilt with `TabularEmbeddingModel.from_state(spec, state)` from its safetensors state.
 Embedding size of a column without pretrained vectors: `embedding_size(n, rule)`.
 """
 

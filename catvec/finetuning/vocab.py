@@ -75,8 +75,8 @@ class Vocab:
         return cls(data)
 
 
-def build_vocab(column, pretrained_keys=None, min_count: int = 1) -> Vocab:
-    """Table values (seen at least `min_count` times), then pretrained keys not yet in it.
+def build_vocab(column, pretrained_keys=None) -> Vocab:
+    """Table values, then pretrained keys not yet in it.
 
     Table values come in order of first appearance, so the vocab does not depend on how
     the pretrained file orders its keys. Pass pretrained_keys=None for a labeled-only vocab.
@@ -89,8 +89,7 @@ def build_vocab(column, pretrained_keys=None, min_count: int = 1) -> Vocab:
     keys = normalize_keys(column).drop_nulls()
     keys = keys.filter(keys != UNK)
     frame = pl.DataFrame({"key": keys}).with_row_index("first")
-    table = (frame.group_by("key").agg(pl.col("first").min(), pl.len().alias("n"))
-             .filter(pl.col("n") >= min_count).sort("first"))
+    table = frame.group_by("key").agg(pl.col("first").min()).sort("first")
     index = [UNK, *table["key"].to_list()]
     if pretrained_keys is not None:
         seen = set(index)
