@@ -21,7 +21,7 @@ from pathlib import Path
 from catvec.base.errors import CatvecError
 
 # holdout mode -> how many of each user's last items are kept out of training
-HOLDOUT_MODES = {"none": 0, "last": 1, "last2": 2}
+HOLDOUT_MODES = {"none": 0, "last": 1, "last2": 2, "basket": 2}
 SAMPLE_EVENTS = Path(__file__).resolve().parents[2] / "data" / "events.csv"
 
 
@@ -52,20 +52,30 @@ class PretrainConfig:
     min_sequence_length: int = opt(2, "drop sequences shorter than this")
     max_sequence_length: int = opt(10000, "split longer sequences into chunks (gensim's limit is 10000)")
     holdout: str = opt("none", "'last' keeps each user's last item out of training and scores next-item "
-                               "prediction on it; 'last2' also keeps the one before it (the validation item)")
+                               "prediction on it; 'last2' also keeps the one before it (the validation item); "
+                               "'basket' hides one item of one in ten baskets (test) and of another one in ten (valid)")
     # training
     dim: int = opt(64, "vector size")
-    window: int = opt(10, "context window (basket mode: at least the largest basket)")
-    epochs: int = opt(10, "passes over the corpus")
+    window: int = opt(0, "context window (basket mode: at least the largest basket); 0 = chosen by tuning")
+    epochs: int = opt(0, "passes over the corpus; 0 = chosen by tuning, from the corpus size")
     negative: int = opt(5, "negative samples per positive pair")
-    ns_exponent: float = opt(1.0, "negative sampling exponent (0 = uniform, 1 = by frequency, <0 favours rare)")
-    sample: float = opt(1e-3, "downsampling threshold for frequent items (0 = off)")
+    ns_exponent: float | None = opt(None, "negative sampling exponent (0 = uniform, 1 = by frequency, <0 favours "
+                                          "rare); empty = chosen by tuning")
+    sample: float | None = opt(None, "downsampling threshold for frequent items (0 = off); empty = chosen by tuning")
     alpha: float = opt(0.025, "initial learning rate")
     min_alpha: float = opt(0.0001, "final learning rate")
     max_final_vocab: int = opt(0, "keep at most this many items, most frequent first (0 = no cap)")
     workers: int = opt(0, "training threads (0 = all cores); exact mode uses 1")
     seed: int = opt(1, "random seed")
     exact: bool = opt(False, "bit-identical vectors on repeated runs: one worker, fixed seed")
+    # tuning: what is left empty / 0 above is chosen on a validation split
+    tune: bool = opt(True, "choose the training settings left empty, the scorer and min_support on a "
+                           "validation split before training (--no-tune: fixed fallbacks)")
+    tune_events: int = opt(50000, "tuning trains on a random sample of users (or baskets) of about this many events")
+    scorer: str = opt("", "the version's default scorer: cosine (substitutes) or context (what comes next / "
+                          "goes with); empty = chosen by tuning (cosine without it)")
+    min_support: int = opt(0, "neighbour and recommendation lists leave out items seen fewer times; "
+                              "0 = chosen by tuning (1 without it)")
     # evaluation and pictures
     query_last: int = opt(1, "with holdout: the query is the mean of the user's last N items")
     item_attributes: str = opt("", "optional CSV of item attributes (item column + attribute_col) to colour the vector map")
@@ -78,13 +88,16 @@ class PretrainConfig:
 
     def validate(self) -> "PretrainConfig":
         _check_types(self)
-        for name in ("min_count", "min_sequence_length", "dim", "window", "epochs", "negative", "query_last"):
+        for name in ("min_count", "min_sequence_length", "dim", "negative", "query_last"):
             _at_least(name, getattr(self, name), 1)
         _at_least("max_sequence_length", self.max_sequence_length, 2)
-        for name in ("max_final_vocab", "workers", "keep"):
+        _at_least("tune_events", self.tune_events, 100)
+        for name in ("max_final_vocab", "workers", "keep", "window", "epochs", "min_support"):
             _at_least(name, getattr(self, name), 0)
+        if self.scorer not in ("", "cosine", "context"):
+            raise CatvecError(f"scorer must be cosine or context (or empty: chosen by tuning); got {self.scorer!r}")
         for name in ("sample", "alpha", "min_alpha"):
-            if getattr(self, name) < 0:
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise CatvecError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.alpha <= 0:
             raise CatvecError(f"alpha must be > 0, got {self.alpha}")
@@ -97,8 +110,10 @@ class PretrainConfig:
         self.session_gap_seconds  # noqa: B018  (parses, or raises the clear error)
         if self.basket_col and (self.session_col or self.session_gap):
             raise CatvecError("basket_col cannot be combined with session_col or session_gap: baskets are the groups")
-        if self.basket_col and self.holdout != "none":
-            raise CatvecError("holdout applies to ordered histories, not to basket mode")
+        if self.basket_col and self.holdout in ("last", "last2"):
+            raise CatvecError(f"holdout {self.holdout} applies to ordered histories; in basket mode use holdout basket")
+        if self.holdout == "basket" and not self.basket_col:
+            raise CatvecError("holdout basket needs basket_col (the basket / order id column)")
         for fmt in export_formats(self.export):
             if fmt not in ("word2vec", "projector"):
                 raise CatvecError(f"export: unknown format {fmt!r}; use word2vec and/or projector")

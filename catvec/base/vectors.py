@@ -2,7 +2,10 @@
 
 A weight directory (written through catvec.base.store's manifest helpers) holds:
 
-    vectors.safetensors   tensor "vectors", float32 (n_keys, dim)
+    vectors.safetensors   tensor "vectors", float32 (n_keys, dim): input vectors;
+                          "context", float32 (n_keys, dim): the skip-gram's output (context)
+                          vectors, and "counts", int64 (n_keys,): training counts (both
+                          optional: versions written before them load without them)
     keys.json             the keys in row order (a JSON list of strings)
     manifest.json         format version, library versions, parameters, checksums, stats
     COMPLETE              written last; holds the manifest's sha256
@@ -31,6 +34,8 @@ FORMAT_VERSION = 1
 VECTORS_FILE = "vectors.safetensors"
 KEYS_FILE = "keys.json"
 TENSOR_NAME = "vectors"
+CONTEXT_TENSOR = "context"
+COUNTS_TENSOR = "counts"
 
 
 @dataclass(eq=False)
@@ -38,13 +43,25 @@ class Vectors:
     """Pretrained keys and their vectors: row i of `matrix` is the vector of `keys[i]`."""
 
     keys: list[str]
-    matrix: np.ndarray  # (n_keys, dim) float32
+    matrix: np.ndarray                 # (n_keys, dim) float32: input vectors
+    context: np.ndarray | None = None  # (n_keys, dim) float32: context (output) vectors
+    counts: np.ndarray | None = None   # (n_keys,) int64: training count of each key
+    scorer: str = "cosine"             # the scorer the version recorded as best
+    min_support: int = 1               # lists leave out keys seen fewer times
 
     def __post_init__(self):
         self.keys = list(self.keys)
         self.matrix = np.ascontiguousarray(self.matrix, dtype=np.float32)
         if self.matrix.ndim != 2 or self.matrix.shape[0] != len(self.keys):
             raise CatvecError(f"vectors: {len(self.keys)} keys but a matrix of shape {self.matrix.shape}")
+        if self.context is not None:
+            self.context = np.ascontiguousarray(self.context, dtype=np.float32)
+            if self.context.shape != self.matrix.shape:
+                raise CatvecError(f"vectors: context shape {self.context.shape} is not {self.matrix.shape}")
+        if self.counts is not None:
+            self.counts = np.ascontiguousarray(self.counts, dtype=np.int64)
+            if self.counts.shape != (len(self.keys),):
+                raise CatvecError(f"vectors: {len(self.counts)} counts for {len(self.keys)} keys")
         if len(set(self.keys)) != len(self.keys):
             raise CatvecError("vectors: duplicated keys")
 
@@ -72,25 +89,36 @@ class Vectors:
         except KeyError:
             raise KeyError(f"key {key!r} not in vectors") from None
 
-    def most_similar(self, key: str, topn: int = 10) -> list[tuple[str, float]]:
-        """The `topn` keys closest to `key` by cosine similarity, best first.
+    def count(self, key: str) -> int | None:
+        """Training count of `key` (None for versions without counts)."""
+        return None if self.counts is None else int(self.counts[self.key_to_index[key]])
+
+    def most_similar(self, key: str, topn: int = 10, scorer: str = "cosine",
+                     min_support: int | None = None) -> list[tuple[str, float]]:
+        """The `topn` keys closest to `key`, best first. `cosine` ranks by cosine of the
+        input vectors (substitutes); `context` by input . context (what occurs with it).
+        Keys seen fewer than `min_support` times are left out (default: the version's).
 
         Example: vectors.most_similar("1001", topn=5) -> [("1003", 0.91), ...]
         """
         if key not in self.key_to_index:
             raise CatvecError(f"key {key!r} is not in the vectors ({len(self)} keys); check the id or min_count")
-        unit = self._unit
-        scores = unit @ unit[self.key_to_index[key]]                # (n_keys,)
-        scores[self.key_to_index[key]] = -np.inf
-        topn = min(topn, len(self) - 1)
-        best = np.argpartition(-scores, topn)[:topn] if topn < len(self) - 1 else np.arange(len(self))
-        best = best[np.argsort(-scores[best], kind="stable")][:topn]
-        return [(self.keys[i], float(scores[i])) for i in best]
+        return self.recommend([key], topn=topn, scorer=scorer, min_support=min_support)
 
-    @cached_property
-    def _unit(self) -> np.ndarray:
-        norms = np.linalg.norm(self.matrix, axis=1, keepdims=True)
-        return self.matrix / np.maximum(norms, 1e-12)
+    def recommend(self, history, topn: int = 10, scorer: str | None = None,
+                  min_support: int | None = None) -> list[tuple[str, float]]:
+        """The `topn` best keys for a query of keys (a history or a basket), best first.
+        Keys in the query are never returned; unknown keys are skipped; a query with no
+        known key gets the most frequent keys (score = count), or [] without counts.
+
+        Example: vectors.recommend(["1001", "1007"], topn=5, scorer="context")
+        """
+        from catvec.base.scoring import recommend_rows
+
+        index = self.key_to_index
+        rows = np.array([index.get(k, -1) for k in history], dtype=np.int64)
+        result = recommend_rows(self, np.array([0, len(rows)]), rows, topn, scorer, min_support)
+        return [(self.keys[i], float(s)) for i, s in zip(result.items[0], result.scores[0]) if i >= 0]
 
 
 def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extra_files=()) -> Path:
@@ -106,7 +134,12 @@ def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extr
     directory.mkdir(parents=True, exist_ok=True)
     # No safetensors metadata: its header order is not stable across processes, and
     # exact mode promises byte-identical files. The manifest carries the format instead.
-    save_file({TENSOR_NAME: vectors.matrix}, str(directory / VECTORS_FILE))
+    tensors = {TENSOR_NAME: vectors.matrix}
+    if vectors.context is not None:
+        tensors[CONTEXT_TENSOR] = vectors.context
+    if vectors.counts is not None:
+        tensors[COUNTS_TENSOR] = vectors.counts
+    save_file(tensors, str(directory / VECTORS_FILE))
     os.chmod(directory / VECTORS_FILE, 0o644)
     write_json(directory / KEYS_FILE, vectors.keys)
     fsync_file(directory / VECTORS_FILE)
@@ -145,7 +178,17 @@ def load_vectors(path, verify: bool = True) -> Vectors:
     matrix = tensors[TENSOR_NAME]
     if matrix.dtype != np.float32 or matrix.ndim != 2 or matrix.shape[0] != len(keys):
         raise CatvecError(f"{directory}: {len(keys)} keys do not match the {matrix.dtype} matrix of shape {matrix.shape}")
-    return Vectors(keys=keys, matrix=matrix)
+    context, counts = tensors.get(CONTEXT_TENSOR), tensors.get(COUNTS_TENSOR)
+    if context is not None and context.shape != matrix.shape:
+        raise CatvecError(f"{directory / VECTORS_FILE}: context tensor of shape {context.shape}, vectors {matrix.shape}")
+    if counts is not None and counts.shape != (len(keys),):
+        raise CatvecError(f"{directory / VECTORS_FILE}: {counts.shape[0]} counts for {len(keys)} keys")
+    scoring = manifest.get("scoring") or {}
+    scorer = scoring.get("scorer", "cosine")
+    if scorer == "context" and context is None:
+        scorer = "cosine"
+    return Vectors(keys=keys, matrix=matrix, context=context, counts=counts, scorer=scorer,
+                   min_support=int(scoring.get("min_support", 1)))
 
 
 # ---- interop exports ----------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from catvec.cli.options import add_common, add_config_arguments, config_from_args, say
+from catvec.cli.recommend import add_scoring_arguments
 from catvec.base.config import PretrainConfig
 
 EVALUATE_EXAMPLE = """examples:
@@ -31,7 +32,8 @@ def register(sub) -> None:
     e.add_argument("--events", default=None, help="the events the version was trained on (default: its manifest's input)")
     e.add_argument("--k", type=int, default=10, help="cut-off of HR@k and NDCG@k (default: 10)")
     e.add_argument("--query-last", type=int, default=None,
-                   help="query = mean of the user's last N items (default: the version's query_last)")
+                   help="query = the user's last N items (default: the version's query_last)")
+    add_scoring_arguments(e, topn=False)
     add_common(e)
     e.set_defaults(run=run_evaluate)
 
@@ -57,7 +59,8 @@ def run_evaluate(args) -> int:
 
     if args.k < 1 or (args.query_last is not None and args.query_last < 1):
         raise CatvecError("--k and --query-last must be >= 1")
-    quality = evaluate_version(args.vectors, events=args.events, k=args.k, query_last=args.query_last)
+    quality = evaluate_version(args.vectors, events=args.events, k=args.k, query_last=args.query_last,
+                               scorer=args.scorer, min_support=args.min_support)
     for line in quality_table(quality):
         print(line)
     return 0

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "catvec.cli.pretrain",
     "catvec.cli.finetune",
     "catvec.cli.evaluate",
+    "catvec.cli.recommend",
 )
 
 EXIT_USER_ERROR = 2

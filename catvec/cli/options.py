@@ -13,12 +13,13 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and the result path")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=()) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=(), config: bool = True) -> None:
     """One flag per dataclass field (`foo_bar` -> `--foo-bar`), default None = not given."""
     from catvec.base.config import field_types
 
     types_ = field_types(cls)
-    parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file; flags override it")
+    if config:
+        parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file; flags override it")
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(cls):
         if f.name in skip or f.name in positional:
@@ -29,6 +30,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), position
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
         typ = types_[f.name]
+        if typ not in (int, float, str, bool):  # Optional[x]: its base type
+            typ = next((a for a in getattr(typ, "__args__", ()) if a is not type(None)), str)
         if typ is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
@@ -58,15 +61,16 @@ class EpochProgress:
         self.quiet = quiet
         self.bar = None
         self.label = label
-        if not quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="epoch", file=sys.stderr, leave=True)
+        self.tty = not quiet and sys.stderr.isatty()
 
     def __call__(self, epoch: int, total: int, info: dict) -> None:
         if self.quiet:
             return
         text = " ".join(f"{k}={_fmt(v)}" for k, v in info.items() if k != "epoch")
+        if self.bar is None and self.tty:  # the total is known once training starts (epochs may be tuned)
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.label, unit="epoch", file=sys.stderr, leave=True)
         if self.bar is not None:
             self.bar.set_postfix_str(text)
             self.bar.update(1)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from catvec.cli.options import EpochProgress, add_common, add_config_arguments, config_from_args, say
+from catvec.cli.recommend import add_scoring_arguments
 from catvec.base.config import PretrainConfig
 
 PRETRAIN_EXAMPLE = """examples:
@@ -31,7 +33,7 @@ def register(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("key", nargs="+", help="one or more keys (item ids)")
     s.add_argument("--vectors", default="artifacts", help="a version dir, OUT/latest or OUT (default: artifacts)")
-    s.add_argument("--topn", type=int, default=10, help="how many neighbours (default: 10)")
+    add_scoring_arguments(s)
     add_common(s)
     s.set_defaults(run=run_similar)
 
@@ -53,8 +55,16 @@ def run_pretrain(args) -> int:
     cfg = config_from_args(PretrainConfig, args)
     say(args, f"catvec pretrain: {cfg.events_path} -> {cfg.out}")
     progress = EpochProgress(cfg.epochs, "training", quiet=args.quiet)
+
+    def on_trial(trial: dict) -> None:
+        if not args.quiet:
+            key, m = max(trial["scores"].items(), key=lambda kv: kv[1]["ndcg"])
+            knobs = " ".join(f"{k}={v}" for k, v in trial["params"].items())
+            print(f"tuning: trial {trial['trial']}: {knobs} -> valid NDCG@10 {m['ndcg']:.4f} HR@10 {m['hr']:.4f} "
+                  f"({key}, {trial['seconds']:.1f}s)", file=sys.stderr, flush=True)
+
     try:
-        result = pretrain(cfg, on_epoch=progress)
+        result = pretrain(cfg, on_epoch=progress, on_trial=on_trial)
     finally:
         progress.close()
     say(args, *pretrain_summary(result.manifest))
@@ -63,13 +73,17 @@ def run_pretrain(args) -> int:
 
 
 def run_similar(args) -> int:
+    from catvec.base.scoring import check_scorer
     from catvec.base.vectors import load_vectors
 
     vectors = load_vectors(args.vectors)
+    scorer = check_scorer(args.scorer or vectors.scorer, vectors)
     for key in args.key:
-        print(f"{key}:")
-        for other, score in vectors.most_similar(key, topn=args.topn):
-            print(f"  {other}\t{score:.4f}")
+        count = f", seen {vectors.count(key)} times" if vectors.counts is not None and key in vectors else ""
+        print(f"{key} ({scorer}{count}):")
+        for other, score in vectors.most_similar(key, topn=args.topn, scorer=scorer, min_support=args.min_support):
+            seen = f"\t{vectors.count(other)}" if vectors.counts is not None else ""
+            print(f"  {other}\t{score:.4f}{seen}")
     return 0
 
 

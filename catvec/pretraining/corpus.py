@@ -18,7 +18,9 @@ Rules, applied in this order (all vectorised in polars, no Python loop per user)
 
 Holdout (`holdout=1` or `2`, after rule 3, before rule 4): each user's last event (and
 the one before it, the validation item, with 2) is kept out of the corpus and returned
-as `Corpus.heldout`, for users with at least holdout + 2 events.
+as `Corpus.heldout`, for users with at least holdout + 2 events. In basket mode one item
+of a hashed 10% (test) and another 10% (valid) of the baskets is kept out instead
+(`mark_basket_holdout`).
 
 Token ids follow frequency (most frequent first, ties by key), so the file is the same
 for the same events whatever their input order within a time tie.
@@ -69,7 +71,11 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
              "dropped": dict(events.stats.get("dropped", {}))}
     lf = sequence_frame(events, session_gap_s=session_gap_s, basket=basket, collapse_repeats=collapse_repeats)
     heldout = None
-    if holdout and not basket:
+    if holdout and basket:
+        marked = mark_basket_holdout(lf).collect()
+        heldout = marked.filter(pl.col("_held")).select(user=pl.col("group"), item="item", role="role")
+        seq_frame = marked.filter(~pl.col("_held")).select("user", "item", "seq")
+    elif holdout:
         marked = lf.with_columns(_held=held_out_mask(holdout)).collect()
         held = marked.filter(pl.col("_held"))
         last = pl.int_range(pl.len()).over("user") == pl.len().over("user") - 1
@@ -81,6 +87,8 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
         stats["dropped"]["repeats_collapsed"] = frame.height - seq_frame.height - (heldout.height if heldout is not None else 0)
     if heldout is not None:
         stats["heldout"] = {"events": heldout.height, "users": int(heldout["user"].n_unique())}
+        if basket:
+            stats["heldout"]["baskets"] = stats["heldout"].pop("users")
 
     if min_count > 1:
         counts = seq_frame.group_by("item").len()
@@ -186,7 +194,42 @@ def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool =
     lf = lf.with_columns(seq=start.fill_null(True).cum_sum())
     if collapse_repeats and not basket:
         lf = lf.filter(~((pl.col("seq") == pl.col("seq").shift(1)) & (pl.col("item") == pl.col("item").shift(1))).fill_null(False))
-    return lf.select("user", "item", "t", "seq")
+    return lf.select("user", "item", "t", "seq", *(["group"] if basket else []))
+
+
+BASKET_HOLDOUT_SHARE = 10  # percent of the baskets with 2+ items, for each of test and valid
+
+
+def mark_basket_holdout(lf):
+    """Basket holdout on a basket-mode `sequence_frame`: of the baskets with at least two
+    items, about 10% are test and another 10% valid baskets (by a stable hash of the basket
+    id); one item of each (by a stable hash of basket and item) is hidden (`_held`), the
+    rest of the basket stays in training and is the query. Adds `_held` and `role`."""
+    import polars as pl
+
+    frame = lf.collect()
+    groups = frame["group"].unique()
+    items = frame["item"].unique()
+    g_hash = pl.DataFrame({"group": groups, "_gh": [_crc(g) for g in groups]}, schema={"group": pl.Utf8, "_gh": pl.Int64})
+    i_hash = pl.DataFrame({"item": items, "_ih": [_crc(i) for i in items]}, schema={"item": pl.Utf8, "_ih": pl.Int64})
+    bucket = pl.col("_gh") % 100
+    role = (pl.when((pl.len().over("seq") >= 2) & (bucket < BASKET_HOLDOUT_SHARE)).then(pl.lit("test"))
+            .when((pl.len().over("seq") >= 2) & (bucket < 2 * BASKET_HOLDOUT_SHARE)).then(pl.lit("valid"))
+            .otherwise(pl.lit(None, dtype=pl.Utf8)))
+    pick = (pl.col("_ih") * 2654435761 + pl.col("_gh")) % 4294967296
+    marked = (frame.join(g_hash, on="group", how="left", maintain_order="left")
+              .join(i_hash, on="item", how="left", maintain_order="left")
+              .with_columns(role=role, _pick=pick))
+    marked = marked.with_columns(_cand=pl.col("_pick") == pl.col("_pick").min().over("seq"))
+    first = pl.col("_cand").cast(pl.Int32).cum_sum().over("seq") == 1   # one item even if repeated
+    marked = marked.with_columns(_held=pl.col("role").is_not_null() & pl.col("_cand") & first)
+    return marked.drop("_gh", "_ih", "_pick", "_cand").lazy()
+
+
+def _crc(text) -> int:
+    import zlib
+
+    return zlib.crc32(str(text).encode("utf-8"))
 
 
 def held_out_mask(holdout: int):

@@ -77,6 +77,8 @@ def build_tasks(table, keys: list[str], holdout: int, **rules):
 
     from catvec.pretraining.corpus import held_out_mask, sequence_frame
 
+    if rules.get("basket"):
+        return _basket_tasks(table, keys, **rules)
     lf = sequence_frame(table, **rules)
     n = pl.len().over("user")
     frame = (lf.with_columns(held=held_out_mask(holdout), from_end=n - 1 - pl.int_range(pl.len()).over("user"),
@@ -103,22 +105,61 @@ def build_tasks(table, keys: list[str], holdout: int, **rules):
     return tasks, counts, heldout
 
 
-def score_tasks(vectors, tasks: dict, counts: np.ndarray, *, k: int = 10, query_last: int = 1) -> dict:
-    """{role: task} -> the quality block of a manifest: vectors and popularity, HR@k / NDCG@k."""
-    quality = {"k": k, "query_last": query_last, "vectors": {}, "popularity": {}}
+def _basket_tasks(table, keys: list[str], **rules):
+    """Basket holdout: the held-out item of each held-out basket is the target, the rest
+    of its basket the query (catvec.pretraining.corpus.mark_basket_holdout)."""
+    import polars as pl
+
+    from catvec.pretraining.corpus import mark_basket_holdout, sequence_frame
+
+    frame = mark_basket_holdout(sequence_frame(table, **rules)).collect()
+    index = pl.DataFrame({"item": keys, "idx": np.arange(len(keys), dtype=np.int64)})
+    frame = frame.join(index, on="item", how="left", maintain_order="left").with_columns(pl.col("idx").fill_null(-1))
+    train_idx = frame.filter(~pl.col("_held") & (pl.col("idx") >= 0))["idx"].to_numpy()
+    counts = np.bincount(train_idx, minlength=len(keys)).astype(np.int64)
+    heldout = frame.filter(pl.col("_held")).select(user=pl.col("group"), item="item", role="role")
+    tasks = {}
+    for role in ROLES:
+        rows = frame.filter(pl.col("role") == role)
+        history = rows.filter(~pl.col("_held"))
+        lengths = history.group_by("seq", maintain_order=True).len()["len"].to_numpy()
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        tasks[role] = NextItemTask(indptr, history["idx"].to_numpy(), rows.filter(pl.col("_held"))["idx"].to_numpy())
+    return tasks, counts, heldout
+
+
+def score_tasks(vectors, tasks: dict, counts: np.ndarray, *, k: int = 10, query_last: int = 1,
+                scorer: str | None = None, min_support: int | None = None) -> dict:
+    """{role: task} -> the quality block of a manifest: HR@k / NDCG@k of every scorer the
+    vectors support and of popularity; "vectors" holds the chosen scorer's numbers.
+    query_last = 0: the query is every history item (baskets)."""
+    from catvec.base.scoring import SCORERS, make_scorer
+
+    names = [n for n in SCORERS if n != "context" or vectors.context is not None]
+    chosen = scorer or vectors.scorer
+    support = vectors.min_support if min_support is None else min_support
+    quality = {"k": k, "query_last": query_last, "scorer": chosen, "min_support": support,
+               "vectors": {}, "popularity": {}, "scorers": {n: {} for n in names}}
     for role, task in tasks.items():
-        quality["vectors"][role] = next_item_metrics(vectors.matrix, task, k=k, query_last=query_last)
+        for name in names:
+            quality["scorers"][name][role] = next_item_metrics(make_scorer(vectors, name, support), task, k=k,
+                                                               query_last=query_last)
+        quality["vectors"][role] = quality["scorers"][chosen][role]
         quality["popularity"][role] = popularity_metrics(counts, task, k=k)
         quality["users"] = task.n_users
         quality["target_coverage"] = round(float((task.targets >= 0).mean()) if task.n_users else 0.0, 4)
     return quality
 
 
-def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None = None) -> dict:
-    """Score a version trained with --holdout on its held-out items.
+def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None = None,
+                     scorer: str | None = None, min_support: int | None = None) -> dict:
+    """Score a version trained with --holdout on its held-out items (every scorer; the
+    default one is `scorer`, else the version's).
 
     `events` is the events file it was trained on (default: the path in its manifest).
     """
+    from catvec.base.scoring import check_scorer
+
     from catvec.base.store import read_manifest, resolve_version_dir
     from catvec.base.vectors import load_vectors
     from catvec.pretraining.corpus import extraction_options
@@ -143,12 +184,16 @@ def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None =
     else:
         table = read_events_table(cfg, table)
     vectors = load_vectors(directory)
+    if scorer is not None:
+        check_scorer(scorer, vectors)
     tasks, counts, heldout = build_tasks(table, vectors.keys, HOLDOUT_MODES[mode], **extraction_options(cfg))
     _, stored = load_heldout(directory / HOLDOUT_FILE)
     if not heldout.equals(stored):
         raise CatvecError(f"{source}: its users' last items differ from {directory / HOLDOUT_FILE} "
                           f"({heldout.height} vs {stored.height} held-out rows); pass the events this version was trained on")
-    return {"holdout": mode, **score_tasks(vectors, tasks, counts, k=k, query_last=query_last or cfg.query_last)}
+    query_last = 0 if mode == "basket" else (query_last or cfg.query_last)
+    return {"holdout": mode, **score_tasks(vectors, tasks, counts, k=k, query_last=query_last, scorer=scorer,
+                                           min_support=min_support)}
 
 
 # ---- scoring ------------------------------------------------------------------------
@@ -182,25 +227,36 @@ def encode_task(keys: list[str], histories: list[list[str]], targets: list[str])
     return NextItemTask(indptr, items, np.array([index.get(k, -1) for k in targets], dtype=np.int64))
 
 
-def next_item_metrics(matrix: np.ndarray, task: NextItemTask, k: int = 10, query_last: int = 1,
+def next_item_metrics(scorer, task: NextItemTask, k: int = 10, query_last: int = 1,
                       batch_size: int = 1024) -> dict:
-    """HR@k and NDCG@k of cosine ranking with the query = mean of the last `query_last` items."""
-    unit = matrix.astype(np.float32) / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    queries, has_query = _queries(unit, task, query_last)          # (users, dim), (users,)
+    """HR@k and NDCG@k of a `catvec.base.scoring.Scorer` (or a plain matrix: cosine) with the
+    query = sum of the rows of the last `query_last` items (0 = all of them)."""
+    from catvec.base.scoring import Scorer, unit_rows
+
+    if not isinstance(scorer, Scorer):
+        unit = unit_rows(scorer)
+        scorer = Scorer("cosine", unit, unit, np.ones(len(unit), dtype=bool))
+    n = len(scorer.candidates)
+    queries, has_query = scorer.query_vectors(task.indptr, task.items, query_last)  # (users, dim), (users,)
+    blocked = ~scorer.allowed
 
     def scores(lo: int, hi: int) -> np.ndarray:
-        return queries[lo:hi] @ unit.T                             # (batch, n_items)
+        s = queries[lo:hi] @ scorer.candidates.T                       # (batch, n_items)
+        s[:, blocked] = -np.inf
+        return s
 
-    ranks = _target_ranks(scores, task, len(unit), batch_size)
-    ranks[~has_query] = len(unit)
+    ranks = _target_ranks(scores, task, n, batch_size)
+    ranks[~has_query] = n
+    ranks[(task.targets >= 0) & blocked[np.maximum(task.targets, 0)]] = n  # never listed: a miss
     return summarize(ranks, k)
 
 
 def popularity_metrics(counts: np.ndarray, task: NextItemTask, k: int = 10, batch_size: int = 1024) -> dict:
     """HR@k and NDCG@k of ranking by `counts` (training frequency per item row); ties by row."""
+    from catvec.base.scoring import popularity_scores
+
     n = len(counts)
-    # Distinct scores: the count, then the lower row first (a fixed, documented tie-break).
-    score = np.asarray(counts, dtype=np.float64) + (n - np.arange(n)) / (n + 1.0)
+    score = popularity_scores(counts)  # distinct: the count, then the lower row first
 
     def scores(lo: int, hi: int) -> np.ndarray:
         return np.broadcast_to(score, (hi - lo, n)).copy()
@@ -215,22 +271,6 @@ def summarize(ranks: np.ndarray, k: int) -> dict:
     n = len(ranks)
     return {"hr": float(hit.mean()) if n else float("nan"), "ndcg": float(gains.mean()) if n else float("nan"),
             "users": int(n), "k": int(k)}
-
-
-def _queries(unit: np.ndarray, task: NextItemTask, query_last: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean unit vector of each user's last `query_last` history items that have a vector."""
-    n_users = task.n_users
-    user_of = np.repeat(np.arange(n_users), np.diff(task.indptr))  # (n_history_items,)
-    known = task.items >= 0
-    k_items, k_users = task.items[known], user_of[known]
-    k_counts = np.bincount(k_users, minlength=n_users)
-    k_end = np.cumsum(k_counts)                                   # end of each user's known run
-    from_end = k_end[k_users] - 1 - np.arange(len(k_items))
-    pick = from_end < query_last
-    p_items, p_users = k_items[pick], k_users[pick]
-    queries = np.zeros((n_users, unit.shape[1]), dtype=np.float32)
-    np.add.at(queries, p_users, unit[p_items])
-    return queries, np.bincount(p_users, minlength=n_users) > 0
 
 
 def _target_ranks(scores, task: NextItemTask, n_items: int, batch_size: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
     pretrain(cfg, events=None)
         checksum_events -> find_cached_corpus? -> read_events_table -> extract_corpus
+        -> choose_settings (fills what was left open; catvec.pretraining.autotune)
         -> train_skipgram -> evaluate_holdout (with a holdout) -> export_version (staging)
         -> publish_version (OUT/<version>, then OUT/latest)
 
@@ -127,22 +128,34 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
     return corpus
 
 
+@step(name="choose-settings")
+def choose_settings(cfg: PretrainConfig, events_table, corpus, on_trial=None) -> tuple[PretrainConfig, dict]:
+    """Fill the settings left open (window, epochs, ns_exponent, sample, scorer, min_support),
+    tuned on a validation split of a sample when there is enough data."""
+    from catvec.pretraining import autotune
+
+    return autotune.choose_settings(cfg, events_table, corpus.stats["tokens"], on_trial=on_trial)
+
+
 @step(name="train")
 def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None):
-    """Corpus -> (Vectors, training stats)."""
+    """Corpus -> (Vectors, training stats); the vectors carry the config's scorer and support."""
     from catvec.pretraining.skipgram import train_vectors
 
-    return train_vectors(corpus, cfg, on_epoch=on_epoch)
+    vectors, stats = train_vectors(corpus, cfg, on_epoch=on_epoch)
+    vectors.scorer, vectors.min_support = cfg.scorer or "cosine", cfg.min_support or 1
+    return vectors, stats
 
 
 @step(name="evaluate")
 def evaluate_holdout(vectors, cfg: PretrainConfig, events_table) -> dict:
-    """With a holdout: HR@10 / NDCG@10 of the vectors and of popularity on the held-out items."""
+    """With a holdout: HR@10 / NDCG@10 of every scorer and of popularity on the held-out items."""
     from catvec.pretraining.corpus import extraction_options
     from catvec.pretraining.evaluation import build_tasks, score_tasks
 
     tasks, counts, _ = build_tasks(events_table, vectors.keys, HOLDOUT_MODES[cfg.holdout], **extraction_options(cfg))
-    quality = {"holdout": cfg.holdout, **score_tasks(vectors, tasks, counts, query_last=cfg.query_last)}
+    query_last = 0 if cfg.basket_col else cfg.query_last
+    quality = {"holdout": cfg.holdout, **score_tasks(vectors, tasks, counts, query_last=query_last)}
     for role, m in quality["vectors"].items():
         log.info("%s: HR@10 %.4f NDCG@10 %.4f (popularity %.4f / %.4f)", role, m["hr"], m["ndcg"],
                  quality["popularity"][role]["hr"], quality["popularity"][role]["ndcg"])
@@ -210,11 +223,11 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
 
 # ---- composition -----------------------------------------------------------------------
 
-def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
+def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> PretrainResult:
     """Events -> a new complete version in cfg.out, then `latest` moved to it.
 
     `events` may be a pandas / polars DataFrame instead of cfg.events.
-    on_epoch(epoch, n_epochs, info) reports training progress.
+    on_epoch(epoch, n_epochs, info) reports training progress, on_trial(trial) tuning.
     Example: pretrain(PretrainConfig(events="data/events.csv", out="artifacts"))
     """
     cfg.validate()
@@ -236,6 +249,11 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
             corpus = extract_corpus(table, cfg, checksum)
         timings["extract_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
+        if autotune_needs_events(cfg) and table is None:
+            table = read_events_table(cfg, events)
+        cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
+        timings["tune_seconds"] = round(time.perf_counter() - t, 4)
+        t = time.perf_counter()
         vectors, train_stats = train_skipgram(corpus, cfg, on_epoch)
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
         quality = None
@@ -245,6 +263,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
             timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
+        manifest["tuning"] = tuning
+        manifest["scoring"] = {"scorer": vectors.scorer, "min_support": vectors.min_support}
         if quality is not None:
             manifest["quality"] = quality
         if events is not None:
@@ -254,6 +274,12 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None) -> PretrainResult:
         final = publish_version(store, name, staging, cfg.keep)
     log.info("pretrain: version %s in %.1fs", name, time.perf_counter() - t0)
     return PretrainResult(version=name, path=final, manifest=read_manifest(final))
+
+
+def autotune_needs_events(cfg: PretrainConfig) -> bool:
+    from catvec.pretraining.autotune import open_settings
+
+    return cfg.tune and bool(open_settings(cfg))
 
 
 def _prune_cache(cache_root: Path) -> None:

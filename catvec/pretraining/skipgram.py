@@ -1,6 +1,7 @@
 """Skip-gram training with gensim in corpus_file mode: the only gensim import.
 
-`train_vectors(corpus, cfg)` returns plain `Vectors` plus training stats; the settings are
+`train_vectors(corpus, cfg)` returns plain `Vectors` (input vectors, context vectors =
+gensim's `syn1neg`, and each key's training count) plus training stats; the settings are
 the PretrainConfig's own fields (dim, window, epochs, negative, ns_exponent, sample,
 alpha, min_alpha, min_count, max_final_vocab, workers, seed), read here and nowhere else.
 
@@ -95,6 +96,9 @@ def train_vectors(corpus, cfg, on_epoch=None) -> tuple[Vectors, dict]:
     token_keys = corpus.keys
     keys = [token_keys[int(tok)] for tok in model.wv.index_to_key]
     matrix = np.ascontiguousarray(model.wv.vectors, dtype=np.float32)
+    # The output weights of negative sampling: row i scores key i as a context of a query.
+    context = np.ascontiguousarray(model.syn1neg, dtype=np.float32)
+    counts = np.asarray(model.wv.expandos["count"], dtype=np.int64)
     stats = {
         "vocab_size": len(keys),
         "window_used": window,
@@ -106,7 +110,7 @@ def train_vectors(corpus, cfg, on_epoch=None) -> tuple[Vectors, dict]:
         "epochs": history,
         "loss_pairs": probe.n_pairs,
     }
-    return Vectors(keys=keys, matrix=matrix), stats
+    return Vectors(keys=keys, matrix=matrix, context=context, counts=counts), stats
 
 
 class _LossProbe:

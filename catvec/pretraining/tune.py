@@ -1,7 +1,8 @@
 """`catvec tune`: a budgeted search over window, epochs, sample and ns_exponent.
 
 Each trial trains on a sample of users with their last two items held out and is scored
-on the validation item (the second to last), never on the test item. The first trial is
+on the validation item (the second to last), never on the test item, with each scorer
+(the better one is the trial's score and is written as `scorer`). The first trial is
 the current configuration, so the result is never worse than it on validation. The best
 settings are written as a TOML file that `catvec pretrain --config` reads (with
 holdout = "none": the final model trains on everything).
@@ -26,6 +27,7 @@ import numpy as np
 
 from catvec.base.config import PretrainConfig, field_types, parse_duration
 from catvec.base.errors import CatvecError
+from catvec.pretraining.autotune import resolve
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,8 @@ def run_trial(cfg: PretrainConfig, corpus, table, roles=("valid",)) -> dict:
 
     vectors, _ = train_vectors(corpus, cfg)
     tasks, counts, _ = build_tasks(table, vectors.keys, 2, **extraction_options(cfg))
-    return score_tasks(vectors, {r: tasks[r] for r in roles}, counts, query_last=cfg.query_last)
+    return score_tasks(vectors, {r: tasks[r] for r in roles}, counts, query_last=cfg.query_last,
+                       scorer=cfg.scorer or None, min_support=cfg.min_support or 1)
 
 
 def candidate_params(cfg: PretrainConfig, seed: int) -> list[dict]:
@@ -129,13 +132,16 @@ def tune(cfg: PretrainConfig, budget: TuneBudget, path, on_trial=None) -> TuneRe
     popularity = float("nan")
     with tempfile.TemporaryDirectory(prefix="catvec-tune-") as tmp:
         corpus = prepare_corpus(cfg, table, tmp)
+        cfg = resolve(cfg, corpus.stats["tokens"])
         for params in candidate_params(cfg, budget.seed)[:budget.trials]:
             if trials and time.perf_counter() - started > budget.seconds:
                 log.info("tune: time limit reached after %d trials", len(trials))
                 break
             t = time.perf_counter()
-            quality = run_trial(dataclasses.replace(cfg, **params), corpus, table)
-            score = quality["vectors"]["valid"][budget.metric]
+            quality = run_trial(dataclasses.replace(cfg, **params, scorer=""), corpus, table)
+            scorer, score = max(((name, roles["valid"][budget.metric]) for name, roles in quality["scorers"].items()),
+                                key=lambda pair: pair[1])
+            params = {**params, "scorer": scorer}
             popularity = quality["popularity"]["valid"][budget.metric]
             trial = {"trial": len(trials) + 1, "params": params, "score": score,
                      "seconds": time.perf_counter() - t, "best": best is None or score > best["score"]}

@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 REPORT_FILE = "report.md"
-TRAINING_PARAMS = ("dim", "window", "epochs", "negative", "ns_exponent", "sample", "alpha", "min_count", "seed")
+TRAINING_PARAMS = ("dim", "window", "epochs", "negative", "ns_exponent", "sample", "alpha", "min_count", "seed",
+                   "scorer", "min_support")
 CORPUS_COLUMNS = ("events_read", "events_dropped", "users", "sequences", "tokens", "vocab_size")
 ALIGNMENT_COLUMNS = ("vocab_size", "hits", "misses", "entry_coverage", "row_coverage", "value_coverage",
                      "pretrained_keys", "pretrained_unused", "oov_init")
@@ -57,9 +58,20 @@ def pretrain_markdown(manifest: dict, images=()) -> str:
                   _row(corpus.get(c, "") for c in CORPUS_COLUMNS)]
     lines += ["", "## Parameters", "", _row(TRAINING_PARAMS), _rule(TRAINING_PARAMS),
               _row(params.get(p, "") for p in TRAINING_PARAMS)]
+    tuning = manifest.get("tuning") or {}
+    if tuning:
+        lines += ["", "## Settings chosen", "", *tuning_lines(manifest), *popularity_warnings(manifest)[:1]]
+    if tuning.get("trials"):
+        lines += ["", "| trial | window | epochs | ns_exponent | sample | best scorer@support | valid HR@10 | valid NDCG@10 | seconds |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for trial in tuning["trials"]:
+            key, m = max(trial["scores"].items(), key=lambda kv: kv[1]["ndcg"])
+            p = trial["params"]
+            lines.append(f"| {trial['trial']} | {p['window']} | {p['epochs']} | {p['ns_exponent']} | {p['sample']} | "
+                         f"{key} | {m['hr']:.4f} | {m['ndcg']:.4f} | {trial['seconds']} |")
     quality = manifest.get("quality")
     if quality:
-        lines += ["", "## Next-item quality", ""] + quality_table(quality)
+        lines += ["", "## Quality on held-out items", ""] + quality_table(quality)
     for image in images:
         lines += ["", "## Vector map" if "map" in image else f"## {image}", "", f"![{image}]({image})"]
     epochs = training.get("epochs") or []
@@ -85,28 +97,74 @@ def pretrain_summary(manifest: dict) -> list[str]:
         f"({t['words_per_second']:,} words/s, {t['workers']} worker(s)); final loss {last.get('loss', float('nan')):.4f}",
         f"version {manifest['version']} (parent {manifest['parent'] or 'none'})",
     ]
+    lines += tuning_lines(manifest)
     quality = manifest.get("quality")
     if quality:
         held = c.get("heldout", {})
-        lines.append(f"held out {held.get('events', 0)} events of {held.get('users', 0)} users ({quality['holdout']})")
+        unit = "baskets" if "baskets" in held else "users"
+        lines.append(f"held out {held.get('events', 0)} events of {held.get(unit, 0)} {unit} ({quality['holdout']})")
         for role, m in quality["vectors"].items():
             pop = quality["popularity"][role]
-            lines.append(f"{role}: HR@{m['k']} {m['hr']:.4f} NDCG@{m['k']} {m['ndcg']:.4f} "
-                         f"(popularity {pop['hr']:.4f} / {pop['ndcg']:.4f}, {m['users']} users)")
-    return lines
+            lines.append(f"{role}: HR@{m['k']} {m['hr']:.4f} NDCG@{m['k']} {m['ndcg']:.4f} with {quality.get('scorer', 'cosine')} "
+                         f"(popularity {pop['hr']:.4f} / {pop['ndcg']:.4f}: {popularity_ratio(m['hr'], pop['hr'])}, "
+                         f"{m['users']} queries)")
+    return lines + popularity_warnings(manifest)
+
+
+def tuning_lines(manifest: dict) -> list[str]:
+    """One line on how the open settings were chosen (catvec.pretraining.autotune)."""
+    tuning = manifest.get("tuning") or {}
+    scoring = manifest.get("scoring") or {}
+    chosen = ", ".join(f"{k}={v}" for k, v in (tuning.get("chosen") or {}).items())
+    if tuning.get("ran"):
+        w = tuning["winner"]
+        pop = tuning["popularity"]
+        return [f"tuned {chosen} in {tuning['seconds']:.0f}s ({len(tuning['trials'])} trainings on "
+                f"{tuning['sample_events']} events; valid HR@10 {w['hr']:.4f}, popularity {pop['hr']:.4f}: "
+                f"{popularity_ratio(w['hr'], pop['hr'])})"]
+    if tuning:
+        return [f"not tuned ({tuning.get('reason', '')}); scorer {scoring.get('scorer', 'cosine')}, "
+                f"min_support {scoring.get('min_support', 1)}" + (f"; {chosen}" if chosen else "")]
+    return []
+
+
+def popularity_ratio(hr: float, popular: float) -> str:
+    return f"{hr / popular:.2f}x popularity" if popular > 0 else "popularity scores 0"
+
+
+def popularity_warnings(manifest: dict) -> list[str]:
+    """A warning line for each split where the vectors do not beat popularity."""
+    out = []
+    tuning = manifest.get("tuning") or {}
+    if tuning.get("ran") and tuning["winner"]["hr"] <= tuning["popularity"]["hr"]:
+        out.append(f"warning: on the validation split the vectors (HR@10 {tuning['winner']['hr']:.4f}) do not beat "
+                   f"popularity ({tuning['popularity']['hr']:.4f}); recommend popular items, or add events")
+    quality = manifest.get("quality") or {}
+    for role, m in quality.get("vectors", {}).items():
+        pop = quality["popularity"][role]
+        if m["hr"] <= pop["hr"]:
+            out.append(f"warning: on the {role} split the vectors (HR@10 {m['hr']:.4f}) do not beat popularity "
+                       f"({pop['hr']:.4f}); try --scorer context or catvec tune")
+    return out
 
 
 def quality_table(quality: dict) -> list[str]:
     """The quality block of a manifest as a markdown table (one row per split and ranker)."""
     k = quality.get("k", 10)
-    lines = [f"Leave-last-out next-item prediction over all items, seen items excluded; "
-             f"query = mean of the last {quality.get('query_last', 1)} item(s); "
-             f"{quality.get('users', 0)} users, {quality.get('target_coverage', 0):.1%} of targets have a vector.",
-             "", f"| split | ranker | HR@{k} | NDCG@{k} |", "|---|---|---|---|"]
+    basket = quality.get("holdout") == "basket"
+    query = "the rest of the basket" if basket else f"the last {quality.get('query_last', 1)} item(s)"
+    lines = [("Complete-the-basket" if basket else "Leave-last-out next-item") + " prediction over all items, "
+             f"query items excluded; query = {query}; "
+             f"{quality.get('users', 0)} {'baskets' if basket else 'users'}, "
+             f"{quality.get('target_coverage', 0):.1%} of targets have a vector; "
+             f"default scorer {quality.get('scorer', 'cosine')}, min_support {quality.get('min_support', 1)}.",
+             "", f"| split | ranker | HR@{k} | NDCG@{k} | HR vs popularity |", "|---|---|---|---|---|"]
+    scorers = quality.get("scorers") or {quality.get("scorer", "cosine"): quality.get("vectors", {})}
     for role in quality.get("vectors", {}):
-        for ranker in ("vectors", "popularity"):
-            m = quality[ranker][role]
-            lines.append(f"| {role} | {ranker} | {m['hr']:.4f} | {m['ndcg']:.4f} |")
+        pop = quality["popularity"][role]
+        for name, m in [*((f"{n} (default)" if n == quality.get("scorer") else n, r[role]) for n, r in scorers.items()),
+                        ("popularity", pop)]:
+            lines.append(f"| {role} | {name} | {m['hr']:.4f} | {m['ndcg']:.4f} | {popularity_ratio(m['hr'], pop['hr'])} |")
     return lines
 
 

@@ -1,0 +1,59 @@
+"""`catvec recommend`: top-k items per user (or basket) of a queries file."""
+
+from __future__ import annotations
+
+import argparse
+
+from catvec.cli.options import add_common, add_config_arguments, say
+from catvec.base.config import PretrainConfig
+
+RECOMMEND_EXAMPLE = """examples:
+  catvec recommend --vectors artifacts/latest --events data/events.csv --topn 10 --out recs.csv
+  catvec recommend --vectors baskets/latest --events carts.csv --basket-col order_id --out recs.csv
+  catvec recommend --vectors artifacts/latest --events data/events.csv --scorer cosine --out recs.csv
+"""
+# The options of pretrain that say how to read an events file: the queries are read alike.
+READ_OPTIONS = ("user_col", "item_col", "time_col", "basket_col", "sep", "time_unit", "drop_nulls")
+
+
+def register(sub) -> None:
+    r = sub.add_parser("recommend", help="top-k items for every user (or basket) of a queries file",
+                       description="Read QUERIES like pretrain reads events: one query per user (its items in "
+                                   "time order) or per basket. Rank every item with the version's scorer "
+                                   "(or --scorer) and write USER, rank, item_id, score as CSV. Items already "
+                                   "in a query are never recommended; unknown items are skipped; a query "
+                                   "with no known item gets the most frequent items.",
+                       epilog=RECOMMEND_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--vectors", default="artifacts", help="a version dir, OUT/latest or OUT (default: artifacts)")
+    r.add_argument("--events", required=True, metavar="QUERIES", help="the queries: .csv, .tsv or .parquet")
+    r.add_argument("--out", required=True, help="the CSV to write")
+    add_scoring_arguments(r)
+    skip = [f for f in PretrainConfig.__dataclass_fields__ if f not in READ_OPTIONS]
+    add_config_arguments(r, PretrainConfig, skip=skip, config=False)
+    add_common(r)
+    r.set_defaults(run=run_recommend)
+
+
+def add_scoring_arguments(parser, topn: bool = True) -> None:
+    """--topn, --scorer, --min-support: shared by similar and recommend."""
+    if topn:
+        parser.add_argument("--topn", type=int, default=10, help="how many items per query (default: 10)")
+    parser.add_argument("--scorer", choices=["cosine", "context"], default=None,
+                        help="cosine: input . input (substitutes); context: input . context (what comes next / "
+                             "goes with) (default: the version's, chosen when it was trained)")
+    parser.add_argument("--min-support", type=int, default=None,
+                        help="leave out items seen fewer times in training (default: the version's)")
+
+
+def run_recommend(args) -> int:
+    from catvec.base.config import build_config
+    from catvec.pretraining.recommend import recommend_file
+
+    overrides = {name: getattr(args, name) for name in READ_OPTIONS}
+    cfg = build_config(PretrainConfig, None, events=args.events, **overrides)
+    result = recommend_file(cfg, args.vectors, args.topn, args.out, scorer=args.scorer, min_support=args.min_support)
+    say(args, f"{result.queries} queries ({result.query_items} items, {result.unknown_items} unknown and skipped); "
+              f"{result.popularity_queries} had no known item and got the most frequent items; "
+              f"scorer {result.scorer}, min_support {result.min_support}")
+    print(result.path)
+    return 0

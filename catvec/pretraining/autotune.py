@@ -1,0 +1,194 @@
+"""Self-tuning defaults: `catvec pretrain` chooses what the user left open for the data at hand.
+
+The training settings left empty (window 0, epochs 0, ns_exponent and sample unset), the
+scorer and min_support are chosen on a validation split before the real training:
+
+1. a random sample of users (or baskets) of about `tune_events` events is split like
+   `--holdout last2` (or `--holdout basket`): each user's last item is never seen, the
+   one before it (a valid basket's hidden item) is the validation target;
+2. a few candidate settings (CANDIDATES, without the knobs the user fixed, duplicates
+   removed) are trained on it; each is scored with every scorer and min_support in
+   SUPPORTS, so one training answers several questions;
+3. the best validation NDCG@10 wins; epochs are tuned as a factor of `auto_epochs`, the
+   size rule, so the choice carries from the sample to the whole corpus.
+
+Too little data to validate on (under MIN_QUERIES users or baskets) or `--no-tune`: the
+FALLBACK settings. The test item of `--holdout last` is never seen by the tuning.
+
+    cfg, record = choose_settings(cfg, table, tokens=corpus.stats["tokens"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import tempfile
+import time
+
+from catvec.base.config import PretrainConfig
+
+log = logging.getLogger(__name__)
+
+TUNED = ("window", "epochs", "ns_exponent", "sample")
+# epochs here is a factor of auto_epochs(tokens)
+CANDIDATES = (
+    {"window": 10, "ns_exponent": 0.0, "sample": 0.0, "epochs": 1},
+    {"window": 10, "ns_exponent": 1.0, "sample": 1e-3, "epochs": 1},
+    {"window": 5, "ns_exponent": 0.5, "sample": 0.0, "epochs": 1},
+    {"window": 30, "ns_exponent": 0.75, "sample": 1e-3, "epochs": 1},
+    {"window": 10, "ns_exponent": 0.5, "sample": 1e-3, "epochs": 2},
+)
+FALLBACK = {"window": 10, "ns_exponent": 0.5, "sample": 0.0, "epochs": 1, "scorer": "cosine", "min_support": 1}
+SUPPORTS = (1, 3, 10)
+MIN_QUERIES = 100
+
+
+def auto_epochs(tokens: int) -> int:
+    """More passes for smaller corpora: 15 at 100k tokens, 5 at 1M and above, 50 at most."""
+    return int(min(50, max(5, round(15 * math.sqrt(100_000 / max(tokens, 1))))))
+
+
+def resolve(cfg: PretrainConfig, tokens: int, choice: dict | None = None) -> PretrainConfig:
+    """cfg with every open setting filled from `choice` (else the fallbacks)."""
+    choice = {**FALLBACK, **(choice or {})}
+    values = {}
+    for name in ("window", "ns_exponent", "sample"):
+        if getattr(cfg, name) in (0, None):
+            values[name] = choice[name]
+    if not cfg.epochs:
+        values["epochs"] = auto_epochs(tokens) * int(choice["epochs"])
+    if not cfg.scorer:
+        values["scorer"] = choice["scorer"]
+    if not cfg.min_support:
+        values["min_support"] = choice["min_support"]
+    return dataclasses.replace(cfg, **values)
+
+
+def open_settings(cfg: PretrainConfig) -> list[str]:
+    """The settings this run may choose (empty: nothing to tune)."""
+    names = [n for n in TUNED if getattr(cfg, n) in (0, None)]
+    if not cfg.scorer:
+        names.append("scorer")
+    if not cfg.min_support:
+        names.append("min_support")
+    return names
+
+
+def candidates(cfg: PretrainConfig) -> list[dict]:
+    """CANDIDATES with the user's fixed settings in place, duplicates removed (in basket
+    mode the window is the basket, so candidates differing only in window are one)."""
+    seen, out = set(), []
+    for cand in CANDIDATES:
+        c = {n: (cand[n] if getattr(cfg, n) in (0, None) else getattr(cfg, n)) for n in TUNED}
+        if cfg.epochs:
+            c["epochs"] = cfg.epochs
+        key = tuple(sorted((k, v) for k, v in c.items() if not (cfg.basket_col and k == "window")))
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> tuple[PretrainConfig, dict]:
+    """Fill cfg's open settings, tuning on `table` when there is something to choose and
+    enough data; returns the resolved config and the record stored in the manifest."""
+    open_ = open_settings(cfg)
+    if not open_:
+        return resolve(cfg, tokens), {"ran": False, "reason": "every setting given"}
+    if not cfg.tune:
+        return resolve(cfg, tokens), {"ran": False, "reason": "--no-tune", "chosen": _chosen(resolve(cfg, tokens), open_)}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="catvec-autotune-") as tmp:
+        sample = sample_events(table, cfg.tune_events, cfg.seed, basket=bool(cfg.basket_col))
+        tune_cfg = dataclasses.replace(cfg, holdout="basket" if cfg.basket_col else "last2")
+        corpus = _tuning_corpus(tune_cfg, sample, tmp)
+        trials = []
+        for i, cand in enumerate(candidates(cfg)):
+            params = dict(cand, epochs=cand["epochs"] if cfg.epochs else auto_epochs(corpus.stats["tokens"]) * cand["epochs"])
+            trial = _run(dataclasses.replace(tune_cfg, **params, scorer="", min_support=0), corpus, sample)
+            if trial["queries"] < MIN_QUERIES:
+                reason = f"only {trial['queries']} users or baskets to validate on (tuning needs {MIN_QUERIES})"
+                log.info("tuning skipped: %s", reason)
+                return resolve(cfg, tokens), {"ran": False, "reason": reason}
+            trial.update(trial=i + 1, params={**cand, "epochs": params["epochs"]}, epoch_factor=cand["epochs"])
+            trials.append(trial)
+            if on_trial is not None:
+                on_trial(trial)
+    best = _best(trials, cfg)
+    choice = {**best["trial"]["params"], "epochs": best["trial"]["epoch_factor"],
+              "scorer": best["scorer"], "min_support": best["min_support"]}
+    resolved = resolve(cfg, tokens, choice)
+    record = {"ran": True, "settings": open_, "sample_events": sample.frame.height,
+              "queries": trials[0]["queries"], "metric": "valid ndcg@10", "seconds": round(time.perf_counter() - started, 2),
+              "trials": trials, "winner": {"trial": best["trial"]["trial"], "scorer": best["scorer"],
+                                           "min_support": best["min_support"], "ndcg": best["ndcg"], "hr": best["hr"]},
+              "popularity": trials[0]["popularity"], "chosen": _chosen(resolved, open_)}
+    return resolved, record
+
+
+def _chosen(cfg: PretrainConfig, names) -> dict:
+    return {n: getattr(cfg, n) for n in names}
+
+
+def _best(trials: list[dict], cfg: PretrainConfig) -> dict:
+    """The (trial, scorer, support) of highest valid NDCG@10; earlier wins ties."""
+    best = None
+    for trial in trials:
+        for key, m in trial["scores"].items():
+            scorer, support = key.split("@")
+            if (cfg.scorer and scorer != cfg.scorer) or (cfg.min_support and int(support) != cfg.min_support):
+                continue
+            if best is None or m["ndcg"] > best["ndcg"]:
+                best = {"trial": trial, "scorer": scorer, "min_support": int(support), **m}
+    return best
+
+
+def _run(cfg: PretrainConfig, corpus, table) -> dict:
+    """Train once, score every scorer x support on the validation targets."""
+    from catvec.pretraining.corpus import extraction_options
+    from catvec.pretraining.evaluation import build_tasks, score_tasks
+    from catvec.pretraining.skipgram import train_vectors
+
+    t = time.perf_counter()
+    vectors, _ = train_vectors(corpus, cfg)
+    tasks, counts, _ = build_tasks(table, vectors.keys, 2, **extraction_options(cfg))
+    valid = {"valid": tasks["valid"]}
+    query_last = 0 if cfg.basket_col else cfg.query_last
+    scores, popularity = {}, None
+    for support in SUPPORTS:
+        quality = score_tasks(vectors, valid, counts, query_last=query_last, min_support=support)
+        popularity = quality["popularity"]["valid"]
+        for name, roles in quality["scorers"].items():
+            m = roles["valid"]
+            scores[f"{name}@{support}"] = {"ndcg": round(m["ndcg"], 5), "hr": round(m["hr"], 5)}
+    return {"scores": scores, "popularity": {k: round(popularity[k], 5) for k in ("ndcg", "hr")},
+            "queries": int(tasks["valid"].n_users), "seconds": round(time.perf_counter() - t, 2)}
+
+
+def _tuning_corpus(cfg: PretrainConfig, table, directory):
+    from pathlib import Path
+
+    from catvec.base.config import HOLDOUT_MODES
+    from catvec.pretraining.corpus import build_corpus, extraction_options
+
+    return build_corpus(table, Path(directory) / "corpus.txt", holdout=HOLDOUT_MODES[cfg.holdout],
+                        min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
+                        max_sequence_length=cfg.max_sequence_length, source=table.source, **extraction_options(cfg))
+
+
+def sample_events(table, max_events: int, seed: int, basket: bool = False):
+    """The events of a seeded random sample of users (baskets) holding about `max_events`."""
+    import numpy as np
+    import polars as pl
+
+    frame = table.frame
+    if frame.height <= max_events:
+        return table
+    by = "group" if basket else "user"
+    sizes = frame.group_by(by).len().sort(by)
+    order = np.random.default_rng(seed).permutation(sizes.height)
+    cum = np.cumsum(sizes["len"].to_numpy()[order])
+    keep = sizes[by].gather(np.sort(order[: max(1, int(np.searchsorted(cum, max_events)) + 1)]))
+    sampled = frame.filter(pl.col(by).is_in(keep.implode()))
+    return dataclasses.replace(table, frame=sampled, stats=dict(table.stats, events_read=sampled.height))
