@@ -95,7 +95,7 @@ def test_pretrain_stores_heldout_and_quality(held_version):
     # the next item is a ring neighbour: vectors find it far better than popularity
     assert quality["vectors"]["test"]["hr"] > 0.6
     assert quality["vectors"]["test"]["hr"] > 2 * quality["popularity"]["test"]["hr"]
-    assert "## Next-item quality" in (result.path / "report.md").read_text()
+    assert "## Quality on held-out items" in (result.path / "report.md").read_text()
 
 
 def test_heldout_items_never_reach_training(held_version):
@@ -133,7 +133,8 @@ def test_cli_evaluate(held_version, tmp_path):
     run = subprocess.run([sys.executable, "-m", "catvec.cli.main", "evaluate", "--vectors", str(result.path),
                           "--events", str(events)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert "| test | vectors |" in run.stdout and "| valid | popularity |" in run.stdout
+    assert "| test | cosine" in run.stdout and "| test | context" in run.stdout and "| valid | popularity |" in run.stdout
+    assert "(default)" in run.stdout
 
 
 def test_cli_evaluate_needs_a_holdout_version(tmp_path):

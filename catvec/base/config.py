@@ -73,7 +73,7 @@ class PretrainConfig:
                            "validation split before training (--no-tune: fixed fallbacks)")
     tune_events: int = opt(50000, "tuning trains on a random sample of users (or baskets) of about this many events")
     scorer: str = opt("", "the version's default scorer: cosine (substitutes) or context (what comes next / "
-                          "goes with); empty = chosen by tuning (cosine without it)")
+                          "goes with); empty = chosen by tuning (context without it)")
     min_support: int = opt(0, "neighbour and recommendation lists leave out items seen fewer times; "
                               "0 = chosen by tuning (1 without it)")
     # evaluation and pictures

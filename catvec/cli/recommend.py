@@ -38,7 +38,7 @@ def add_scoring_arguments(parser, topn: bool = True) -> None:
     """--topn, --scorer, --min-support: shared by similar and recommend."""
     if topn:
         parser.add_argument("--topn", type=int, default=10, help="how many items per query (default: 10)")
-    parser.add_argument("--scorer", choices=["cosine", "context"], default=None,
+    parser.add_argument("--scorer", default=None, metavar="{cosine,context}",
                         help="cosine: input . input (substitutes); context: input . context (what comes next / "
                              "goes with) (default: the version's, chosen when it was trained)")
     parser.add_argument("--min-support", type=int, default=None,

@@ -9,8 +9,9 @@ scorer and min_support are chosen on a validation split before the real training
 2. a few candidate settings (CANDIDATES, without the knobs the user fixed, duplicates
    removed) are trained on it; each is scored with every scorer and min_support in
    SUPPORTS, so one training answers several questions;
-3. the best validation NDCG@10 wins; epochs are tuned as a factor of `auto_epochs`, the
-   size rule, so the choice carries from the sample to the whole corpus.
+3. the best validation NDCG@10 wins; epochs are tuned as a factor of `auto_epochs` (the
+   size rule) of the whole corpus, so a trial costs about sample / whole of the final
+   training and the choice carries over.
 
 Too little data to validate on (under MIN_QUERIES users or baskets) or `--no-tune`: the
 FALLBACK settings. The test item of `--holdout last` is never seen by the tuning.
@@ -34,12 +35,12 @@ TUNED = ("window", "epochs", "ns_exponent", "sample")
 # epochs here is a factor of auto_epochs(tokens)
 CANDIDATES = (
     {"window": 10, "ns_exponent": 0.0, "sample": 0.0, "epochs": 1},
+    {"window": 10, "ns_exponent": 0.0, "sample": 0.0, "epochs": 2},
+    {"window": 30, "ns_exponent": 0.0, "sample": 0.0, "epochs": 1},
     {"window": 10, "ns_exponent": 1.0, "sample": 1e-3, "epochs": 1},
     {"window": 5, "ns_exponent": 0.5, "sample": 0.0, "epochs": 1},
-    {"window": 30, "ns_exponent": 0.75, "sample": 1e-3, "epochs": 1},
-    {"window": 10, "ns_exponent": 0.5, "sample": 1e-3, "epochs": 2},
 )
-FALLBACK = {"window": 10, "ns_exponent": 0.5, "sample": 0.0, "epochs": 1, "scorer": "cosine", "min_support": 1}
+FALLBACK = {"window": 10, "ns_exponent": 0.0, "sample": 0.0, "epochs": 1, "scorer": "context", "min_support": 1}
 SUPPORTS = (1, 3, 10)
 MIN_QUERIES = 100
 
@@ -105,7 +106,8 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
         corpus = _tuning_corpus(tune_cfg, sample, tmp)
         trials = []
         for i, cand in enumerate(candidates(cfg)):
-            params = dict(cand, epochs=cand["epochs"] if cfg.epochs else auto_epochs(corpus.stats["tokens"]) * cand["epochs"])
+            # the whole corpus's epochs: a trial costs about sample / whole of the final training
+            params = dict(cand, epochs=cand["epochs"] if cfg.epochs else auto_epochs(tokens) * cand["epochs"])
             trial = _run(dataclasses.replace(tune_cfg, **params, scorer="", min_support=0), corpus, sample)
             if trial["queries"] < MIN_QUERIES:
                 reason = f"only {trial['queries']} users or baskets to validate on (tuning needs {MIN_QUERIES})"

@@ -47,9 +47,11 @@ def pretrain_markdown(manifest: dict, images=()) -> str:
         lengths = corpus.get("lengths", {})
         lines.append(f"- sequences: {corpus.get('lines')} lines, median length {lengths.get('p50', '')}, "
                      f"max {lengths.get('max', '')}")
-        if corpus.get("heldout"):
-            lines.append(f"- held out of training: {corpus['heldout']['events']} events of "
-                         f"{corpus['heldout']['users']} users (holdout = {params.get('holdout')})")
+        held = corpus.get("heldout")
+        if held:
+            unit = "baskets" if "baskets" in held else "users"
+            lines.append(f"- held out of training: {held['events']} events of {held[unit]} {unit} "
+                         f"(holdout = {params.get('holdout')})")
     if training:
         lines.append(f"- trained {training.get('vocab_size')} vectors in {training.get('train_seconds')}s "
                      f"({training.get('workers')} worker(s), {training.get('words_per_second', 0):,} words/s)")

@@ -1,0 +1,164 @@
+"""`catvec recommend`, basket holdout and the settings chosen by pretrain itself."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import pytest
+
+from catvec.base.config import PretrainConfig
+from catvec.base.store import read_manifest
+from catvec.cli.main import main
+from catvec.pretraining import autotune
+from catvec.pretraining.events import read_events
+from catvec.pretraining.pipeline import pretrain
+
+FAST = dict(dim=16, epochs=3, exact=True, vector_map=False)
+
+
+@pytest.fixture(scope="module")
+def baskets(tmp_path_factory):
+    """800 orders: each holds one planted pair (p<i>, q<i>) and 1-2 of five popular items."""
+    rng = np.random.default_rng(1)
+    rows = []
+    for order in range(800):
+        pair = int(rng.integers(20))
+        items = [f"p{pair}", f"q{pair}"] + [f"pop{int(j)}" for j in rng.choice(5, int(rng.integers(1, 3)), replace=False)]
+        rows += [(f"o{order}", item) for item in items]
+    path = tmp_path_factory.mktemp("baskets") / "orders.csv"
+    pd.DataFrame(rows, columns=["order_id", "item_id"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def history_version(tmp_path_factory, clustered_events):
+    out = tmp_path_factory.mktemp("hist") / "art"
+    pretrain(PretrainConfig(out=str(out), **FAST), events=clustered_events)
+    return out / "latest"
+
+
+def test_basket_holdout_hides_one_item_of_some_baskets_and_scores_completion(baskets, tmp_path):
+    cfg = PretrainConfig(events=str(baskets), basket_col="order_id", time_col="", holdout="basket",
+                         out=str(tmp_path / "b"), **FAST)
+    result = pretrain(cfg)
+    manifest = result.manifest
+    held = manifest["corpus"]["heldout"]
+    assert 100 <= held["baskets"] <= 220 and held["events"] == held["baskets"]  # ~20% of 800, one item each
+    quality = manifest["quality"]
+    assert set(quality["vectors"]) == {"test", "valid"} and quality["holdout"] == "basket"
+    # the partner of the planted pair is what completes a basket: the context scorer finds it
+    context, popularity = quality["scorers"]["context"]["test"], quality["popularity"]["test"]
+    assert context["hr"] > 0.5 and context["hr"] > popularity["hr"]
+    assert "Complete-the-basket" in (result.path / "report.md").read_text()
+    # and `catvec evaluate` recomputes the same numbers from the events
+    assert main(["evaluate", "--vectors", str(result.path), "--scorer", "context", "-q"]) == 0
+
+
+def test_holdout_basket_needs_a_basket_column(tmp_path, capsys):
+    assert main(["pretrain", "--holdout", "basket", "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "holdout basket needs basket_col" in capsys.readouterr().err
+
+
+def test_recommend_writes_top_k_per_user_without_their_items(history_version, clustered_events, tmp_path, capsys):
+    queries = clustered_events.head(120)  # users u0..u9, 12 events each
+    queries.to_csv(tmp_path / "q.csv", index=False)
+    out = tmp_path / "recs.csv"
+    assert main(["recommend", "--vectors", str(history_version), "--events", str(tmp_path / "q.csv"),
+                 "--topn", "5", "--out", str(out)]) == 0
+    recs = pl.read_csv(out, schema_overrides={"user_id": pl.Utf8, "item_id": pl.Utf8})
+    assert recs.columns == ["user_id", "rank", "item_id", "score"]
+    assert recs.height == 10 * 5 and recs["rank"].to_list()[:5] == [1, 2, 3, 4, 5]
+    seen = queries.groupby("user_id")["item_id"].apply(set).to_dict()
+    assert not any(item in seen[user] for user, item in recs.select("user_id", "item_id").iter_rows())
+    assert (recs.group_by("user_id").agg(pl.col("score").diff().max())["score"].fill_null(0) <= 1e-9).all()
+    assert "10 queries" in capsys.readouterr().out
+
+
+def test_recommend_counts_unknown_items_and_falls_back_to_popularity(history_version, tmp_path, capsys):
+    (tmp_path / "q.csv").write_text("user_id,item_id,timestamp\nu1,c0_1,1\nu1,nope,2\nu2,nope,1\n")
+    out = tmp_path / "r.csv"
+    assert main(["recommend", "--vectors", str(history_version), "--events", str(tmp_path / "q.csv"),
+                 "--topn", "3", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "2 queries (3 items, 2 unknown and skipped); 1 had no known item" in said
+    recs = pl.read_csv(out, schema_overrides={"user_id": pl.Utf8, "item_id": pl.Utf8})
+    assert recs.filter(pl.col("user_id") == "u2").height == 3  # popular items for the all-unknown user
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--topn", "0"], "--topn must be >= 1"),
+    (["--scorer", "dot"], "unknown scorer 'dot'; use one of cosine, context"),
+])
+def test_recommend_refuses_bad_options(history_version, sample_events, tmp_path, capsys, extra, message):
+    out = tmp_path / "r.csv"
+    assert main(["recommend", "--vectors", str(history_version), "--events", str(sample_events),
+                 "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_recommend_refuses_queries_with_no_known_item(history_version, tmp_path, capsys):
+    (tmp_path / "q.csv").write_text("user_id,item_id,timestamp\nu1,x,1\nu2,y,2\n")
+    out = tmp_path / "r.csv"
+    assert main(["recommend", "--vectors", str(history_version), "--events", str(tmp_path / "q.csv"),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "none of its 2 items" in err and err.count("\n") == 1 and not out.exists()
+
+
+def test_context_scorer_on_a_version_without_context_is_refused(tmp_path, capsys):
+    from catvec.base.vectors import Vectors, save_vectors
+
+    save_vectors(Vectors(["a", "b", "c"], np.eye(3, dtype=np.float32)), tmp_path / "old")
+    assert main(["similar", "--vectors", str(tmp_path / "old"), "--scorer", "context", "a"]) == 2
+    assert "no context vectors" in capsys.readouterr().err
+    assert main(["similar", "--vectors", str(tmp_path / "old"), "a"]) == 0  # cosine, as before
+
+
+# ---- settings chosen by pretrain -----------------------------------------------------
+
+def test_pretrain_tunes_what_is_left_open_on_validation(clustered_events, tmp_path):
+    cfg = PretrainConfig(out=str(tmp_path / "o"), dim=16, epochs=3, vector_map=False, holdout="last")
+    manifest = pretrain(cfg, events=clustered_events).manifest
+    tuning = manifest["tuning"]
+    assert tuning["ran"] and tuning["settings"] == ["window", "ns_exponent", "sample", "scorer", "min_support"]
+    # epochs were given, so candidates that differ only in epochs are one trial
+    assert len(tuning["trials"]) == len(autotune.candidates(cfg)) == 4
+    chosen = tuning["chosen"]
+    assert {k: manifest["params"][k] for k in chosen} == chosen and manifest["params"]["epochs"] == 3
+    assert manifest["scoring"] == {"scorer": chosen["scorer"], "min_support": chosen["min_support"]}
+    best = max(s["ndcg"] for t in tuning["trials"] for s in t["scores"].values())
+    assert tuning["winner"]["ndcg"] == best
+
+
+def test_explicit_settings_and_no_tune_skip_tuning(clustered_events, tmp_path):
+    given = PretrainConfig(out=str(tmp_path / "a"), window=5, ns_exponent=0.75, sample=1e-3, scorer="cosine",
+                           min_support=2, **FAST)
+    manifest = pretrain(given, events=clustered_events).manifest
+    assert manifest["tuning"] == {"ran": False, "reason": "every setting given"}
+    assert manifest["scoring"] == {"scorer": "cosine", "min_support": 2} and manifest["params"]["window"] == 5
+    off = pretrain(dataclasses.replace(given, out=str(tmp_path / "b"), window=0, tune=False), events=clustered_events)
+    assert off.manifest["tuning"]["reason"] == "--no-tune" and off.manifest["params"]["window"] == autotune.FALLBACK["window"]
+
+
+def test_too_little_data_falls_back(tmp_path, write_csv):
+    events = write_csv("e.csv", "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + j) % 7},{j}\n"
+                                                                         for u in range(30) for j in range(6)))
+    manifest = pretrain(PretrainConfig(events=str(events), out=str(tmp_path / "o"), **FAST)).manifest
+    assert not manifest["tuning"]["ran"] and "tuning needs 100" in manifest["tuning"]["reason"]
+    assert manifest["params"]["window"] == autotune.FALLBACK["window"]
+
+
+def test_auto_epochs_grow_as_the_corpus_shrinks():
+    assert autotune.auto_epochs(100_000) == 15
+    assert autotune.auto_epochs(1_000_000) == 5 and autotune.auto_epochs(10**8) == 5
+    assert autotune.auto_epochs(1_000) == 50
+    assert autotune.auto_epochs(10_000) > autotune.auto_epochs(100_000)
+
+
+def test_sample_events_keeps_whole_users(clustered_events):
+    table = read_events(clustered_events)
+    sample = autotune.sample_events(table, 300, seed=1)
+    per_user = sample.frame.group_by("user").len()["len"]
+    assert 300 <= sample.frame.height <= 312 and (per_user == 12).all()
+    assert autotune.sample_events(table, 10**6, seed=1) is table
