@@ -16,7 +16,8 @@ from catvec.cli.main import main as catvec_main
 from catvec.pretraining import pipeline
 
 FAST = dict(dim=8, epochs=2, exact=True, vector_map=False)
-STEPS_IN_ORDER = ["checksum-events", "cached-corpus", "read-events", "extract-corpus", "train", "export", "publish"]
+STEPS_IN_ORDER = ["checksum-events", "cached-corpus", "read-events", "extract-corpus", "choose-settings", "train", "export",
+                  "publish"]
 
 
 def test_parameters_are_the_config_fields(pretrain_module):
@@ -27,7 +28,11 @@ def test_parameters_are_the_config_fields(pretrain_module):
     assert list(schema) == [f.name for f in fields]
     for f in fields:
         assert schema[f.name]["default"] == f.default, f.name
-        assert schema[f.name]["type"] == json_types[field_types(PretrainConfig)[f.name]], f.name
+        typ = field_types(PretrainConfig)[f.name]
+        if typ in json_types:
+            assert schema[f.name]["type"] == json_types[typ], f.name
+        else:  # float | None: empty means "chosen by tuning"
+            assert {"type": "number"} in schema[f.name]["anyOf"], f.name
 
 
 def test_only_the_input_steps_retry(adapter):
