@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 def extract_catvec(events: str, out: str) -> dict:
     from catvec.pretraining.corpus import build_corpus
@@ -55,7 +57,9 @@ def pretrain_catvec(events: str, out: str, epochs: str, workers: str, refresh: s
     from catvec.base.config import PretrainConfig
     from catvec.pretraining.pipeline import pretrain
 
-    cfg = PretrainConfig(events=events, out=out, epochs=int(epochs), workers=int(workers), refresh=refresh == "1")
+    # the fixed fallbacks (no tuning): one training, comparable with bare gensim below
+    cfg = PretrainConfig(events=events, out=out, epochs=int(epochs), workers=int(workers), refresh=refresh == "1",
+                         tune=False)
     t = time.perf_counter()
     result = pretrain(cfg)
     corpus = next(Path(out, ".cache").glob("corpus-*")) / "corpus.txt"
@@ -65,18 +69,53 @@ def pretrain_catvec(events: str, out: str, epochs: str, workers: str, refresh: s
 
 
 def gensim_bare(corpus: str, epochs: str, workers: str) -> dict:
-    """gensim Word2Vec on the same corpus file with the same parameters as catvec's defaults."""
+    """gensim Word2Vec on the same corpus file with the same parameters as catvec without tuning."""
     from gensim.models import Word2Vec
 
     from catvec.base.config import PretrainConfig
+    from catvec.pretraining.autotune import FALLBACK
 
     d = PretrainConfig()
     t = time.perf_counter()
-    model = Word2Vec(corpus_file=corpus, sg=1, vector_size=d.dim, window=d.window, negative=d.negative, hs=0,
-                     ns_exponent=d.ns_exponent, sample=d.sample, alpha=d.alpha, min_alpha=d.min_alpha,
+    model = Word2Vec(corpus_file=corpus, sg=1, vector_size=d.dim, window=FALLBACK["window"], negative=d.negative, hs=0,
+                     ns_exponent=FALLBACK["ns_exponent"], sample=FALLBACK["sample"], alpha=d.alpha, min_alpha=d.min_alpha,
                      min_count=d.min_count, workers=int(workers), epochs=int(epochs), seed=d.seed)
     seconds = time.perf_counter() - t
     return {"seconds": seconds, "words_per_second": model.corpus_total_words * int(epochs) / seconds}
+
+
+def recommend_catvec(n_items: str, n_queries: str) -> dict:
+    """catvec's batched recommend: n_queries histories of 5 items over n_items keys, top 10."""
+    from catvec.base.scoring import recommend_rows
+
+    vectors, indptr, items = _recommend_inputs(int(n_items), int(n_queries))
+    t = time.perf_counter()
+    recommend_rows(vectors, indptr, items, 10, "context")
+    return {"seconds": time.perf_counter() - t}
+
+
+def recommend_loop(n_items: str, n_queries: str) -> dict:
+    """The baseline: one numpy product and argpartition per query, on 1,000 queries,
+    scaled to n_queries."""
+    vectors, indptr, items = _recommend_inputs(int(n_items), int(n_queries))
+    n_run = min(1000, int(n_queries))
+    t = time.perf_counter()
+    for q in range(n_run):
+        query = items[indptr[q]:indptr[q + 1]]
+        scores = vectors.matrix[query].sum(axis=0) @ vectors.context.T
+        scores[query] = -np.inf
+        top = np.argpartition(-scores, 10)[:10]
+        top[np.argsort(-scores[top])]
+    return {"seconds": (time.perf_counter() - t) * int(n_queries) / n_run}
+
+
+def _recommend_inputs(n: int, n_queries: int):
+    from catvec.base.vectors import Vectors
+
+    rng = np.random.default_rng(0)
+    vectors = Vectors([str(i) for i in range(n)], rng.standard_normal((n, 64), dtype=np.float32),
+                      context=rng.standard_normal((n, 64), dtype=np.float32), counts=rng.integers(1, 1000, n))
+    return vectors, np.arange(0, 5 * n_queries + 1, 5), rng.integers(0, n, 5 * n_queries)
 
 
 def align_catvec(n_keys: str) -> dict:
@@ -157,7 +196,8 @@ def finetune_steps(n_rows: str, sparse: str, steps: str = "60") -> dict:
 
 TASKS = {"extract-catvec": extract_catvec, "extract-polars": extract_polars, "extract-pandas": extract_pandas,
          "pretrain-catvec": pretrain_catvec, "gensim-bare": gensim_bare, "align-catvec": align_catvec,
-         "align-dict-loop": align_dict_loop, "finetune-steps": finetune_steps}
+         "align-dict-loop": align_dict_loop, "finetune-steps": finetune_steps,
+         "recommend-catvec": recommend_catvec, "recommend-loop": recommend_loop}
 
 
 def main(argv: list[str]) -> int:

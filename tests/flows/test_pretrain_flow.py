@@ -15,7 +15,8 @@ from catvec.base.vectors import load_vectors
 from catvec.cli.main import main as catvec_main
 from catvec.pretraining import pipeline
 
-FAST = dict(dim=8, epochs=2, exact=True, vector_map=False)
+# tune=False: a corpus-cache hit then reads no events (tuning needs them for its split)
+FAST = dict(dim=8, epochs=2, exact=True, vector_map=False, tune=False)
 STEPS_IN_ORDER = ["checksum-events", "cached-corpus", "read-events", "extract-corpus", "choose-settings", "train", "export",
                   "publish"]
 
@@ -77,7 +78,7 @@ def test_flow_and_cli_write_identical_vectors(pretrain_module, prefect_harness, 
     tasks = record_tasks(monkeypatch, adapter)
     cli_out, flow_out = tmp_path / "cli", tmp_path / "flow"
     argv = ["pretrain", "--quiet", "--events", str(sample_events), "--out", str(cli_out), "--exact",
-            "--dim", "8", "--epochs", "2", "--no-vector-map"]
+            "--dim", "8", "--epochs", "2", "--no-vector-map", "--no-tune"]
     assert catvec_main(argv) == 0
     assert tasks == []  # the CLI runs no task
     path = pretrain_module.pretrain_flow(events=str(sample_events), out=str(flow_out), **FAST)
@@ -128,10 +129,10 @@ def test_events_missing_on_first_attempt_then_present_completes(pretrain_module,
 def test_bad_config_fails_before_any_task(pretrain_module, prefect_harness, adapter, sample_events, tmp_path,
                                           monkeypatch):
     tasks = record_tasks(monkeypatch, adapter)
-    state = pretrain_module.pretrain_flow(events=str(sample_events), out=str(tmp_path), epochs=0,
+    state = pretrain_module.pretrain_flow(events=str(sample_events), out=str(tmp_path), epochs=-1,
                                           return_state=True)
     assert state.is_failed()
-    assert "epochs must be >= 1, got 0" in state.message
+    assert "epochs must be >= 0, got -1" in state.message
     assert tasks == []
     assert not (tmp_path / LATEST).exists()
 
@@ -174,5 +175,5 @@ def test_the_artifact_is_the_report_with_links(sample_events, tmp_path):
     epochs = result.manifest["training"]["epochs"]
     assert len(epochs) == 2 and f"| 2 | {epochs[1]['loss']:.4f} |" in text
     hr = result.manifest["quality"]["vectors"]["test"]["hr"]
-    assert f"| test | vectors | {hr:.4f} |" in text
+    assert f"| test | {result.manifest['scoring']['scorer']} (default) | {hr:.4f} |" in text
     assert f"- [vector_map.png]({(result.path / 'vector_map.png').resolve().as_uri()})" in text
