@@ -52,7 +52,7 @@ def read_frame(source, what: str = "events", flag: str = "--events", sep: str = 
         import pandas as pd
 
         if isinstance(source, pd.DataFrame):
-            frame = pl.from_pandas(source.reset_index(drop=True), include_index=False)
+            frame = _from_pandas(source)
             return frame, "<DataFrame>", frame_checksum(frame)
     except ImportError:  # pragma: no cover
         pass
@@ -90,6 +90,25 @@ def read_frame(source, what: str = "events", flag: str = "--events", sep: str = 
             return frame, name, checksum.result()
         except OSError as exc:
             raise CatvecError(f"{name}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _from_pandas(source):
+    """A pandas DataFrame as polars; object columns that mix types ("595.0", 7) become keys."""
+    import polars as pl
+
+    from catvec.base.keys import to_key
+
+    source = source.reset_index(drop=True)
+    names = [str(c) for c in source.columns]
+    if len(set(names)) < len(names):
+        raise CatvecError(f"<DataFrame>: duplicated column name(s) {sorted({n for n in names if names.count(n) > 1})}; "
+                          "rename them")
+    try:
+        return pl.from_pandas(source, include_index=False)
+    except (TypeError, ValueError):  # pyarrow refuses an object column of mixed types
+        return pl.DataFrame([pl.Series(name, [to_key(v) for v in source[c]], dtype=pl.Utf8)
+                             if source[c].dtype == object else pl.from_pandas(source[c]).alias(name)
+                             for name, c in zip(names, source.columns)])
 
 
 def _read_parquet_folder(folder: Path, what: str):

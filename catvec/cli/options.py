@@ -24,10 +24,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), position
         if f.name in skip or f.name in positional:
             continue
         section = f.metadata.get("section", "options")
-        group = groups.setdefault(section, parser.add_argument_group(section))
+        if section not in groups:  # "options" is argparse's own section: one list, not two
+            groups[section] = parser._optionals if section == "options" else parser.add_argument_group(section)
+        group = groups[section]
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
+        help_text = f"{f.metadata.get('help', '')} (default: {default!r})".replace("%", "%%")
         typ = types_[f.name]
         if typ is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)

@@ -27,11 +27,12 @@ def register(sub) -> None:
     p.set_defaults(run=run_pretrain)
 
     s = sub.add_parser("similar", help="print the nearest neighbours of a key",
-                       epilog="example:\n  catvec similar --vectors artifacts/latest --topn 5 1001",
+                       epilog="example:\n  catvec similar --vectors artifacts/latest --k 5 1001",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("key", nargs="+", help="one or more keys (item ids)")
     s.add_argument("--vectors", default="artifacts", help="a version dir, OUT/latest or OUT (default: artifacts)")
-    s.add_argument("--topn", type=int, default=10, help="how many neighbours (default: 10)")
+    s.add_argument("--k", "--topn", dest="k", type=int, default=10,
+                   help="how many neighbours, as evaluate's --k (default: 10; --topn is the old spelling)")
     add_common(s)
     s.set_defaults(run=run_similar)
 
@@ -63,25 +64,31 @@ def run_pretrain(args) -> int:
 
 
 def run_similar(args) -> int:
+    from catvec.base.errors import CatvecError
     from catvec.base.vectors import load_vectors
 
+    if args.k < 1:
+        raise CatvecError(f"--k must be >= 1, got {args.k}")
     vectors = load_vectors(args.vectors)
     for key in args.key:
         print(f"{key}:")
-        for other, score in vectors.most_similar(key, topn=args.topn):
+        for other, score in vectors.most_similar(key, topn=args.k):
             print(f"  {other}\t{score:.4f}")
     return 0
 
 
 def run_export(args) -> int:
+    from catvec.base.errors import CatvecError
+    from catvec.base.store import check_writable, describe_os_error
     from catvec.base.vectors import export_projector, export_word2vec, load_vectors
 
+    check_writable(args.out, "--out", file=args.format == "word2vec")
     vectors = load_vectors(args.vectors)
-    if args.format == "word2vec":
-        path = export_word2vec(vectors, args.out)
+    try:
+        paths = ([export_word2vec(vectors, args.out)] if args.format == "word2vec"
+                 else list(export_projector(vectors, args.out)))
+    except OSError as exc:
+        raise CatvecError(f"cannot write {args.out} ({describe_os_error(exc)})") from None
+    for path in paths:
         print(path)
-    else:
-        vec, meta = export_projector(vectors, args.out)
-        print(vec)
-        print(meta)
     return 0
