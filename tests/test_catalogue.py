@@ -108,6 +108,8 @@ REFUSED = {
     "strict: too few keys": (two_users(), ["--strict"], "not published: only 2 key(s) have vectors"),
     "strict: the sample with a 30s gap": (None, ["--events", "", "--session-gap", "30s", "--strict"], "not published:"),
     "output under a file": (two_users(), ["--out", "__FILE__/out"], "cannot be created"),
+    "infinite time": (two_users(t0="inf"), [], "holds inf at data row 1, out of range for epoch us"),
+    "line break in a column name": ('"user\nid",item_id,timestamp\nu,a,1\n', [], "no column 'user_id' (columns: user\\nid"),
 }
 
 

@@ -137,6 +137,13 @@ def test_unwritable_output_refused_before_work(made, read_only, capsys, monkeypa
     assert list(read_only.iterdir()) == []
 
 
+def test_a_table_too_small_to_train_refused(made, tmp_path, capsys):
+    (tmp_path / "two.csv").write_text("item_id,x,y\n500,1.0,2.0\n501,2.0,3.0\n")
+    assert main(["finetune", "--vectors", made["V"], "--table", str(tmp_path / "two.csv"), "--target", "y",
+                 "--out", str(tmp_path / "m")]) == 2
+    assert "the split leaves 1 training row; a model needs at least 2" in capsys.readouterr().err
+
+
 def test_output_that_is_a_directory_refused(made, tmp_path, capsys):
     assert main(["predict", "--model", made["M"], "--table", made["T"], "--out", str(tmp_path)]) == 2
     assert "use a .csv or .parquet file name" in capsys.readouterr().err

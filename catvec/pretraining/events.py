@@ -246,8 +246,14 @@ def _epoch_to_us(values, unit: str, label: str, name: str):
                 "convert to one unit or pass --time-unit s|ms|us"
             )
         log.debug("%s: numeric times read as epoch %s", label, unit)
+    if values.dtype.is_float():
+        values = values.fill_nan(None)
+    # int64 microseconds reach the year 294247; beyond that (or inf) is no time at all
+    out_of_range = values.cast(pl.Float64).abs() * _UNIT_US[unit] >= 9.2e18
+    if bool(out_of_range.any()):
+        row = int(out_of_range.arg_true()[0])
+        raise CatvecError(f"{name}: column {label!r} holds {values[row]!r} at data row {row + 1}, out of range for "
+                          f"epoch {unit}; fix the value or pass --time-unit")
     if values.dtype.is_integer():
         return values.cast(pl.Int64) * int(_UNIT_US[unit])
-    if values.is_nan().any():
-        values = values.fill_nan(None)
     return (values * _UNIT_US[unit]).round(0).cast(pl.Int64)
