@@ -179,3 +179,17 @@ def test_similar_and_evaluate_share_k_and_topn_still_works(made, capsys):
     main(["similar", "--vectors", made["V"], "--topn", "3", "500"])
     assert capsys.readouterr().out == with_k and with_k.count("\n") == 4
     assert "--k" in commands()["evaluate"].format_help()
+
+
+def test_readme_states_the_catalogue_size():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    files = ["tests/test_catalogue.py", "tests/test_catalogue_commands.py"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          "-k", "not readme_states", *files],
+                         cwd=REPO, capture_output=True, text=True)
+    count = int(re.search(r"(\d+)(?:/\d+)? tests? collected", run.stdout).group(1))
+    assert f"catalogue of {count} awkward inputs" in (REPO / "README.md").read_text(encoding="utf-8")
