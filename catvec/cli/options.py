@@ -14,28 +14,24 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=()) -> None:
-    """One flag per dataclass field (`foo_bar` -> `--foo-bar`), default None = not given."""
+    """One flag per dataclass field (`foo_bar` -> `--foo-bar`), default None = not given,
+    in the command's one options section beside its own flags."""
     from catvec.base.config import field_types
 
     types_ = field_types(cls)
     parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file; flags override it")
-    groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(cls):
         if f.name in skip or f.name in positional:
             continue
-        section = f.metadata.get("section", "options")
-        if section not in groups:  # "options" is argparse's own section: one list, not two
-            groups[section] = parser._optionals if section == "options" else parser.add_argument_group(section)
-        group = groups[section]
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
         help_text = f"{f.metadata.get('help', '')} (default: {default!r})".replace("%", "%%")
         typ = types_[f.name]
         if typ is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             base = typ if typ in (int, float, str) else str
-            group.add_argument(flag, dest=f.name, type=base, default=None, metavar=f.name.upper(), help=help_text)
+            parser.add_argument(flag, dest=f.name, type=base, default=None, metavar=f.name.upper(), help=help_text)
 
 
 def config_from_args(cls, args: argparse.Namespace):
