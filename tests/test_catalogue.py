@@ -61,6 +61,12 @@ HANDLED = {
     "empty ids dropped on request": (rows(("u", "a", 1), ("u", "", 2), ("u", "b", 3), ("v", "a", 1), ("v", "b", 2)),
                                      ["--drop-nulls"], lambda v, m: m["corpus"]["dropped"]["empty_item_id"] == 1),
     "semicolon file with --sep": (two_users().replace(",", ";"), ["--sep", ";"], lambda v, m: len(v) == 2),
+    "integral float ids written as text": (two_users("595.0", "7.00"), [], lambda v, m: set(v.keys) == {"595", "7"}),
+    "tab typed as backslash-t": (two_users().replace(",", "\t"), ["--sep", "\\t"], lambda v, m: len(v) == 2),
+    "day-first times with --time-format": (two_users(t0="01/02/2024 10:00", t1="01/02/2024 10:05"),
+                                           ["--time-format", "%d/%m/%Y %H:%M"], lambda v, m: m["corpus"]["tokens"] == 4),
+    "session gap with a unit": (two_users(), ["--session-gap", "30m"], lambda v, m: m["corpus"]["tokens"] == 4),
+    "few keys warn without --strict": (two_users(), [], lambda v, m: any("only 2 key(s)" in w for w in m["warnings"])),
     "one user with 100k events": (HEADER + "".join(f"big,i{k % 97},{k}\n" for k in range(100_000)), ["--epochs", "1"],
                                   lambda v, m: m["corpus"]["lines"] == 10 and m["corpus"]["sequences_split"] == 1),
 }
@@ -84,12 +90,26 @@ REFUSED = {
     "unparsable time": (two_users(t0="2024-01-01", t1="next tuesday"), [], "'next tuesday'"),
     "seconds mixed with ms": (two_users(t0="1700000000", t1="1700000001000"), [], "mixes epoch seconds and milliseconds"),
     "numbers mixed with dates": (two_users(t0="1700000000", t1="2024-01-01"), [], "mixes numbers and dates"),
-    "directory as events": (None, ["--events", "."], "is a directory"),
+    "folder without parquet as events": (None, ["--events", "."], "is a folder without .parquet files"),
     "negative window": (two_users(), ["--window", "-1"], "window must be >= 0"),
     "negative epochs": (two_users(), ["--epochs", "-1"], "epochs must be >= 0"),
     "bad time unit": (two_users(), ["--time-unit", "hours"], "time_unit must be one of"),
     "unknown export": (two_users(), ["--export", "parquet"], "export: unknown format 'parquet'"),
     "basket with session gap": (two_users(), ["--basket-col", "user_id", "--session-gap", "30m"], "basket_col cannot"),
+    "session gap without a unit": (two_users(), ["--session-gap", "30"], "30 has no unit; write 30s, 30m"),
+    "ambiguous slash date": (two_users(t0="01/02/2024", t1="03/02/2024"), [],
+                             "not ISO-8601, e.g. '01/02/2024' at data row 1"),
+    "times that miss --time-format": (two_users(t0="2024-02-01", t1="2024-02-03"), ["--time-format", "%d/%m/%Y"],
+                                      "do not match --time-format '%d/%m/%Y', e.g. '2024-02-01'"),
+    "time format without codes": (two_users(), ["--time-format", "dd/mm/yyyy"], "is not a strftime format"),
+    "two-character separator": (two_users(), ["--sep", ";;"], "sep: ';;' is not a delimiter"),
+    "multi-byte separator": (two_users(), ["--sep", "§"], "is not a delimiter"),
+    "attribute column without attributes": (two_users(), ["--attribute-col", "genre"], "attribute_col needs item_attributes"),
+    "strict: too few keys": (two_users(), ["--strict"], "not published: only 2 key(s) have vectors"),
+    "strict: the sample with a 30s gap": (None, ["--events", "", "--session-gap", "30s", "--strict"], "not published:"),
+    "output under a file": (two_users(), ["--out", "__FILE__/out"], "cannot be created"),
+    "infinite time": (two_users(t0="inf"), [], "holds inf at data row 1, out of range for epoch us"),
+    "line break in a column name": ('"user\nid",item_id,timestamp\nu,a,1\n', [], "no column 'user_id' (columns: user\\nid"),
 }
 
 
@@ -100,6 +120,7 @@ def test_refused(tmp_path, earlier, capsys, case):
     if text is not None:
         path.write_text(text, encoding="utf-8")
     before = digest(earlier)
+    extra = [str(path) + a[len("__FILE__"):] if a.startswith("__FILE__") else a for a in extra]
     argv = ["pretrain", "--events", str(path), "--out", str(earlier), *FAST, *extra]
     assert main(argv) == 2
     err = capsys.readouterr().err

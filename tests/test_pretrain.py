@@ -134,7 +134,7 @@ BAD_INPUTS = [
     ("e.csv", "user_id,item_id,timestamp\n", [], "no events"),
     ("e.csv", "user,item_id,timestamp\nu,1,1\n", [], "no column 'user_id'"),
     ("e.csv", "user_id,item_id,timestamp\nu,1,1\nu,2,x\n", [], "column 'timestamp' mixes numbers and dates"),
-    ("e.csv", "user_id,item_id,timestamp\nu,1,2024-01-01\nu,2,x\n", [], "unparsable time"),
+    ("e.csv", "user_id,item_id,timestamp\nu,1,2024-01-01\nu,2,x\n", [], "not ISO-8601, e.g. 'x'"),
     ("e.csv", "user_id,item_id,timestamp\n,1,1\nu,2,2\n", [], "column 'user_id' has 1 empty"),
     ("e.csv", "user_id,item_id,timestamp\nu,,1\nu,2,2\n", [], "column 'item_id' has 1 empty"),
     ("e.csv", "user_id,item_id,timestamp\nu,1,1\nv,2,2\n", [], "every event was dropped by the filters"),

@@ -42,8 +42,10 @@ class PretrainConfig:
     time_col: str = opt("timestamp", "time column: epoch seconds/ms or ISO-8601 text; '' = file order")
     session_col: str = opt("", "optional session column; sequences are (user, session)")
     basket_col: str = opt("", "basket mode: group unordered items by this column (order id)")
-    sep: str = opt("", "CSV delimiter; empty = ',' or tab for .tsv")
+    sep: str = opt("", "CSV delimiter, one character ('\\t' or 'tab' for a tab); empty = ',' or tab for .tsv")
     time_unit: str = opt("auto", "unit of numeric times: auto, s, ms, us")
+    time_format: str = opt("", "strftime format of text times that are not ISO-8601, e.g. %d/%m/%Y %H:%M; "
+                               "empty = ISO-8601 or epoch numbers only")
     drop_nulls: bool = opt(False, "drop events with an empty user/item/time instead of refusing the file")
     # extraction
     session_gap: str = opt("", "split a user's history after this inactivity gap, e.g. 30m, 2h, 1d")
@@ -85,6 +87,8 @@ class PretrainConfig:
     export: str = opt("", "also write interop files into the version: word2vec, projector (comma list)")
     keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
     refresh: bool = opt(False, "ignore the corpus cache and extract again")
+    strict: bool = opt(False, "refuse to publish a version that fails a sanity gate (too few keys, flat loss, "
+                              "most events lost to filters) instead of warning", flow_default=True)
 
     def validate(self) -> "PretrainConfig":
         _check_types(self)
@@ -107,6 +111,13 @@ class PretrainConfig:
             raise CatvecError(f"holdout must be one of {', '.join(HOLDOUT_MODES)}; got {self.holdout!r}")
         if self.item_attributes and not Path(self.item_attributes).is_file():
             raise CatvecError(f"item_attributes: file {self.item_attributes} not found; pass a CSV with the item column")
+        if self.attribute_col and not self.item_attributes:
+            raise CatvecError("attribute_col needs item_attributes (the CSV that holds that column)")
+        if self.time_format and "%" not in self.time_format:
+            raise CatvecError(f"time_format: {self.time_format!r} is not a strftime format; write e.g. %d/%m/%Y %H:%M")
+        from catvec.base.tables import separator
+
+        separator(self.sep)
         self.session_gap_seconds  # noqa: B018  (parses, or raises the clear error)
         if self.basket_col and (self.session_col or self.session_gap):
             raise CatvecError("basket_col cannot be combined with session_col or session_gap: baskets are the groups")
@@ -141,15 +152,18 @@ def export_formats(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$")
-_UNIT_SECONDS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(s|sec|m|min|h|d|w)?\s*")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str, name: str = "duration") -> float:
-    """'30m' -> 1800.0 seconds. Units: s, m, h, d, w (a bare number is seconds)."""
-    match = _DURATION.match(str(text))
+    """'30m' -> 1800.0 seconds. Units: s, m, h, d, w; a unit is required (is 30 seconds or minutes?)."""
+    match = _DURATION.fullmatch(str(text))
     if not match or float(match.group(1)) <= 0:
-        raise CatvecError(f"{name}: cannot read {text!r} as a positive duration; write e.g. 30m, 2h, 1d or 900")
+        raise CatvecError(f"{name}: cannot read {text!r} as a positive duration; write e.g. 30s, 30m, 2h or 1d")
+    if match.group(2) is None:
+        number = match.group(1)
+        raise CatvecError(f"{name}: {number} has no unit; write {number}s, {number}m, {number}h or {number}d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
@@ -158,6 +172,12 @@ def parse_duration(text: str, name: str = "duration") -> float:
 def field_types(cls) -> dict[str, type]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def flow_default(f: dataclasses.Field):
+    """A field's default in a scheduled flow: the dataclass default unless the field says
+    otherwise (`strict`: a flow nobody watches refuses rather than warns)."""
+    return f.metadata.get("flow_default", f.default)
 
 
 def with_config_signature(cls):
@@ -169,7 +189,7 @@ def with_config_signature(cls):
         def pretrain_flow(**params): ...
     """
     types_ = field_types(cls)
-    params = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=f.default,
+    params = [inspect.Parameter(f.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=flow_default(f),
                                 annotation=types_[f.name]) for f in dataclasses.fields(cls)]
 
     def apply(fn):

@@ -4,6 +4,9 @@ Every category value (an item id in an events file, a value in a labeled table) 
 a key through `normalize_keys`, so pretrain and finetune agree on what "123" is:
 
 - strings are kept exactly (no stripping, no case folding); empty strings are missing;
+  the one exception is an integral float written as text ("595.0", "-3.00"), which becomes
+  the integer form ("595"), so a CSV written from a float column and the same ids in a
+  Parquet float column give the same keys;
 - integers become their decimal form;
 - floats with an integral value become the integer form (a column with NaN that pandas
   read as float gives "123", never "123.0"); other floats keep their shortest repr;
@@ -26,6 +29,8 @@ _NEEDS_ESCAPE = re.compile(r"[\\\s\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ESCAPED = re.compile(r"\\(\\|s|t|n|r|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
 _SIMPLE = {"\\": "\\\\", " ": "\\s", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _SIMPLE_BACK = {"\\": "\\", "s": " ", "t": "\t", "n": "\n", "r": "\r"}
+# "595.0", "-3.00": an integral float written as text (pandas' to_csv of a float column)
+_INTEGRAL_TEXT = r"^(-?)([0-9]+)\.0+$"  # polars (Rust) regex: $ is the very end
 
 
 def to_key(value) -> str | None:
@@ -33,7 +38,10 @@ def to_key(value) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return value if value != "" else None
+        if value == "":
+            return None
+        match = re.fullmatch(_INTEGRAL_TEXT[1:-1], value)
+        return _integral_text(match.group(1), match.group(2)) if match else value
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
     if isinstance(value, (int, np.integer)):
@@ -57,6 +65,11 @@ def to_key(value) -> str | None:
     return str(value)
 
 
+def _integral_text(sign: str, digits: str) -> str:
+    """"-007" from "-007.0": the digits kept as written (never through float), a zero unsigned."""
+    return digits if sign == "" or set(digits) == {"0"} else sign + digits
+
+
 def normalize_keys(column):
     """A column (polars / pandas Series, numpy array or list) -> polars Utf8 Series of keys.
 
@@ -69,7 +82,14 @@ def normalize_keys(column):
     dtype = s.dtype
     if dtype == pl.Utf8 or dtype == pl.Categorical or dtype == pl.Enum:
         s = s.cast(pl.Utf8)
-        return s.set(s == "", None) if s.len() else s
+        if not s.len():
+            return s
+        s = s.set(s == "", None)
+        integral = s.str.contains(_INTEGRAL_TEXT)
+        if bool(integral.any()):
+            s = pl.select(pl.when(integral).then(s.map_elements(to_key, return_dtype=pl.Utf8, skip_nulls=True))
+                          .otherwise(s)).to_series().alias(s.name)
+        return s
     if dtype == pl.Boolean:
         return s.map_elements(to_key, return_dtype=pl.Utf8)
     if dtype.is_integer():

@@ -174,6 +174,48 @@ def publish_version(store: VersionStore, name: str, staging: Path, keep: int = 0
     return final
 
 
+def check_writable(path, flag: str = "--out", file: bool = False) -> None:
+    """Refuse an output path that cannot be written, before any work starts: one line
+    naming the path and the option. `file`: the path is a file to be (re)written; else an
+    output directory. Nothing is created.
+
+    Example: check_writable("scored.csv", "--out", file=True)
+    """
+    path = Path(path)
+    if file and path.is_dir():
+        raise CatvecError(f"{flag} {path} is a directory; pass a file name")
+    if not file and path.exists() and not path.is_dir():
+        raise CatvecError(f"{flag} {path} is a file; pass a directory")
+    existing = path.parent if file else path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CatvecError(f"{flag} {path}: cannot be created, {existing} is a file; choose another {flag}")
+    if file and path.exists() and not os.access(path, os.W_OK):
+        raise CatvecError(f"{flag} {path}: the file is not writable (permission denied); choose another {flag}")
+    problem = _write_problem(existing)
+    if problem:
+        raise CatvecError(f"{flag} {path}: cannot write into {existing} ({problem}); choose another {flag}")
+
+
+def _write_problem(directory: Path) -> str | None:
+    """Why nothing can be written into an existing directory, or None: the permission bits,
+    then a probe file (a read-only mount or a full disk show only when writing)."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "permission denied"
+    probe = directory / f".catvec-probe-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return _WRITE_ERRORS.get(exc.errno, exc.strerror or str(exc))
+    return None
+
+
+_WRITE_ERRORS = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
+                 errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+
+
 def new_version_name() -> str:
     """Sortable by time, unique across overlapping runs: 20261121T233000Z-3f9a1c."""
     now = datetime.now(timezone.utc)

@@ -22,6 +22,10 @@ TUNE_EXAMPLE = """examples:
 """
 
 
+# PretrainConfig fields tune has no use for: it writes a TOML file, never a version
+TUNE_SKIPS = ("out", "holdout", "export", "keep", "refresh", "vector_map", "item_attributes", "attribute_col", "strict")
+
+
 def register(sub) -> None:
     e = sub.add_parser("evaluate", help="next-item HR@10 / NDCG@10 of a version trained with --holdout",
                        description="Rank every item by cosine similarity to each user's last item(s) and "
@@ -42,7 +46,7 @@ def register(sub) -> None:
                                    "trial on the validation item (the second to last), and write the best "
                                    "settings as a TOML file for `catvec pretrain --config`.",
                        epilog=TUNE_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(t, PretrainConfig, skip=("holdout", "export", "keep", "refresh", "vector_map"))
+    add_config_arguments(t, PretrainConfig, skip=TUNE_SKIPS)
     t.add_argument("--trials", type=int, default=12, help="at most this many trials (default: 12)")
     t.add_argument("--time-limit", default="", help="stop starting trials after this long, e.g. 90s, 10m (default: none)")
     t.add_argument("--sample-users", type=int, default=5000, help="tune on at most this many users, 0 = all (default: 5000)")

@@ -58,7 +58,7 @@ def main(argv=None) -> int:
     except CatvecError as exc:
         if debug:
             raise
-        print(f"catvec: error: {exc}", file=sys.stderr)
+        print(f"catvec: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("catvec: interrupted", file=sys.stderr)
@@ -66,9 +66,16 @@ def main(argv=None) -> int:
     except Exception as exc:  # the edge: no traceback for the user unless asked
         if debug:
             raise
-        print(f"catvec: internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)",
-              file=sys.stderr)
+        print(f"catvec: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+              "(run again with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def one_line(message: str, limit: int = 800) -> str:
+    """A message as one line: line breaks inside it (a column name can hold one) are escaped,
+    and a message made long by a huge value keeps its start and its advice at the end."""
+    message = message.replace("\r", "\\r").replace("\n", "\\n")
+    return message if len(message) <= limit else message[:limit // 2] + " [...] " + message[-limit // 4:]
 
 
 if __name__ == "__main__":

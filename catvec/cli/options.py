@@ -14,29 +14,27 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=(), config: bool = True) -> None:
-    """One flag per dataclass field (`foo_bar` -> `--foo-bar`), default None = not given."""
+    """One flag per dataclass field (`foo_bar` -> `--foo-bar`), default None = not given,
+    in the command's one options section beside its own flags."""
     from catvec.base.config import field_types
 
     types_ = field_types(cls)
     if config:
         parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file; flags override it")
-    groups: dict[str, argparse._ArgumentGroup] = {}
     for f in dataclasses.fields(cls):
         if f.name in skip or f.name in positional:
             continue
-        section = f.metadata.get("section", "options")
-        group = groups.setdefault(section, parser.add_argument_group(section))
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{f.metadata.get('help', '')} (default: {default!r})"
+        help_text = f"{f.metadata.get('help', '')} (default: {default!r})".replace("%", "%%")
         typ = types_[f.name]
         if typ not in (int, float, str, bool):  # Optional[x]: its base type
             typ = next((a for a in getattr(typ, "__args__", ()) if a is not type(None)), str)
         if typ is bool:
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             base = typ if typ in (int, float, str) else str
-            group.add_argument(flag, dest=f.name, type=base, default=None, metavar=f.name.upper(), help=help_text)
+            parser.add_argument(flag, dest=f.name, type=base, default=None, metavar=f.name.upper(), help=help_text)
 
 
 def config_from_args(cls, args: argparse.Namespace):

@@ -29,7 +29,7 @@ def register(sub) -> None:
     p.set_defaults(run=run_pretrain)
 
     s = sub.add_parser("similar", help="print the nearest neighbours of a key",
-                       epilog="example:\n  catvec similar --vectors artifacts/latest --topn 5 1001",
+                       epilog="example:\n  catvec similar --vectors artifacts/latest --k 5 1001",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("key", nargs="+", help="one or more keys (item ids)")
     s.add_argument("--vectors", default="artifacts", help="a version dir, OUT/latest or OUT (default: artifacts)")
@@ -73,29 +73,35 @@ def run_pretrain(args) -> int:
 
 
 def run_similar(args) -> int:
+    from catvec.base.errors import CatvecError
     from catvec.base.scoring import check_scorer
     from catvec.base.vectors import load_vectors
 
+    if args.k < 1:
+        raise CatvecError(f"--k must be >= 1, got {args.k}")
     vectors = load_vectors(args.vectors)
     scorer = check_scorer(args.scorer or vectors.scorer, vectors)
     for key in args.key:
         count = f", seen {vectors.count(key)} times" if vectors.counts is not None and key in vectors else ""
         print(f"{key} ({scorer}{count}):")
-        for other, score in vectors.most_similar(key, topn=args.topn, scorer=scorer, min_support=args.min_support):
+        for other, score in vectors.most_similar(key, topn=args.k, scorer=scorer, min_support=args.min_support):
             seen = f"\t{vectors.count(other)}" if vectors.counts is not None else ""
             print(f"  {other}\t{score:.4f}{seen}")
     return 0
 
 
 def run_export(args) -> int:
+    from catvec.base.errors import CatvecError
+    from catvec.base.store import check_writable, describe_os_error
     from catvec.base.vectors import export_projector, export_word2vec, load_vectors
 
+    check_writable(args.out, "--out", file=args.format == "word2vec")
     vectors = load_vectors(args.vectors)
-    if args.format == "word2vec":
-        path = export_word2vec(vectors, args.out)
+    try:
+        paths = ([export_word2vec(vectors, args.out)] if args.format == "word2vec"
+                 else list(export_projector(vectors, args.out)))
+    except OSError as exc:
+        raise CatvecError(f"cannot write {args.out} ({describe_os_error(exc)})") from None
+    for path in paths:
         print(path)
-    else:
-        vec, meta = export_projector(vectors, args.out)
-        print(vec)
-        print(meta)
     return 0

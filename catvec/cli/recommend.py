@@ -35,9 +35,10 @@ def register(sub) -> None:
 
 
 def add_scoring_arguments(parser, topn: bool = True) -> None:
-    """--topn, --scorer, --min-support: shared by similar and recommend."""
+    """--k (or --topn), --scorer, --min-support: shared by similar and recommend."""
     if topn:
-        parser.add_argument("--topn", type=int, default=10, help="how many items per query (default: 10)")
+        parser.add_argument("--k", "--topn", dest="k", type=int, default=10,
+                            help="how many items per key or query, as evaluate's --k (default: 10)")
     parser.add_argument("--scorer", default=None, metavar="{cosine,context}",
                         help="cosine: input . input (substitutes); context: input . context (what comes next / "
                              "goes with) (default: the version's, chosen when it was trained)")
@@ -51,7 +52,7 @@ def run_recommend(args) -> int:
 
     overrides = {name: getattr(args, name) for name in READ_OPTIONS}
     cfg = build_config(PretrainConfig, None, events=args.events, **overrides)
-    result = recommend_file(cfg, args.vectors, args.topn, args.out, scorer=args.scorer, min_support=args.min_support)
+    result = recommend_file(cfg, args.vectors, args.k, args.out, scorer=args.scorer, min_support=args.min_support)
     say(args, f"{result.queries} queries ({result.query_items} items, {result.unknown_items} unknown and skipped); "
               f"{result.popularity_queries} had no known item and got the most frequent items; "
               f"scorer {result.scorer}, min_support {result.min_support}")

@@ -135,6 +135,9 @@ def split_rows(frame, val_fraction: float, seed: int, split_col: str = "", group
     if is_val.all() or not is_val.any():
         raise CatvecError(f"{name}: the split leaves no {'training' if is_val.all() else 'validation'} rows; "
                           f"change val_fraction or the split column")
+    if int((~is_val).sum()) < 2:  # a batch of one row cannot train (BatchNorm)
+        raise CatvecError(f"{name}: the split leaves 1 training row; a model needs at least 2, so add rows "
+                          "or lower val_fraction")
     return is_val
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from catvec.base.config import FinetuneConfig
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
-from catvec.base.store import VersionStore, describe_os_error, publish_version
+from catvec.base.store import VersionStore, check_writable, describe_os_error, publish_version
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +245,7 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
 
     cfg.validate()
     _check_out_is_not_vectors(cfg)
+    check_writable(cfg.out)
     run = FinetuneRun(cfg)
     run.labeled = load_table(cfg, table)
     run.vectors = load_pretrained(cfg)

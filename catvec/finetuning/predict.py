@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
-from catvec.base.store import describe_os_error
+from catvec.base.store import check_writable, describe_os_error
 
 
 @dataclass
@@ -34,6 +34,7 @@ def predict(model_dir, table, out) -> PredictResult:
     out = Path(out)
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         raise CatvecError(f"output {out}: use a .csv or .parquet file name")
+    check_writable(out, "--out", file=True)
     loaded = load_model(model_dir)
     frame, name, _ = read_table(table)
     if frame.height == 0:

@@ -10,8 +10,9 @@
 
 plus the read stats and a checksum of the input. Rules (see README "Input rules"):
 numeric times are epoch seconds, ms or us (auto: by magnitude), text times are ISO-8601
-with or without an offset (converted to UTC; naive times are taken as UTC), empty ids
-or times refuse the file unless drop_nulls is set.
+with or without an offset (converted to UTC; naive times are taken as UTC); any other
+text (01/02/2024: 1 February or 2 January?) is refused unless time_format names its
+strftime format. Empty ids or times refuse the file unless drop_nulls is set.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from catvec.base.tables import read_frame
 
 log = logging.getLogger(__name__)
 
+# ISO-8601 dates and date-times (extended format), the only text times read without a format.
+ISO_TIME = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
+            r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$")
+FORMAT_HINT = "write ISO-8601 (2024-05-01T12:00:00Z) or epoch seconds, or pass --time-format (e.g. %d/%m/%Y)"
 
 
 @dataclass
@@ -38,7 +43,8 @@ class EventsTable:
 
 
 def read_events(source, *, user_col="user_id", item_col="item_id", time_col="timestamp",
-                session_col="", basket_col="", sep="", time_unit="auto", drop_nulls=False) -> EventsTable:
+                session_col="", basket_col="", sep="", time_unit="auto", time_format="",
+                drop_nulls=False) -> EventsTable:
     """Read an events file (.csv, .tsv, .parquet) or a pandas / polars DataFrame.
 
     Example: read_events("data/events.csv").frame.columns == ["user", "item", "t", "row"]
@@ -71,7 +77,7 @@ def read_events(source, *, user_col="user_id", item_col="item_id", time_col="tim
         if session_col:
             cols["group"] = normalize_keys(raw[session_col])
     use_time = bool(time_col) and time_col in raw.columns
-    cols["t"] = _parse_times(raw[time_col], time_col, time_unit, name) if use_time else pl.Series([0] * raw.height, dtype=pl.Int64)
+    cols["t"] = _parse_times(raw[time_col], time_col, time_unit, name, time_format) if use_time else pl.Series([0] * raw.height, dtype=pl.Int64)
     frame = pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
 
     checks = [("item", item_col)]
@@ -107,7 +113,7 @@ def read_events_table(cfg, events=None) -> EventsTable:
     return read_events(events if events is not None else cfg.events_path,
                        user_col=cfg.user_col, item_col=cfg.item_col, time_col=cfg.time_col,
                        session_col=cfg.session_col, basket_col=cfg.basket_col, sep=cfg.sep,
-                       time_unit=cfg.time_unit, drop_nulls=cfg.drop_nulls)
+                       time_unit=cfg.time_unit, time_format=cfg.time_format, drop_nulls=cfg.drop_nulls)
 
 
 def _check_columns(raw, needed: dict, name: str) -> None:
@@ -127,10 +133,12 @@ def _check_columns(raw, needed: dict, name: str) -> None:
         raise CatvecError(f"{name}: no column {col!r} (columns: {', '.join(columns)}); pass {flag} NAME{hint}")
 
 
-def _parse_times(col, label: str, unit: str, name: str):
+def _parse_times(col, label: str, unit: str, name: str, time_format: str = ""):
     """Any time column -> int64 microseconds since the epoch, UTC (null where empty)."""
     import polars as pl
 
+    if time_format and col.dtype not in (pl.Datetime, pl.Date):
+        return _parse_formatted_times(col.cast(pl.Utf8), time_format, label, name)
     if col.dtype == pl.Datetime:
         tz = col.dtype.time_zone
         col = col.dt.convert_time_zone("UTC") if tz else col
@@ -152,7 +160,35 @@ def _parse_times(col, label: str, unit: str, name: str):
     if int(numeric.is_not_null().sum()) > 0:
         bad = text.filter(numeric.is_null() & text.is_not_null())[0]
         raise CatvecError(f"{name}: column {label!r} mixes numbers and dates (e.g. {bad!r}); use one format")
+    not_iso = text.is_not_null() & ~text.str.contains(ISO_TIME)
+    if bool(not_iso.any()):
+        row = int(not_iso.arg_true()[0])
+        raise CatvecError(f"{name}: column {label!r} has {int(not_iso.sum())} time(s) that are not ISO-8601, "
+                          f"e.g. {text[row]!r} at data row {row + 1}; {FORMAT_HINT}")
     return _parse_text_times(text, label, name)
+
+
+def _parse_formatted_times(text, time_format: str, label: str, name: str):
+    """Text times in one explicit strftime format -> int64 us, UTC (naive times are UTC)."""
+    import polars as pl
+
+    text = text.str.strip_chars()
+    text = text.set(text == "", None)
+    try:
+        parsed = text.str.to_datetime(format=time_format, strict=False, time_unit="us")
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
+        parsed = None
+    if parsed is None:
+        raise CatvecError(f"{name}: column {label!r}: cannot read times with --time-format {time_format!r}; "
+                          "check the format (strftime codes such as %d/%m/%Y %H:%M)")
+    if parsed.dtype.time_zone not in (None, "UTC"):
+        parsed = parsed.dt.convert_time_zone("UTC")
+    bad = text.is_not_null() & parsed.is_null()
+    if bool(bad.any()):
+        row = int(bad.arg_true()[0])
+        raise CatvecError(f"{name}: column {label!r} has {int(bad.sum())} time(s) that do not match "
+                          f"--time-format {time_format!r}, e.g. {text[row]!r} at data row {row + 1}")
+    return parsed.cast(pl.Int64)
 
 
 def _parse_text_times(text, label: str, name: str):
@@ -184,10 +220,10 @@ def _to_datetime(text):
 
     try:
         parsed = text.str.to_datetime(strict=False, time_unit="us", time_zone="UTC")
-    except pl.exceptions.PolarsError:
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
         try:
             parsed = text.str.to_datetime(strict=False, time_unit="us")
-        except pl.exceptions.PolarsError:
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException):
             return pl.Series([None] * len(text), dtype=pl.Int64)
     if parsed.dtype.time_zone not in (None, "UTC"):
         parsed = parsed.dt.convert_time_zone("UTC")
@@ -210,8 +246,14 @@ def _epoch_to_us(values, unit: str, label: str, name: str):
                 "convert to one unit or pass --time-unit s|ms|us"
             )
         log.debug("%s: numeric times read as epoch %s", label, unit)
+    if values.dtype.is_float():
+        values = values.fill_nan(None)
+    # int64 microseconds reach the year 294247; beyond that (or inf) is no time at all
+    out_of_range = values.cast(pl.Float64).abs() * _UNIT_US[unit] >= 9.2e18
+    if bool(out_of_range.any()):
+        row = int(out_of_range.arg_true()[0])
+        raise CatvecError(f"{name}: column {label!r} holds {values[row]!r} at data row {row + 1}, out of range for "
+                          f"epoch {unit}; fix the value or pass --time-unit")
     if values.dtype.is_integer():
         return values.cast(pl.Int64) * int(_UNIT_US[unit])
-    if values.is_nan().any():
-        values = values.fill_nan(None)
     return (values * _UNIT_US[unit]).round(0).cast(pl.Int64)

@@ -29,15 +29,16 @@ from pathlib import Path
 from catvec.base.config import HOLDOUT_MODES, PretrainConfig, export_formats
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
-from catvec.base.store import VersionStore, publish_version, read_manifest, write_json
+from catvec.base.store import VersionStore, check_writable, publish_version, read_manifest, write_json
 from catvec.pretraining.events import read_events_table
+from catvec.pretraining.gates import enforce_gates
 
 log = logging.getLogger(__name__)
 
 CACHE_DIR = ".cache"
 CACHE_KEEP = 3
 EXTRACT_FIELDS = ("user_col", "item_col", "time_col", "session_col", "basket_col", "sep", "time_unit",
-                  "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
+                  "time_format", "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
                   "max_sequence_length", "holdout")
 
 
@@ -53,15 +54,15 @@ class PretrainResult:
 @step(name="checksum-events", io=True)
 def checksum_events(cfg: PretrainConfig, events=None) -> str:
     """sha256 of the events file (or of a DataFrame's rows)."""
-    from catvec.base.tables import file_checksum, read_frame
+    from catvec.base.tables import read_frame, source_checksum
 
     if events is not None:
         return read_frame(events)[2]
     path = cfg.events_path
-    if not path.is_file():
-        read_frame(path)  # raises the clear not-found / directory message
+    if not path.is_file() and not path.is_dir():
+        read_frame(path)  # raises the clear not-found message
     try:
-        return file_checksum(path)
+        return source_checksum(path)
     except OSError as exc:
         raise CatvecError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
@@ -231,6 +232,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
     Example: pretrain(PretrainConfig(events="data/events.csv", out="artifacts"))
     """
     cfg.validate()
+    check_writable(cfg.out)
     t0 = time.perf_counter()
     timings = {}
     checksum = checksum_events(cfg, events)
@@ -256,6 +258,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         t = time.perf_counter()
         vectors, train_stats = train_skipgram(corpus, cfg, on_epoch)
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
+        warnings = enforce_gates(corpus.stats, train_stats, len(vectors), cfg.strict)
         quality = None
         if cfg.holdout != "none":
             t = time.perf_counter()
@@ -267,6 +270,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         manifest["scoring"] = {"scorer": vectors.scorer, "min_support": vectors.min_support}
         if quality is not None:
             manifest["quality"] = quality
+        if warnings:
+            manifest["warnings"] = warnings
         if events is not None:
             manifest["input"]["path"] = "<DataFrame>"
         export_version(vectors, manifest, staging, cfg, corpus)

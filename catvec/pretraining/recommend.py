@@ -57,12 +57,13 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
     import polars as pl
 
     from catvec.base.scoring import check_scorer, recommend_rows
-    from catvec.base.store import read_manifest, resolve_version_dir
+    from catvec.base.store import check_writable, read_manifest, resolve_version_dir
     from catvec.base.vectors import load_vectors
     from catvec.pretraining.events import read_events_table
 
     if topn < 1:
         raise CatvecError(f"--topn must be >= 1, got {topn}")
+    check_writable(out, "--out", file=True)
     vectors = load_vectors(vectors_path)
     if scorer is not None:
         check_scorer(scorer, vectors)

@@ -27,6 +27,7 @@ import numpy as np
 
 from catvec.base.config import PretrainConfig, field_types, parse_duration
 from catvec.base.errors import CatvecError
+from catvec.base.store import check_writable, describe_os_error
 from catvec.pretraining.autotune import resolve
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def tune(cfg: PretrainConfig, budget: TuneBudget, path, on_trial=None) -> TuneRe
 
     cfg.validate()
     budget.validate()
+    check_writable(path, "--write", file=True)
     started = time.perf_counter()
     table = sample_table(read_events_table(cfg), budget.sample_users, budget.seed)
     trials: list[dict] = []
@@ -167,8 +169,11 @@ def write_config_toml(cfg: PretrainConfig, path, comments=()) -> Path:
             continue
         lines.append(f"{name} = {_toml_value(getattr(cfg, name))}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise CatvecError(f"cannot write {path} ({describe_os_error(exc)})") from None
     return path
 
 

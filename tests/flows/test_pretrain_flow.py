@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stepspy import count_calls, record_tasks, replace_step
 
-from catvec.base.config import PretrainConfig, field_types
+from catvec.base.config import PretrainConfig, field_types, flow_default
 from catvec.base.steps import steps_of, steps_run_by
 from catvec.base.store import LATEST, STAGING, read_manifest
 from catvec.base.vectors import load_vectors
@@ -27,8 +27,9 @@ def test_parameters_are_the_config_fields(pretrain_module):
     fields = dataclasses.fields(PretrainConfig)
     json_types = {str: "string", int: "integer", float: "number", bool: "boolean"}
     assert list(schema) == [f.name for f in fields]
+    assert schema["strict"]["default"] is True  # a scheduled run refuses a useless version
     for f in fields:
-        assert schema[f.name]["default"] == f.default, f.name
+        assert schema[f.name]["default"] == flow_default(f), f.name
         typ = field_types(PretrainConfig)[f.name]
         if typ in json_types:
             assert schema[f.name]["type"] == json_types[typ], f.name
@@ -89,7 +90,9 @@ def test_flow_and_cli_write_identical_vectors(pretrain_module, prefect_harness, 
     cli_manifest, flow_manifest = read_manifest(cli_out / LATEST), read_manifest(flow_out / LATEST)
     for part in ("input", "corpus", "shape"):
         assert cli_manifest[part] == flow_manifest[part], part
-    assert dict(cli_manifest["params"], out="") == dict(flow_manifest["params"], out="")
+    # the one parameter whose default differs: a flow refuses a version that fails a sanity gate
+    assert (cli_manifest["params"]["strict"], flow_manifest["params"]["strict"]) == (False, True)
+    assert dict(cli_manifest["params"], out="", strict=True) == dict(flow_manifest["params"], out="")
 
 
 def test_second_run_reuses_the_corpus_and_refresh_extracts_again(pretrain_module, prefect_harness, sample_events,
