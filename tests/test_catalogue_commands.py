@@ -117,6 +117,7 @@ OUTPUTS = {
     "export projector --out": "export --vectors {V} --format projector --out {RO}/projector",
     "predict --out": "predict --model {M} --table {T} --out {RO}/scored.csv",
     "tune --write": "tune --events {E} --trials 2 --epochs 1 --write {RO}/tuned.toml",
+    "recommend --out": "recommend --vectors {V} --events {E} --out {RO}/recs.csv",
 }
 
 
