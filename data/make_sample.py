@@ -9,6 +9,9 @@ Deterministic (seeded). Run from the repository root:  python data/make_sample.p
 - data/labels.csv  a labeled table on the same items for `catvec finetune`: item_id,
   channel (categorical), price, quantity (continuous), spend (regression target) and
   segment (multiclass target: the cluster name). Only 40% of items appear in it.
+- data/baskets.csv order_id,item_id: 3,000 grocery-like orders for basket mode. Each holds
+  1-3 staples (s00-s19, Zipf-popular), with probability 0.8 one planted complement pair
+  (p00a + p00b ... p39a + p39b) and 0-1 of 100 rarely bought fillers (f000-f099).
 """
 
 from pathlib import Path
@@ -52,6 +55,22 @@ def make_labels(rng):
     return rows
 
 
+def make_baskets(rng, n_orders=3000):
+    staples = [f"s{i:02d}" for i in range(20)]
+    weights = 1.0 / np.arange(1, 21)
+    weights /= weights.sum()
+    rows = []
+    for order in range(n_orders):
+        items = list(rng.choice(staples, size=int(rng.integers(1, 4)), replace=False, p=weights))
+        if rng.random() < 0.8:
+            pair = int(rng.integers(40))
+            items += [f"p{pair:02d}a", f"p{pair:02d}b"]
+        if rng.random() < 0.5:
+            items.append(f"f{int(rng.integers(100)):03d}")
+        rows += [(f"o{order:05d}", item) for item in items]
+    return rows
+
+
 def main(out=Path(__file__).resolve().parent):
     rng = np.random.default_rng(SEED)
     with open(out / "events.csv", "w", newline="\n") as fh:
@@ -63,6 +82,9 @@ def main(out=Path(__file__).resolve().parent):
     with open(out / "labels.csv", "w", newline="\n") as fh:
         fh.write("item_id,channel,price,quantity,spend,segment\n")
         fh.writelines(",".join(map(str, r)) + "\n" for r in make_labels(rng))
+    with open(out / "baskets.csv", "w", newline="\n") as fh:  # its own generator: the files above stay as they were
+        fh.write("order_id,item_id\n")
+        fh.writelines(f"{o},{i}\n" for o, i in make_baskets(np.random.default_rng(SEED + 1)))
 
 
 if __name__ == "__main__":

@@ -93,11 +93,11 @@ class Vectors:
         """Training count of `key` (None for versions without counts)."""
         return None if self.counts is None else int(self.counts[self.key_to_index[key]])
 
-    def most_similar(self, key: str, topn: int = 10, scorer: str = "cosine",
+    def most_similar(self, key: str, topn: int = 10, scorer: str | None = None,
                      min_support: int | None = None) -> list[tuple[str, float]]:
         """The `topn` keys closest to `key`, best first. `cosine` ranks by cosine of the
         input vectors (substitutes); `context` by input . context (what occurs with it).
-        Keys seen fewer than `min_support` times are left out (default: the version's).
+        scorer and min_support default to the version's (catvec.base.scoring).
 
         Example: vectors.most_similar("1001", topn=5) -> [("1003", 0.91), ...]
         """
