@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/catvec pretrain
 	$(BIN)/catvec similar --vectors artifacts/latest --k 5 1001
+	$(BIN)/catvec recommend --vectors artifacts/latest --events data/events.csv --k 10 --out artifacts/recommendations.csv
 	$(BIN)/catvec finetune --vectors artifacts/latest --table data/labels.csv --target spend \
 		--cat-cols item_id,channel --cont-cols price,quantity --group-col item_id --compare --out models
 	$(BIN)/catvec predict --model models/latest --table data/labels.csv --out models/predictions.csv

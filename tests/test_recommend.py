@@ -162,3 +162,29 @@ def test_sample_events_keeps_whole_users(clustered_events):
     per_user = sample.frame.group_by("user").len()["len"]
     assert 300 <= sample.frame.height <= 312 and (per_user == 12).all()
     assert autotune.sample_events(table, 10**6, seed=1) is table
+
+
+def test_losing_to_popularity_is_said_out_loud():
+    from catvec.reports.render import popularity_warnings, quality_table
+
+    m = {"hr": 0.02, "ndcg": 0.01, "users": 50, "k": 10}
+    pop = {"hr": 0.05, "ndcg": 0.02, "users": 50, "k": 10}
+    quality = {"holdout": "last", "k": 10, "scorer": "cosine", "vectors": {"test": m}, "popularity": {"test": pop},
+               "scorers": {"cosine": {"test": m}}, "users": 50, "target_coverage": 1.0}
+    warnings = popularity_warnings({"quality": quality})
+    assert len(warnings) == 1 and "do not beat popularity (0.0500)" in warnings[0]
+    assert "| test | cosine (default) | 0.0200 | 0.0100 | 0.40x popularity |" in quality_table(quality)
+    winning = dict(quality, vectors={"test": dict(m, hr=0.2)})
+    assert popularity_warnings({"quality": winning}) == []
+
+
+def test_pretrain_prints_the_choice_and_the_ratio_to_popularity(clustered_events, tmp_path, capsys):
+    path = tmp_path / "e.csv"
+    clustered_events.to_csv(path, index=False)
+    assert main(["pretrain", "--events", str(path), "--out", str(tmp_path / "o"), "--dim", "8", "--epochs", "2",
+                 "--holdout", "last", "--no-vector-map"]) == 0
+    captured = capsys.readouterr()
+    assert "tuning: trial 1:" in captured.err
+    tuned = next(line for line in captured.out.splitlines() if line.startswith("tuned "))
+    assert "x popularity" in tuned and "window=" in tuned
+    assert "x popularity" in next(line for line in captured.out.splitlines() if line.startswith("test: HR@10"))
