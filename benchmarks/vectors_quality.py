@@ -217,13 +217,14 @@ def ratio(out: list[str], rows: dict, a: str, b: str) -> None:
     out.append(f"- {a} / {b}: HR@10 {ma / mb:.2f}x" if mb else f"- {b}: HR@10 0")
 
 
-def write_between_markers(path: Path, text: str) -> None:
+def write_between_markers(path: Path, text: str, markers=(BEGIN, END)) -> None:
+    begin, end = markers
     doc = path.read_text(encoding="utf-8")
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + BEGIN + "\n\n" + text + "\n\n" + END + rest.split(END, 1)[1]
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        doc = head + begin + "\n\n" + text + "\n\n" + end + rest.split(end, 1)[1]
     else:
-        doc += f"\n{BEGIN}\n\n{text}\n\n{END}\n"
+        doc += f"\n{begin}\n\n{text}\n\n{end}\n"
     path.write_text(doc, encoding="utf-8")
 
 
