@@ -188,3 +188,12 @@ def test_pretrain_prints_the_choice_and_the_ratio_to_popularity(clustered_events
     tuned = next(line for line in captured.out.splitlines() if line.startswith("tuned "))
     assert "x popularity" in tuned and "window=" in tuned
     assert "x popularity" in next(line for line in captured.out.splitlines() if line.startswith("test: HR@10"))
+
+
+def test_a_split_that_leaves_no_corpus_falls_back(tmp_path, write_csv):
+    # 120 users of 5 events: min_sequence_length 4 keeps them whole, not without their last two
+    events = write_csv("e.csv", "user_id,item_id,timestamp\n" + "".join(f"u{u},i{(u + j) % 9},{j}\n"
+                                                                         for u in range(120) for j in range(5)))
+    cfg = PretrainConfig(events=str(events), out=str(tmp_path / "o"), min_sequence_length=4, **FAST)
+    manifest = pretrain(cfg).manifest
+    assert not manifest["tuning"]["ran"] and "left no corpus" in manifest["tuning"]["reason"]

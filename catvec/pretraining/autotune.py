@@ -28,6 +28,7 @@ import tempfile
 import time
 
 from catvec.base.config import PretrainConfig
+from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +101,24 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
     if not cfg.tune:
         return resolve(cfg, tokens), {"ran": False, "reason": "--no-tune", "chosen": _chosen(resolve(cfg, tokens), open_)}
     started = time.perf_counter()
+    sample = sample_events(table, cfg.tune_events, cfg.seed, basket=bool(cfg.basket_col))
+    tune_cfg = dataclasses.replace(cfg, holdout="basket" if cfg.basket_col else "last2")
+    queries = _validation_queries(tune_cfg, sample)
+    if queries < MIN_QUERIES:
+        reason = f"only {queries} users or baskets to validate on (tuning needs {MIN_QUERIES})"
+        log.info("tuning skipped: %s", reason)
+        return resolve(cfg, tokens), {"ran": False, "reason": reason}
     with tempfile.TemporaryDirectory(prefix="catvec-autotune-") as tmp:
-        sample = sample_events(table, cfg.tune_events, cfg.seed, basket=bool(cfg.basket_col))
-        tune_cfg = dataclasses.replace(cfg, holdout="basket" if cfg.basket_col else "last2")
-        corpus = _tuning_corpus(tune_cfg, sample, tmp)
+        try:
+            corpus = _tuning_corpus(tune_cfg, sample, tmp)
+        except CatvecError as exc:  # the split left nothing to train on: the fallbacks
+            log.info("tuning skipped: %s", exc)
+            return resolve(cfg, tokens), {"ran": False, "reason": f"the validation split left no corpus ({exc})"}
         trials = []
         for i, cand in enumerate(candidates(cfg)):
             # the whole corpus's epochs: a trial costs about sample / whole of the final training
             params = dict(cand, epochs=cand["epochs"] if cfg.epochs else auto_epochs(tokens) * cand["epochs"])
             trial = _run(dataclasses.replace(tune_cfg, **params, scorer="", min_support=0), corpus, sample)
-            if trial["queries"] < MIN_QUERIES:
-                reason = f"only {trial['queries']} users or baskets to validate on (tuning needs {MIN_QUERIES})"
-                log.info("tuning skipped: %s", reason)
-                return resolve(cfg, tokens), {"ran": False, "reason": reason}
             trial.update(trial=i + 1, params={**cand, "epochs": params["epochs"]}, epoch_factor=cand["epochs"])
             trials.append(trial)
             if on_trial is not None:
@@ -127,6 +133,15 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
                                            "min_support": best["min_support"], "ndcg": best["ndcg"], "hr": best["hr"]},
               "popularity": trials[0]["popularity"], "chosen": _chosen(resolved, open_)}
     return resolved, record
+
+
+def _validation_queries(cfg: PretrainConfig, table) -> int:
+    """How many users (baskets) the validation split of `table` scores."""
+    from catvec.pretraining.corpus import extraction_options
+    from catvec.pretraining.evaluation import build_tasks
+
+    tasks, _, _ = build_tasks(table, [], 2, **extraction_options(cfg))
+    return int(tasks["valid"].n_users)
 
 
 def _chosen(cfg: PretrainConfig, names) -> dict:

@@ -84,7 +84,7 @@ def build_tasks(table, keys: list[str], holdout: int, **rules):
     frame = (lf.with_columns(held=held_out_mask(holdout), from_end=n - 1 - pl.int_range(pl.len()).over("user"),
                              eligible=n >= holdout + 2)
              .select("user", "item", "held", "from_end", "eligible").collect())
-    index = pl.DataFrame({"item": keys, "idx": np.arange(len(keys), dtype=np.int64)})
+    index = pl.DataFrame({"item": pl.Series(keys, dtype=pl.Utf8), "idx": np.arange(len(keys), dtype=np.int64)})
     frame = frame.join(index, on="item", how="left", maintain_order="left").with_columns(pl.col("idx").fill_null(-1))
 
     train_idx = frame.filter(~pl.col("held") & (pl.col("idx") >= 0))["idx"].to_numpy()
@@ -113,7 +113,7 @@ def _basket_tasks(table, keys: list[str], **rules):
     from catvec.pretraining.corpus import mark_basket_holdout, sequence_frame
 
     frame = mark_basket_holdout(sequence_frame(table, **rules)).collect()
-    index = pl.DataFrame({"item": keys, "idx": np.arange(len(keys), dtype=np.int64)})
+    index = pl.DataFrame({"item": pl.Series(keys, dtype=pl.Utf8), "idx": np.arange(len(keys), dtype=np.int64)})
     frame = frame.join(index, on="item", how="left", maintain_order="left").with_columns(pl.col("idx").fill_null(-1))
     train_idx = frame.filter(~pl.col("_held") & (pl.col("idx") >= 0))["idx"].to_numpy()
     counts = np.bincount(train_idx, minlength=len(keys)).astype(np.int64)

@@ -44,7 +44,7 @@ def query_rows(table, keys: list[str], basket: bool):
     by = "group" if basket else "user"
     order = [by, "row"] if basket else ["user", "t", "row"]
     frame = table.frame.sort(order)
-    index = pl.DataFrame({"item": keys, "idx": np.arange(len(keys), dtype=np.int64)})
+    index = pl.DataFrame({"item": pl.Series(keys, dtype=pl.Utf8), "idx": np.arange(len(keys), dtype=np.int64)})
     frame = frame.join(index, on="item", how="left", maintain_order="left").with_columns(pl.col("idx").fill_null(-1))
     runs = frame[by].rle().struct.unnest()                  # one run per query (sorted by it)
     indptr = np.concatenate([[0], np.cumsum(runs["len"].to_numpy())]).astype(np.int64)
