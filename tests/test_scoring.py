@@ -73,6 +73,7 @@ def test_context_and_counts_round_trip_and_old_versions_load(tmp_path, planted):
     back = load_vectors(tmp_path / "v")
     assert np.array_equal(back.context, planted.context) and np.array_equal(back.counts, planted.counts)
     assert back.scorer == "context" and back.min_support == 3
+    assert read_manifest(tmp_path / "v")["tensors"] == ["context", "counts", "vectors"]
     save_vectors(Vectors(KEYS, planted.matrix), tmp_path / "old")  # a version without them
     old = load_vectors(tmp_path / "old")
     assert old.context is None and old.counts is None and old.scorer == "cosine"

@@ -144,7 +144,8 @@ def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extr
     write_json(directory / KEYS_FILE, vectors.keys)
     fsync_file(directory / VECTORS_FILE)
     fault_point("vectors-written")
-    finish_manifest(directory, {"format": FORMAT, "format_version": FORMAT_VERSION, **(manifest or {})},
+    finish_manifest(directory, {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors": sorted(tensors),
+                                **(manifest or {})},
                     [VECTORS_FILE, KEYS_FILE, *extra_files], shape=[len(vectors), vectors.dim])
     return directory
 

@@ -128,6 +128,7 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
               "scorer": best["scorer"], "min_support": best["min_support"]}
     resolved = resolve(cfg, tokens, choice)
     record = {"ran": True, "settings": open_, "sample_events": sample.frame.height,
+              "budget": {"tune_events": cfg.tune_events, "trainings": len(trials)},
               "queries": trials[0]["queries"], "metric": "valid ndcg@10", "seconds": round(time.perf_counter() - started, 2),
               "trials": trials, "winner": {"trial": best["trial"]["trial"], "scorer": best["scorer"],
                                            "min_support": best["min_support"], "ndcg": best["ndcg"], "hr": best["hr"]},
