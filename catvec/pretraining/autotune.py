@@ -9,9 +9,11 @@ scorer and min_support are chosen on a validation split before the real training
 2. a few candidate settings (CANDIDATES, without the knobs the user fixed, duplicates
    removed) are trained on it; each is scored with every scorer and min_support in
    SUPPORTS, so one training answers several questions;
-3. the best validation NDCG@10 wins; epochs are tuned as a factor of `auto_epochs` (the
-   size rule) of the whole corpus, so a trial costs about sample / whole of the final
-   training and the choice carries over.
+3. the best validation NDCG@10 wins, unless it beats the first candidate with the
+   fallback scorer and support by no more than one standard error of that one's NDCG@10
+   (then the fallback: noise must not choose); epochs are tuned as a factor of
+   `auto_epochs` (the size rule) of the whole corpus, so a trial costs about sample /
+   whole of the final training and the choice carries over.
 
 Too little data to validate on (under MIN_QUERIES users or baskets) or `--no-tune`: the
 FALLBACK settings. The test item of `--holdout last` is never seen by the tuning.
@@ -131,7 +133,8 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
               "budget": {"tune_events": cfg.tune_events, "trainings": len(trials)},
               "queries": trials[0]["queries"], "metric": "valid ndcg@10", "seconds": round(time.perf_counter() - started, 2),
               "trials": trials, "winner": {"trial": best["trial"]["trial"], "scorer": best["scorer"],
-                                           "min_support": best["min_support"], "ndcg": best["ndcg"], "hr": best["hr"]},
+                                           "min_support": best["min_support"], "ndcg": best["ndcg"], "hr": best["hr"],
+                                           "rule": best["rule"]},
               "popularity": trials[0]["popularity"], "chosen": _chosen(resolved, open_)}
     return resolved, record
 
@@ -150,7 +153,9 @@ def _chosen(cfg: PretrainConfig, names) -> dict:
 
 
 def _best(trials: list[dict], cfg: PretrainConfig) -> dict:
-    """The (trial, scorer, support) of highest valid NDCG@10; earlier wins ties."""
+    """The (trial, scorer, support) of highest valid NDCG@10 (earlier wins ties), unless it
+    beats the first trial with the fallback scorer and support by no more than one standard
+    error of that one's NDCG@10: then the fallback, so noise does not pick the settings."""
     best = None
     for trial in trials:
         for key, m in trial["scores"].items():
@@ -159,7 +164,13 @@ def _best(trials: list[dict], cfg: PretrainConfig) -> dict:
                 continue
             if best is None or m["ndcg"] > best["ndcg"]:
                 best = {"trial": trial, "scorer": scorer, "min_support": int(support), **m}
-    return best
+    default_key = f"{cfg.scorer or FALLBACK['scorer']}@{cfg.min_support or FALLBACK['min_support']}"
+    default = trials[0]["scores"].get(default_key)
+    if default is not None and best["ndcg"] - default["ndcg"] <= default["ndcg_se"]:
+        scorer, support = default_key.split("@")
+        return {"trial": trials[0], "scorer": scorer, "min_support": int(support), **default,
+                "rule": f"within one standard error ({default['ndcg_se']:.4f}) of the fallback"}
+    return dict(best, rule="best on validation")
 
 
 def _run(cfg: PretrainConfig, corpus, table) -> dict:
@@ -179,7 +190,8 @@ def _run(cfg: PretrainConfig, corpus, table) -> dict:
         popularity = quality["popularity"]["valid"]
         for name, roles in quality["scorers"].items():
             m = roles["valid"]
-            scores[f"{name}@{support}"] = {"ndcg": round(m["ndcg"], 5), "hr": round(m["hr"], 5)}
+            scores[f"{name}@{support}"] = {"ndcg": round(m["ndcg"], 5), "hr": round(m["hr"], 5),
+                                           "ndcg_se": round(m["ndcg_se"], 5)}
     return {"scores": scores, "popularity": {k: round(popularity[k], 5) for k in ("ndcg", "hr")},
             "queries": int(tasks["valid"].n_users), "seconds": round(time.perf_counter() - t, 2)}
 

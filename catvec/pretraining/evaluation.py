@@ -265,11 +265,12 @@ def popularity_metrics(counts: np.ndarray, task: NextItemTask, k: int = 10, batc
 
 
 def summarize(ranks: np.ndarray, k: int) -> dict:
-    """0-based ranks -> {"hr", "ndcg", "users", "k"}."""
+    """0-based ranks -> {"hr", "ndcg", "ndcg_se" (standard error of the mean), "users", "k"}."""
     hit = ranks < k
     gains = np.where(hit, 1.0 / np.log2(np.minimum(ranks, k) + 2.0), 0.0)
     n = len(ranks)
     return {"hr": float(hit.mean()) if n else float("nan"), "ndcg": float(gains.mean()) if n else float("nan"),
+            "ndcg_se": float(gains.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
             "users": int(n), "k": int(k)}
 
 
