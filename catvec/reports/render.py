@@ -135,8 +135,14 @@ def comparison_lines(metrics: dict) -> list[str]:
     if "comparison" in metrics:
         c = metrics["comparison"]
         lines.append(f"{name}: pretrained {_cell(c['pretrained']).strip()} vs scratch {_cell(c['scratch']).strip()} "
-                     + ("-> not comparable" if c["better"] == "unknown" else f"-> {c['better']} is better"))
+                     + _verdict(c["better"]))
     return lines
+
+
+def _verdict(better: str) -> str:
+    if better == "unknown":
+        return "-> not comparable"
+    return "-> tie" if better == "tie" else f"-> {better} is better"
 
 
 def alignment_lines(alignment: dict) -> list[str]:
