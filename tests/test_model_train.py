@@ -178,8 +178,8 @@ def test_split_by_column_and_by_group():
     is_val = split_rows(frame, 0.5, 0, group_col="g")
     groups = frame["g"].to_numpy()
     assert is_val.sum() == 4 and all(len(set(is_val[groups == g])) == 1 for g in "abcd")
-    with pytest.raises(CatvecError, match="split column 's' holds 'test'"):
-        split_rows(frame.with_columns(pl.lit("test").alias("s")), 0.5, 0, split_col="s")
+    with pytest.raises(CatvecError, match="split column 's' holds 'holdout'"):
+        split_rows(frame.with_columns(pl.lit("holdout").alias("s")), 0.5, 0, split_col="s")
 
 
 def test_metrics_against_hand_computed_values():

@@ -287,7 +287,11 @@ class FinetuneConfig:
     seed: int = opt(0, "random seed (split, init, shuffling, dropout)")
     exact: bool = opt(False, "deterministic: one thread and deterministic torch algorithms")
     threads: int = opt(0, "torch threads (0 = 1 for tables under 200,000 rows, else all cores)")
-    compare: bool = opt(False, "also train the scratch baseline on the same split and report both")
+    compare: bool = opt(False, "also train the scratch baseline and fit a linear probe and kNN on the frozen "
+                               "vectors, on the same split, and report them all")
+    metric: str = opt("", "validation metric that early stopping and comparisons read (rmse, mae, auc, "
+                          "accuracy, macro_f1, log_loss); empty = the task's main one, stopping on val_loss")
+    class_weight: str = opt("none", "none, or balanced: weight each class's loss by rows / (classes * its rows)")
     resume: bool = opt(False, "continue from the last checkpoint of an interrupted run with the same inputs")
     min_coverage: float = opt(0.5, "warn when fewer table rows than this have a pretrained vector")
     keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
@@ -314,6 +318,9 @@ class FinetuneConfig:
         _one_of("task", self.task, FINETUNE_TASKS)
         _one_of("oov_init", self.oov_init, ("normal", "mean", "zeros"))
         _one_of("emb_size_rule", self.emb_size_rule, ("fastai", "half"))
+        _one_of("class_weight", self.class_weight, ("none", "balanced"))
+        if self.metric:
+            _one_of("metric", self.metric, ("rmse", "mae", "auc", "accuracy", "macro_f1", "log_loss"))
         if self.split_col and self.group_col:
             raise CatvecError("split_col and group_col cannot be combined: the split column decides alone")
         if not self.out:

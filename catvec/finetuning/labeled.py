@@ -15,7 +15,7 @@ import numpy as np
 from catvec.base.errors import CatvecError
 
 TARGET_HINT = "fix the value, or use --task binary / multiclass for a class label"
-SPLIT_VALUES = {"train": False, "val": True, "valid": True, "validation": True}
+SPLIT_VALUES = {"train": False, "val": True, "valid": True, "validation": True, "test": False}
 
 
 @dataclass
@@ -120,7 +120,7 @@ def split_rows(frame, val_fraction: float, seed: int, split_col: str = "", group
         values = normalize_keys(frame[split_col]).str.to_lowercase().to_list()
         bad = next((v for v in values if v not in SPLIT_VALUES), "")
         if bad != "":
-            raise CatvecError(f"{name}: split column {split_col!r} holds {bad!r}; use train or val in every row")
+            raise CatvecError(f"{name}: split column {split_col!r} holds {bad!r}; use train, val or test in every row")
         is_val = np.array([SPLIT_VALUES[v] for v in values], dtype=bool)
     elif group_col:
         groups = normalize_keys(frame[group_col]).fill_null("").to_numpy()
@@ -132,10 +132,20 @@ def split_rows(frame, val_fraction: float, seed: int, split_col: str = "", group
         rng = np.random.default_rng(seed)
         is_val = np.zeros(n, dtype=bool)
         is_val[rng.permutation(n)[: max(1, round(val_fraction * n))]] = True
-    if is_val.all() or not is_val.any():
-        raise CatvecError(f"{name}: the split leaves no {'training' if is_val.all() else 'validation'} rows; "
+    trained = ~is_val & ~test_rows(frame, split_col)
+    if not trained.any() or not is_val.any():
+        raise CatvecError(f"{name}: the split leaves no {'validation' if not is_val.any() else 'training'} rows; "
                           f"change val_fraction or the split column")
     return is_val
+
+
+def test_rows(frame, split_col: str = "") -> np.ndarray:
+    """bool (n,): rows a split column marks `test` (scored once at the end, never trained on)."""
+    from catvec.base.keys import normalize_keys
+
+    if not split_col:
+        return np.zeros(frame.height, dtype=bool)
+    return (normalize_keys(frame[split_col]).str.to_lowercase() == "test").fill_null(False).to_numpy()
 
 
 @dataclass

@@ -4,6 +4,7 @@
         load_table, load_pretrained (io: a flow retries them while an input is missing)
         -> assign_roles -> build_vocabs -> align_columns -> prepare_data
         -> train_model (cfg.mode; with cfg.compare also "scratch", on the same split)
+        -> fit_baselines (cfg.compare: linear probe and kNN on the frozen vectors)
         -> export_model (a complete model dir in staging) -> publish_version (OUT/latest)
 
 The steps share one `FinetuneRun`: the config plus what each step produced, filled in
@@ -74,6 +75,7 @@ class FinetuneRun:
     aligned: dict = field(default_factory=dict)      # pretrained column -> Aligned
     prepared: Prepared | None = None
     fits: dict = field(default_factory=dict)         # mode -> FitResult
+    baselines: list = field(default_factory=list)    # catvec.finetuning.baselines.BaselineResult
 
 
 @dataclass
@@ -151,23 +153,28 @@ def align_columns(run: FinetuneRun) -> dict:
 @step(name="prepare")
 def prepare_data(run: FinetuneRun) -> Prepared:
     """Split, scale with training statistics only, and encode: arrays ready for `fit`."""
-    from catvec.finetuning.labeled import Scaler, feature_arrays, split_rows, target_labels
+    from catvec.finetuning.labeled import Scaler, feature_arrays, split_rows, target_labels, test_rows
     from catvec.finetuning.training import TrainData
 
     cfg, roles, vocabs = run.cfg, run.roles, run.vocabs
     frame, name = run.labeled.frame, run.labeled.name
     y = target_labels(frame, roles, name)
     is_val = split_rows(frame, cfg.val_fraction, cfg.seed, cfg.split_col, cfg.group_col, name)
+    is_test = test_rows(frame, cfg.split_col)
+    tr, va = ~is_val & ~is_test, is_val
     x_cat, x_cont = feature_arrays(frame, roles, vocabs, None, name)
-    scaler = Scaler.fit(x_cont[~is_val])
+    scaler = Scaler.fit(x_cont[tr])
     x_cont = scaler.transform(x_cont)
     y_mean, y_std = 0.0, 1.0
     if roles.task == "regression":
-        y_mean, y_std = float(y[~is_val].mean()), float(y[~is_val].std() or 1.0)
+        y_mean, y_std = float(y[tr].mean()), float(y[tr].std() or 1.0)
         y = ((y - y_mean) / y_std).astype(np.float32)
-    tr, va = ~is_val, is_val
-    data = TrainData(task=roles.task, x_cat=(x_cat[tr], x_cat[va]), x_cont=(x_cont[tr], x_cont[va]),
-                     y=(y[tr], y[va]), y_mean=y_mean, y_std=y_std)
+    n_classes = len(roles.classes or [])
+    splits = (tr, va, is_test) if is_test.any() else (tr, va)
+    data = TrainData(task=roles.task, x_cat=tuple(x_cat[m] for m in splits),
+                     x_cont=tuple(x_cont[m] for m in splits), y=tuple(y[m] for m in splits),
+                     y_mean=y_mean, y_std=y_std, n_classes=n_classes,
+                     class_weights=balanced_weights(y[tr], n_classes) if cfg.class_weight == "balanced" else None)
     return Prepared(data=data, scaler=scaler, is_val=is_val)
 
 
@@ -177,7 +184,7 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None)
     import torch
 
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
-    from catvec.finetuning.training import fit
+    from catvec.finetuning.training import evaluate, fit
 
     cfg, roles, vocabs, aligned, prepared = run.cfg, run.roles, run.vocabs, run.aligned, run.prepared
     torch.manual_seed(cfg.seed)
@@ -202,10 +209,36 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None)
     torch.set_num_threads(1 if cfg.exact else cfg.threads or (1 if rows < 200_000 else os.cpu_count() or 1))
     torch.use_deterministic_algorithms(deterministic or cfg.exact)
     try:
-        return fit(model, prepared.data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
+        result = fit(model, prepared.data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
+        if prepared.data.has_test:
+            found = evaluate(result.model, prepared.data, split=2)
+            result.test = {"test_" + k.removeprefix("val_"): v for k, v in found.items()}
+        return result
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+
+
+@step(name="baselines")
+def fit_baselines(run: FinetuneRun) -> list:
+    """Linear probe and kNN on the frozen pretrained vectors (none without pretrained columns)."""
+    from catvec.finetuning.baselines import features, knn, linear_probe
+    from catvec.finetuning.metrics import main_metric
+
+    if not run.aligned:
+        return []
+    data, metric = run.prepared.data, main_metric(run.roles.task, run.cfg.metric)
+    feats = features(run)
+    return [linear_probe(feats, data, metric), knn(feats, data, metric)]
+
+
+def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """rows / (classes * rows of the class) per class; classes without rows get 0: (n_classes,)."""
+    counts = np.bincount(y.astype(np.int64), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
 
 
 @step(name="export")
@@ -218,7 +251,7 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
 
     cfg, roles, main = run.cfg, run.roles, run.fits[run.cfg.mode]
     scratch = run.fits.get("scratch") if cfg.mode != "scratch" else None
-    metrics = metrics_json(main, scratch, roles.task)
+    metrics = metrics_json(main, scratch, roles.task, cfg.metric, run.baselines)
     alignment = alignment_json(run)
     report = finetune_markdown(metrics, alignment, roles, run.labeled.name, cfg, version)
     extra = ()
@@ -266,6 +299,8 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
         for mode in modes:
             report = (lambda e, t, info, m=mode: on_epoch(m, e, t, info)) if on_epoch else None
             run.fits[mode] = train_model(run, mode, checkpoints / mode, report)
+        if cfg.compare:
+            run.baselines = fit_baselines(run)
     except OSError as exc:
         raise CatvecError(f"writing checkpoints to {checkpoints} failed ({describe_os_error(exc)}); "
                           f"latest is unchanged") from None
@@ -277,7 +312,7 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
         final = publish_version(store, name, staging, cfg.keep)
     shutil.rmtree(checkpoints, ignore_errors=True)
     metrics = json.loads((final / "metrics.json").read_text(encoding="utf-8"))
-    best = main_metric(run.roles.task)
+    best = main_metric(run.roles.task, cfg.metric)
     log.info("finetune: version %s, best %s %s", name, best, metrics["best"][best])
     return FinetuneResult(version=name, path=final, metrics=metrics, alignment=alignment_json(run))
 

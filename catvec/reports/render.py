@@ -125,17 +125,26 @@ def finetune_markdown(metrics: dict, alignment: dict, roles, table_name: str, cf
 
 
 def comparison_lines(metrics: dict) -> list[str]:
-    """Side-by-side lines for the terminal and report.md."""
+    """Side-by-side lines for the terminal and report.md: the runs, the baselines on the
+    frozen vectors, then one verdict per comparison on the main metric."""
     name = metrics["main_metric"]
     keys = [k for k in metrics["best"] if k.startswith("val_")]
+    keys += [k for k in metrics.get("test", {}) if k == "test_" + name.removeprefix("val_")]
     runs = [(metrics["mode"], metrics)] + ([("scratch", metrics["scratch"])] if "scratch" in metrics else [])
     lines = [f"{'run':<12} {'best epoch':>10} " + " ".join(f"{k:>12}" for k in keys)]
     for label, run in runs:
-        lines.append(f"{label:<12} {run['best_epoch']:>10} " + " ".join(_cell(run["best"][k]) for k in keys))
-    if "comparison" in metrics:
-        c = metrics["comparison"]
+        values = {**run["best"], **run.get("test", {})}
+        lines.append(f"{label:<12} {run['best_epoch']:>10} " + " ".join(_cell(values.get(k)) for k in keys))
+    for label, base in metrics.get("baselines", {}).items():
+        setting = ", ".join(f"{k} {v:g}" for k, v in base["settings"].items())
+        lines.append(f"{label:<12} {setting:>10} " + " ".join(_cell(base["best"].get(k)) for k in keys))
+    c = metrics.get("comparison")
+    if c and "scratch" in c:
         lines.append(f"{name}: pretrained {_cell(c['pretrained']).strip()} vs scratch {_cell(c['scratch']).strip()} "
                      + _verdict(c["better"]))
+    for label, vs in (c or {}).get("baselines", {}).items():
+        lines.append(f"{name}: pretrained {_cell(c['pretrained']).strip()} vs {label} {_cell(vs['value']).strip()} "
+                     + _verdict(vs["better"]))
     return lines
 
 
