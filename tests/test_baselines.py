@@ -9,7 +9,8 @@ import torch
 
 from catvec.base.config import FinetuneConfig, build_config
 from catvec.base.errors import CatvecError
-from catvec.finetuning.pipeline import balanced_weights, finetune
+from catvec.finetuning.labeled import balanced_weights
+from catvec.finetuning.pipeline import finetune
 from catvec.finetuning.training import loss_fn
 from ftdata import labeled_rows, write_inputs
 

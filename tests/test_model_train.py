@@ -30,7 +30,8 @@ def inputs(tmp_path):
 def config(tmp_path, inputs, **extra):
     vectors_dir, table = inputs
     base = dict(vectors=str(vectors_dir), table=str(table), target="y", cat_cols="item_id,color",
-                cont_cols="x", out=str(tmp_path / "models"), epochs=4, batch_size=64, hidden="16", seed=3)
+                cont_cols="x", out=str(tmp_path / "models"), epochs=4, batch_size=64, hidden="16", seed=3,
+                auto="off")  # these tests are about one fit; --auto has its own (test_auto.py)
     return build_config(FinetuneConfig, **{**base, **extra})
 
 
@@ -200,3 +201,14 @@ def test_exported_rows_of_a_fixed_layer_equal_the_pretrained_vectors(tmp_path, i
     exported = load_vectors(result.path / "embeddings" / "item_id")
     source = load_vectors(inputs[0])
     assert all(exported[k].tobytes() == source[k].tobytes() for k in source.keys)
+
+
+def test_unit_normalised_inputs_are_the_pretrained_rows_scaled_to_length_one(tmp_path, inputs):
+    from catvec.base.vectors import load_vectors
+    from catvec.finetuning.baselines import unit_rows
+
+    result = finetune(config(tmp_path, inputs, mode="frozen", normalize="unit", epochs=2))
+    exported = load_vectors(result.path / "embeddings" / "item_id")
+    source = load_vectors(inputs[0])
+    expected = unit_rows(source.matrix)
+    assert all(exported[k].tobytes() == expected[i].tobytes() for i, k in enumerate(source.keys))

@@ -264,8 +264,11 @@ class FinetuneConfig:
     split_col: str = opt("", "column of train / val values that decides the split instead")
     group_col: str = opt("", "keep all rows of a value of this column on one side of the split")
     # model
+    auto: str = opt("auto", "pick head, mode and regularisation on validation: on, off, or auto = on when "
+                            "the training split has under 20,000 rows; flags given explicitly win")
     mode: str = opt("finetune", "pretrained rows: frozen, finetune, partial (only rows without a vector "
                                 "train) or scratch (random init, the baseline)")
+    normalize: str = opt("none", "pretrained rows as model inputs: none, or unit (each row scaled to length 1)")
     oov_init: str = opt("normal", "rows without a pretrained vector: normal (pretrained mean and std), mean, zeros")
     labeled_only: bool = opt(False, "vocab of labeled values only (default: also every pretrained key)")
     emb_size_rule: str = opt("fastai", "size of embeddings without vectors: fastai (1.6*n^0.56) or half (min(50, n/2))")
@@ -279,6 +282,8 @@ class FinetuneConfig:
     lr: float = opt(0.003, "learning rate of the MLP (and of randomly initialised embedding rows)")
     embedding_lr: float = opt(0.0001, "learning rate of pretrained embedding rows in finetune mode")
     weight_decay: float = opt(1e-4, "AdamW weight decay of the MLP weights (never of embeddings)")
+    solver: str = opt("adam", "adam (mini-batches over epochs) or lbfgs (full batch to convergence; linear head "
+                              "only, --hidden '', with --weight-decay as the head's L2 penalty; small tables)")
     epochs: int = opt(30, "most passes over the training rows")
     batch_size: int = opt(128, "rows per step")
     patience: int = opt(5, "stop after this many epochs without a better validation loss")
@@ -319,6 +324,11 @@ class FinetuneConfig:
         _one_of("oov_init", self.oov_init, ("normal", "mean", "zeros"))
         _one_of("emb_size_rule", self.emb_size_rule, ("fastai", "half"))
         _one_of("class_weight", self.class_weight, ("none", "balanced"))
+        _one_of("normalize", self.normalize, ("none", "unit"))
+        _one_of("auto", self.auto, ("auto", "on", "off"))
+        _one_of("solver", self.solver, ("adam", "lbfgs"))
+        if self.solver == "lbfgs" and self.hidden.strip():
+            raise CatvecError(f"solver lbfgs trains a linear head only; pass --hidden '' (got {self.hidden!r})")
         if self.metric:
             _one_of("metric", self.metric, ("rmse", "mae", "auc", "accuracy", "macro_f1", "log_loss"))
         if self.split_col and self.group_col:

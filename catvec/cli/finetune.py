@@ -46,7 +46,7 @@ def register(sub) -> None:
 
 def run_finetune(args) -> int:
     from catvec.finetuning.pipeline import finetune
-    from catvec.reports.render import alignment_lines, comparison_lines
+    from catvec.reports.render import alignment_lines, auto_line, comparison_lines
 
     cfg = config_from_args(FinetuneConfig, args)
     say(args, f"catvec finetune: {cfg.table or '(no table)'} -> {cfg.out}")
@@ -69,7 +69,8 @@ def run_finetune(args) -> int:
     finally:
         for bar in bars.values():
             bar.close()
-    say(args, *alignment_lines(result.alignment), *comparison_lines(result.metrics))
+    auto = [auto_line(result.metrics["auto"])] if "auto" in result.metrics else []
+    say(args, *alignment_lines(result.alignment), *auto, *comparison_lines(result.metrics))
     print(result.path)
     return 0
 

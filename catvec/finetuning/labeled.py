@@ -93,6 +93,15 @@ def target_labels(frame, roles: Roles, name: str) -> np.ndarray:
     return codes.astype(np.float32) if roles.task == "binary" else codes
 
 
+def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """rows / (classes * rows of the class) per class; classes without rows get 0: (n_classes,)."""
+    counts = np.bincount(y.astype(np.int64), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
 def class_keys(frame, target: str, name: str) -> list[str]:
     from catvec.base.keys import normalize_keys
 

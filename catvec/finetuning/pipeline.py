@@ -3,7 +3,8 @@
     finetune(cfg, table=None)
         load_table, load_pretrained (io: a flow retries them while an input is missing)
         -> assign_roles -> build_vocabs -> align_columns -> prepare_data
-        -> train_model (cfg.mode; with cfg.compare also "scratch", on the same split)
+        -> train_model (cfg.mode, or each --auto candidate, keeping the best on validation;
+                        with cfg.compare also "scratch", on the same split)
         -> fit_baselines (cfg.compare: linear probe and kNN on the frozen vectors)
         -> export_model (a complete model dir in staging) -> publish_version (OUT/latest)
 
@@ -76,6 +77,7 @@ class FinetuneRun:
     prepared: Prepared | None = None
     fits: dict = field(default_factory=dict)         # mode -> FitResult
     baselines: list = field(default_factory=list)    # catvec.finetuning.baselines.BaselineResult
+    auto: dict | None = None                         # --auto: candidates and the choice (metrics.json)
 
 
 @dataclass
@@ -173,20 +175,22 @@ def prepare_data(run: FinetuneRun) -> Prepared:
     splits = (tr, va, is_test) if is_test.any() else (tr, va)
     data = TrainData(task=roles.task, x_cat=tuple(x_cat[m] for m in splits),
                      x_cont=tuple(x_cont[m] for m in splits), y=tuple(y[m] for m in splits),
-                     y_mean=y_mean, y_std=y_std, n_classes=n_classes,
-                     class_weights=balanced_weights(y[tr], n_classes) if cfg.class_weight == "balanced" else None)
+                     y_mean=y_mean, y_std=y_std, n_classes=n_classes)
     return Prepared(data=data, scaler=scaler, is_val=is_val)
 
 
 @step(name="train", run_name="train-{mode}")
-def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None):
-    """Build the model for `mode` and fit it. -> catvec.finetuning.training.FitResult."""
+def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None, cfg=None):
+    """Build the model for `mode` and fit it. -> catvec.finetuning.training.FitResult.
+    cfg: the settings of this fit (an --auto candidate); default run.cfg."""
     import torch
 
+    from catvec.finetuning.baselines import unit_rows
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
-    from catvec.finetuning.training import evaluate, fit
+    from catvec.finetuning.training import evaluate, fit, fit_full_batch
 
-    cfg, roles, vocabs, aligned, prepared = run.cfg, run.roles, run.vocabs, run.aligned, run.prepared
+    cfg = cfg or run.cfg
+    roles, vocabs, aligned, prepared = run.roles, run.vocabs, run.aligned, run.prepared
     torch.manual_seed(cfg.seed)
     dims = cfg.emb_dim_overrides
     columns = []
@@ -201,7 +205,8 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None)
             "out_dim": len(roles.classes) if roles.task == "multiclass" else 1,
             "hidden": cfg.hidden_sizes, "dropout": cfg.dropout, "emb_dropout": cfg.emb_dropout,
             "interactions": cfg.interactions, "sparse": cfg.sparse}
-    model = TabularEmbeddingModel(spec, matrices={c: a.matrix for c, a in aligned.items()},
+    scale = unit_rows if cfg.normalize == "unit" else (lambda m: m)
+    model = TabularEmbeddingModel(spec, matrices={c: scale(a.matrix) for c, a in aligned.items()},
                                   masks={c: a.mask for c, a in aligned.items()}, seed=cfg.seed)
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     # tiny batches run fastest on one thread; more only pays on large tables
@@ -209,9 +214,13 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None)
     torch.set_num_threads(1 if cfg.exact else cfg.threads or (1 if rows < 200_000 else os.cpu_count() or 1))
     torch.use_deterministic_algorithms(deterministic or cfg.exact)
     try:
-        result = fit(model, prepared.data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
-        if prepared.data.has_test:
-            found = evaluate(result.model, prepared.data, split=2)
+        data = weighted(prepared.data, cfg)
+        if cfg.solver == "lbfgs":
+            result = fit_full_batch(model, data, cfg, on_epoch)
+        else:
+            result = fit(model, data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
+        if data.has_test:
+            found = evaluate(result.model, data, split=2)
             result.test = {"test_" + k.removeprefix("val_"): v for k, v in found.items()}
         return result
     finally:
@@ -227,18 +236,17 @@ def fit_baselines(run: FinetuneRun) -> list:
 
     if not run.aligned:
         return []
-    data, metric = run.prepared.data, main_metric(run.roles.task, run.cfg.metric)
+    data, metric = weighted(run.prepared.data, run.cfg), main_metric(run.roles.task, run.cfg.metric)
     feats = features(run)
     return [linear_probe(feats, data, metric), knn(feats, data, metric)]
 
 
-def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
-    """rows / (classes * rows of the class) per class; classes without rows get 0: (n_classes,)."""
-    counts = np.bincount(y.astype(np.int64), minlength=n_classes).astype(np.float64)
-    present = counts > 0
-    weights = np.zeros(n_classes)
-    weights[present] = len(y) / (present.sum() * counts[present])
-    return weights.astype(np.float32)
+def weighted(data, cfg):
+    """The training data with the class weights cfg.class_weight asks for (balanced or none)."""
+    from catvec.finetuning.labeled import balanced_weights
+
+    balanced = cfg.class_weight == "balanced" and data.task != "regression"
+    return dataclasses.replace(data, class_weights=balanced_weights(data.y[0], data.n_classes) if balanced else None)
 
 
 @step(name="export")
@@ -252,6 +260,8 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     cfg, roles, main = run.cfg, run.roles, run.fits[run.cfg.mode]
     scratch = run.fits.get("scratch") if cfg.mode != "scratch" else None
     metrics = metrics_json(main, scratch, roles.task, cfg.metric, run.baselines)
+    if run.auto:
+        metrics["auto"] = run.auto
     alignment = alignment_json(run)
     report = finetune_markdown(metrics, alignment, roles, run.labeled.name, cfg, version)
     extra = ()
@@ -294,13 +304,8 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     if cfg.resume and not list(checkpoints.glob("*/checkpoint.json")):
         log.warning("resume: no checkpoint for this table, these vectors and options in %s; starting at epoch 1",
                     checkpoints.parent)
-    modes = [cfg.mode] + (["scratch"] if cfg.compare and cfg.mode != "scratch" else [])
     try:
-        for mode in modes:
-            report = (lambda e, t, info, m=mode: on_epoch(m, e, t, info)) if on_epoch else None
-            run.fits[mode] = train_model(run, mode, checkpoints / mode, report)
-        if cfg.compare:
-            run.baselines = fit_baselines(run)
+        train_all(run, checkpoints, on_epoch)
     except OSError as exc:
         raise CatvecError(f"writing checkpoints to {checkpoints} failed ({describe_os_error(exc)}); "
                           f"latest is unchanged") from None
@@ -315,6 +320,40 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     best = main_metric(run.roles.task, cfg.metric)
     log.info("finetune: version %s, best %s %s", name, best, metrics["best"][best])
     return FinetuneResult(version=name, path=final, metrics=metrics, alignment=alignment_json(run))
+
+
+def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
+    """The main fit (or the --auto search, which replaces run.cfg by the chosen settings),
+    then with --compare the scratch run and the baselines, all on the same split."""
+    from catvec.finetuning.auto import auto_enabled, candidates, describe
+    from catvec.finetuning.metrics import main_metric
+    from catvec.finetuning.training import improves
+
+    def report(label):
+        return (lambda e, t, info: on_epoch(label, e, t, info)) if on_epoch else None
+
+    cfg, data = run.cfg, run.prepared.data
+    if auto_enabled(cfg, len(data.y[0])):
+        metric = main_metric(run.roles.task, cfg.metric)
+        tried, best = [], None
+        for i, candidate in enumerate(candidates(cfg, len(data.y[0]), data.n_classes)):
+            label = f"{candidate.mode} {'mlp' if candidate.hidden else 'linear'} #{i + 1}"
+            fit = train_model(run, candidate.mode, checkpoints / f"auto-{i}", report(label), cfg=candidate)
+            score = next(r for r in fit.history if r["epoch"] == fit.best_epoch)[metric]
+            tried.append({"settings": describe(candidate), "score": score, "best_epoch": fit.best_epoch,
+                          "val_loss": next(r for r in fit.history if r["epoch"] == fit.best_epoch)["val_loss"],
+                          **(fit.test or {})})
+            if best is None or improves(score, best[2], metric):
+                best = (candidate, fit, score)
+        run.cfg, run.fits[best[0].mode] = best[0], best[1]
+        run.auto = {"metric": metric, "chosen": describe(best[0]), "candidates": tried}
+        log.info("auto: chose %s", run.auto["chosen"])
+    else:
+        run.fits[cfg.mode] = train_model(run, cfg.mode, checkpoints / cfg.mode, report(cfg.mode))
+    if cfg.compare and run.cfg.mode != "scratch":  # the baseline trains with the settings asked for
+        run.fits["scratch"] = train_model(run, "scratch", checkpoints / "scratch", report("scratch"), cfg=cfg)
+    if cfg.compare:
+        run.baselines = fit_baselines(run)
 
 
 def alignment_json(run: FinetuneRun) -> dict:

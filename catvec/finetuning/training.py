@@ -119,6 +119,33 @@ def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
                      stopped_early=stopped, resumed_from=start)
 
 
+def fit_full_batch(model: TabularEmbeddingModel, data: TrainData, cfg, on_epoch=None) -> FitResult:
+    """solver lbfgs: every trainable parameter by full-batch L-BFGS to convergence, with
+    cfg.weight_decay as the L2 penalty on the head's weights (a linear probe that is a model).
+    One "epoch" in the history; no checkpoints (it takes seconds).
+    Example: fit_full_batch(model, data, FinetuneConfig(hidden="", solver="lbfgs"))"""
+    torch.manual_seed(cfg.seed)
+    x_cat, x_cont, y = (torch.from_numpy(a[0]) for a in (data.x_cat, data.x_cont, data.y))
+    weights = None if data.class_weights is None else torch.from_numpy(data.class_weights)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+    model.eval()  # a linear head has no dropout or batch norm to train
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(data.task, model(x_cat, x_cont), y, weights) + cfg.weight_decay * model.head.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    loss = float(opt.step(closure).detach())
+    on_train = {"train_" + k.removeprefix("val_"): v for k, v in evaluate(model, data, split=0).items()
+                if k != "val_loss"}
+    row = {"epoch": 1, "train_loss": loss, **on_train, **evaluate(model, data, split=1)}
+    if on_epoch is not None:
+        on_epoch(1, 1, row)
+    return FitResult(model=model, history=[row], best_epoch=1, stopped_early=False)
+
+
 def stopping_metric(cfg) -> str:
     """The history key early stopping reads: val_loss, or val_<cfg.metric>."""
     return f"val_{cfg.metric}" if getattr(cfg, "metric", "") else "val_loss"
@@ -195,7 +222,8 @@ def evaluate(model, data: TrainData, split: int = 1) -> dict:
 def output_metrics(data: TrainData, out: np.ndarray, split: int = 1) -> dict:
     """Model output (n, out_dim) of one split -> val_loss and val_<metric> (target units)."""
     y = data.y[split]
-    loss = float(loss_fn(data.task, torch.from_numpy(out), torch.from_numpy(y)))
+    weights = None if data.class_weights is None else torch.from_numpy(data.class_weights)
+    loss = float(loss_fn(data.task, torch.from_numpy(out), torch.from_numpy(y), weights))  # the training objective
     if data.task == "regression":
         metrics = task_metrics("regression", y * data.y_std + data.y_mean, out[:, 0] * data.y_std + data.y_mean)
     else:

@@ -118,7 +118,8 @@ def finetune_markdown(metrics: dict, alignment: dict, roles, table_name: str, cf
              f"- categorical: {', '.join(roles.cat_cols) or 'none'}; continuous: {', '.join(roles.cont_cols) or 'none'}",
              "- pretrained: " + (", ".join(f"{c} <- `{d}`" for c, d in roles.pretrained.items()) or "none"),
              f"- mode {cfg.mode}, lr {cfg.lr:g}, embedding_lr {cfg.embedding_lr:g}, oov_init {cfg.oov_init}, "
-             f"seed {cfg.seed}", "", "## Validation (best epoch)", "", "```", *comparison_lines(metrics), "```", ""]
+             f"seed {cfg.seed}", *([f"- {auto_line(metrics['auto'])}"] if "auto" in metrics else []),
+             "", "## Validation (best epoch)", "", "```", *comparison_lines(metrics), "```", ""]
     if alignment:
         lines += ["## Alignment", "", *(f"- {line}" for line in alignment_lines(alignment)), ""]
     return "\n".join(lines)
@@ -146,6 +147,14 @@ def comparison_lines(metrics: dict) -> list[str]:
         lines.append(f"{name}: pretrained {_cell(c['pretrained']).strip()} vs {label} {_cell(vs['value']).strip()} "
                      + _verdict(vs["better"]))
     return lines
+
+
+def auto_line(auto: dict) -> str:
+    """metrics.json's "auto" record -> one line: what --auto chose, on which metric."""
+    c = auto["chosen"]
+    head = f"MLP {c['hidden']} (dropout {c['dropout']:g})" if c["hidden"] else "linear head"
+    return (f"auto: {head}, {c['mode']}, {c['solver']}, weight_decay {c['weight_decay']:g}, normalize {c['normalize']}, class_weight "
+            f"{c['class_weight']}; best {auto['metric']} of {len(auto['candidates'])} candidates")
 
 
 def _verdict(better: str) -> str:
