@@ -289,6 +289,7 @@ class FinetuneConfig:
     patience: int = opt(5, "stop after this many epochs without a better validation loss")
     unfreeze_after: int = opt(0, "frozen / partial: make every row trainable after this many epochs (0 = never)")
     sparse: bool = opt(False, "sparse embedding gradients with SparseAdam (very large vocabularies)")
+    device: str = opt("auto", "where to train: auto (CUDA when torch sees a device), cpu or cuda")
     seed: int = opt(0, "random seed (split, init, shuffling, dropout)")
     exact: bool = opt(False, "deterministic: one thread and deterministic torch algorithms")
     threads: int = opt(0, "torch threads (0 = 1 for tables under 200,000 rows, else all cores)")
@@ -327,6 +328,7 @@ class FinetuneConfig:
         _one_of("normalize", self.normalize, ("none", "unit"))
         _one_of("auto", self.auto, ("auto", "on", "off"))
         _one_of("solver", self.solver, ("adam", "lbfgs"))
+        _one_of("device", self.device, ("auto", "cpu", "cuda"))
         if self.solver == "lbfgs" and self.hidden.strip():
             raise CatvecError(f"solver lbfgs trains a linear head only; pass --hidden '' (got {self.hidden!r})")
         if self.metric:

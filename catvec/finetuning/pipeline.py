@@ -186,6 +186,7 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
     import torch
 
     from catvec.finetuning.baselines import unit_rows
+    from catvec.finetuning.device import resolve_device
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
     from catvec.finetuning.training import evaluate, fit, fit_full_batch
 
@@ -215,10 +216,11 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
     torch.use_deterministic_algorithms(deterministic or cfg.exact)
     try:
         data = weighted(prepared.data, cfg)
+        device = resolve_device(cfg.device)
         if cfg.solver == "lbfgs":
-            result = fit_full_batch(model, data, cfg, on_epoch)
+            result = fit_full_batch(model, data, cfg, on_epoch, device)
         else:
-            result = fit(model, data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
+            result = fit(model, data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch, device=device)
         if data.has_test:
             found = evaluate(result.model, data, split=2)
             result.test = {"test_" + k.removeprefix("val_"): v for k, v in found.items()}
@@ -286,7 +288,10 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     """
     from catvec.finetuning.metrics import main_metric
 
+    from catvec.finetuning.device import resolve_device
+
     cfg.validate()
+    resolve_device(cfg.device)          # --device cuda without CUDA fails here, before any work
     _check_out_is_not_vectors(cfg)
     run = FinetuneRun(cfg)
     run.labeled = load_table(cfg, table)

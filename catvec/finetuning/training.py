@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from catvec.finetuning.checkpoint import load_checkpoint, save_checkpoint
+from catvec.finetuning.device import model_device
 from catvec.finetuning.embedding import build_optimizers
 from catvec.base.faults import fault_point
 from catvec.finetuning.metrics import task_metrics
@@ -59,7 +60,7 @@ class FitResult:
 
 
 def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
-        resume: bool = False, on_epoch=None) -> FitResult:
+        resume: bool = False, on_epoch=None, device=None) -> FitResult:
     """Train with early stopping on validation loss (or on cfg.metric when one is named);
     checkpoint after every epoch.
 
@@ -69,6 +70,7 @@ def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
     Example: result = fit(model, data, FinetuneConfig(epochs=20), "out/.checkpoints/abc")
     """
     s = cfg
+    model.to(device or "cpu")
     optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
     history, best, bad, start, unfrozen = [], None, 0, 0, False
     path = Path(checkpoint_dir) if checkpoint_dir else None
@@ -102,7 +104,7 @@ def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
         history.append(row)
         if best is None or improves(row[watch], best[watch], watch):
             best = {"epoch": epoch, watch: row[watch], "spec": copy.deepcopy(model.spec),
-                    "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
             bad = 0
         else:
             bad += 1
@@ -119,14 +121,16 @@ def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
                      stopped_early=stopped, resumed_from=start)
 
 
-def fit_full_batch(model: TabularEmbeddingModel, data: TrainData, cfg, on_epoch=None) -> FitResult:
+def fit_full_batch(model: TabularEmbeddingModel, data: TrainData, cfg, on_epoch=None, device=None) -> FitResult:
     """solver lbfgs: every trainable parameter by full-batch L-BFGS to convergence, with
     cfg.weight_decay as the L2 penalty on the head's weights (a linear probe that is a model).
     One "epoch" in the history; no checkpoints (it takes seconds).
     Example: fit_full_batch(model, data, FinetuneConfig(hidden="", solver="lbfgs"))"""
     torch.manual_seed(cfg.seed)
-    x_cat, x_cont, y = (torch.from_numpy(a[0]) for a in (data.x_cat, data.x_cont, data.y))
-    weights = None if data.class_weights is None else torch.from_numpy(data.class_weights)
+    device = device or torch.device("cpu")
+    model.to(device)
+    x_cat, x_cont, y = (torch.from_numpy(a[0]).to(device) for a in (data.x_cat, data.x_cont, data.y))
+    weights = None if data.class_weights is None else torch.from_numpy(data.class_weights).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
     model.eval()  # a linear head has no dropout or batch norm to train
@@ -143,7 +147,7 @@ def fit_full_batch(model: TabularEmbeddingModel, data: TrainData, cfg, on_epoch=
     row = {"epoch": 1, "train_loss": loss, **on_train, **evaluate(model, data, split=1)}
     if on_epoch is not None:
         on_epoch(1, 1, row)
-    return FitResult(model=model, history=[row], best_epoch=1, stopped_early=False)
+    return FitResult(model=model.cpu(), history=[row], best_epoch=1, stopped_early=False)
 
 
 def stopping_metric(cfg) -> str:
@@ -168,13 +172,14 @@ def _train_epoch(model, data: TrainData, s, optimizers, epoch: int) -> float:
     model.train()
     torch.manual_seed(s.seed * 100_003 + epoch)                      # dropout of this epoch
     gen = torch.Generator().manual_seed(s.seed * 100_003 + epoch)
-    x_cat, x_cont, y = (torch.from_numpy(a[0]) for a in (data.x_cat, data.x_cont, data.y))
+    device = model_device(model)
+    x_cat, x_cont, y = (torch.from_numpy(a[0]).to(device) for a in (data.x_cat, data.x_cont, data.y))
     n = len(y)
     order = torch.randperm(n, generator=gen)                          # (n,)
     total, seen = 0.0, 0
-    weights = None if data.class_weights is None else torch.from_numpy(data.class_weights)
+    weights = None if data.class_weights is None else torch.from_numpy(data.class_weights).to(device)
     for begin in range(0, n, s.batch_size):
-        idx = order[begin:begin + s.batch_size]                       # (batch,)
+        idx = order[begin:begin + s.batch_size].to(device)            # (batch,)
         if len(idx) < 2 and seen:  # BatchNorm cannot train on a batch of one
             continue
         out = model(x_cat[idx], x_cont[idx])                          # (batch, out_dim)
@@ -205,9 +210,11 @@ def loss_fn(task: str, out: torch.Tensor, y: torch.Tensor, weights: torch.Tensor
 
 @torch.no_grad()
 def predict_output(model, x_cat: np.ndarray, x_cont: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Raw model output in eval mode: (n, out_dim) float32 numpy."""
+    """Raw model output in eval mode, on the model's device: (n, out_dim) float32 numpy."""
     model.eval()
-    parts = [model(torch.from_numpy(x_cat[i:i + batch_size]), torch.from_numpy(x_cont[i:i + batch_size]))
+    device = model_device(model)
+    parts = [model(torch.from_numpy(x_cat[i:i + batch_size]).to(device),
+                   torch.from_numpy(x_cont[i:i + batch_size]).to(device)).cpu()
              for i in range(0, len(x_cat), batch_size)]
     if not parts:
         return np.zeros((0, model.spec["out_dim"]), dtype=np.float32)
