@@ -7,6 +7,9 @@
    25% of movies are labeled (a fifth of them for validation), every other movie is the
    test set, several seeds; test macro-F1 of `catvec finetune` with its defaults (--auto)
    against the linear probe, kNN and scratch that `--compare` fits on the same split.
+3. Hash buckets on the 10% split: --hash-buckets N (own rows only for training movies, the
+   rest share N rows started from the mean of their vectors) against one row per movie:
+   embedding rows (memory) and test macro-F1.
 
 Writes benchmarks/movielens.md. Skips cleanly (exit 0, a message) when the data is absent.
 
@@ -32,6 +35,8 @@ OUT = REPO / "benchmarks" / "movielens.md"
 TEXT_DEFAULTS = dict(window=5, epochs=10, sample=1e-3, ns_exponent=0.75)
 FRACTIONS = (0.05, 0.10, 0.25)
 RUNS = ("defaults", "linear_probe", "knn", "scratch")
+BUCKETS = (2000, 200)
+BUCKET_FRACTION = 0.10
 NOTES = """## Reading the tables
 
 - 610 users give HR@10 a standard error of about 0.009: the two vector rows of the next-item
@@ -86,8 +91,9 @@ def genre_split(n: int, fraction: float, seed: int) -> np.ndarray:
     return np.where(val, "val", np.where(labeled, "train", "test"))
 
 
-def genre_scores(vectors: Path, table, fraction: float, seed: int, out: Path) -> dict[str, float]:
-    """Test macro-F1 of the defaults and of --compare's baselines on one split."""
+def genre_scores(vectors: Path, table, fraction: float, seed: int, out: Path, buckets: int = 0) -> dict:
+    """Test macro-F1 of the defaults and of --compare's baselines on one split (with
+    buckets > 0: of the defaults with that many hash buckets, no baselines)."""
     import polars as pl
 
     from catvec.base.config import FinetuneConfig
@@ -96,14 +102,19 @@ def genre_scores(vectors: Path, table, fraction: float, seed: int, out: Path) ->
     frame = table.with_columns(split=pl.Series(genre_split(table.height, fraction, seed)))
     cfg = FinetuneConfig(vectors=str(vectors), target="genre", cat_cols="movieId", cont_cols="",
                          pretrained_cols="movieId", task="multiclass", split_col="split", metric="macro_f1",
-                         compare=True, seed=seed, out=str(out), keep=1)
-    m = finetune(cfg, table=frame).metrics
-    return {"defaults": m["test"]["test_macro_f1"], "scratch": m["scratch"]["test"]["test_macro_f1"],
+                         compare=not buckets, seed=seed, out=str(out), keep=1,
+                         hash_buckets=f"movieId={buckets}" if buckets else "")
+    result = finetune(cfg, table=frame)
+    m = result.metrics
+    if buckets:
+        return {"defaults": m["test"]["test_macro_f1"], "rows": result.alignment["movieId"]["vocab_size"]}
+    return {"rows": result.alignment["movieId"]["vocab_size"], "defaults": m["test"]["test_macro_f1"],
+            "scratch": m["scratch"]["test"]["test_macro_f1"],
             **{name: b["best"]["test_macro_f1"] for name, b in m["baselines"].items()},
             "chosen": m.get("auto", {}).get("chosen")}
 
 
-def genres(tmp: Path, seeds: int) -> list[list]:
+def genres(tmp: Path, seeds: int) -> tuple:
     from catvec.pretraining.pipeline import pretrain
 
     vectors = pretrain(movielens_config(out=str(tmp / "full"))).path
@@ -113,6 +124,7 @@ def genres(tmp: Path, seeds: int) -> list[list]:
         for seed in range(seeds):
             t = time.perf_counter()
             found = genre_scores(vectors, table, fraction, seed, tmp / "ft")
+            scores.setdefault((fraction, "rows"), []).append(found["rows"])
             for run in RUNS:
                 scores.setdefault((fraction, run), []).append(found[run])
             chosen = found["chosen"] or {}
@@ -125,7 +137,21 @@ def genres(tmp: Path, seeds: int) -> list[list]:
         cells = [f"{mean[r]:.4f} ± {np.std(scores[(fraction, r)]):.4f}" for r in RUNS]
         rows.append([f"{fraction:.0%} ({int(round(fraction * table.height))} movies)", *cells,
                      f"{mean['defaults'] / mean['linear_probe']:.2f}x", f"{mean['defaults'] / mean['scratch']:.2f}x"])
-    return rows, table.height, table["genre"].n_unique()
+    return rows, table.height, table["genre"].n_unique(), bucket_rows(vectors, table, seeds, tmp, scores)
+
+
+def bucket_rows(vectors: Path, table, seeds: int, tmp: Path, scores: dict) -> list[list]:
+    """The memory / quality trade of hash buckets on the BUCKET_FRACTION split."""
+    exact_f1 = float(np.mean(scores[(BUCKET_FRACTION, "defaults")]))
+    exact_rows = float(np.mean(scores[(BUCKET_FRACTION, "rows")]))
+    rows = [["one row per movie", f"{exact_rows:,.0f}", "1.00", f"{exact_f1:.4f}", "1.00"]]
+    for n in BUCKETS:
+        found = [genre_scores(vectors, table, BUCKET_FRACTION, seed, tmp / "ft", buckets=n) for seed in range(seeds)]
+        f1, n_rows = float(np.mean([f["defaults"] for f in found])), float(np.mean([f["rows"] for f in found]))
+        print(f"  buckets {n}: rows {n_rows:.0f}, macro-F1 {f1:.4f}", file=sys.stderr, flush=True)
+        rows.append([f"--hash-buckets {n}", f"{n_rows:,.0f}", f"{n_rows / exact_rows:.2f}", f"{f1:.4f}",
+                     f"{f1 / exact_f1:.2f}"])
+    return rows
 
 
 def main(argv=None) -> int:
@@ -148,13 +174,19 @@ def main(argv=None) -> int:
                  f"rated before excluded; query = the last rated movie.", "",
                  *markdown_table(["ranker", "HR@10", "NDCG@10"], rows), ""]
         if not args.skip_genres:
-            g_rows, n_movies, n_genres = genres(tmp, args.seeds)
+            g_rows, n_movies, n_genres, b_rows = genres(tmp, args.seeds)
             lines += ["## Genre from movieId alone", "",
                       f"{n_movies} rated movies, label = first listed genre ({n_genres} classes); a share of the "
                       f"movies is labeled (four fifths train, one fifth validation), every other movie is the "
                       f"test set. Macro-F1 on the test set, mean ± std over {args.seeds} seed(s); vectors "
                       f"pretrained on all ratings with catvec's defaults.", "",
-                      *markdown_table(["labeled", *RUNS, "defaults / probe", "defaults / scratch"], g_rows), ""]
+                      *markdown_table(["labeled", *RUNS, "defaults / probe", "defaults / scratch"], g_rows), "",
+                      "## Hash buckets (10% labeled)", "",
+                      f"The same {BUCKET_FRACTION:.0%} splits and defaults; with --hash-buckets only the training "
+                      f"movies keep a row and every other movie (the test movies included) shares a bucket started "
+                      f"from the mean vector of the movies hashed into it. Embedding rows and test macro-F1, mean "
+                      f"over {args.seeds} seed(s).", "",
+                      *markdown_table(["embedding", "rows", "memory vs exact", "macro-F1", "vs exact"], b_rows), ""]
         lines += [NOTES, f"Run time: {time.perf_counter() - started:.0f}s."]
     OUT.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))

@@ -45,3 +45,12 @@ def write_inputs(tmp_path: Path, n: int = 400):
     table = tmp_path / "labels.csv"
     labeled_rows(n).to_csv(table, index=False)
     return vectors_dir, table
+
+
+def finetune_config(inputs, out, **settings):
+    """A validated FinetuneConfig on write_inputs' weight dir and table, writing to `out`."""
+    from catvec.base.config import FinetuneConfig, build_config
+
+    vectors_dir, table = inputs
+    return build_config(FinetuneConfig, **{"vectors": str(vectors_dir), "table": str(table), "out": str(out),
+                                           **settings})

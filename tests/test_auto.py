@@ -5,24 +5,20 @@ import json
 import numpy as np
 import pytest
 
-from catvec.base.config import FinetuneConfig, build_config
+from catvec.base.config import FinetuneConfig
 from catvec.base.errors import CatvecError
 from catvec.finetuning.auto import auto_enabled, candidates, explicit
 from catvec.finetuning.pipeline import finetune
 from catvec.finetuning.predict import predict
-from ftdata import write_inputs
+from ftdata import finetune_config
 
 
-@pytest.fixture
-def inputs(tmp_path):
-    return write_inputs(tmp_path)
+BASE = dict(target="segment", cat_cols="item_id", cont_cols="x", epochs=3, batch_size=64, seed=3,
+            group_col="item_id")
 
 
 def config(tmp_path, inputs, **extra):
-    vectors_dir, table = inputs
-    base = dict(vectors=str(vectors_dir), table=str(table), target="segment", cat_cols="item_id",
-                cont_cols="x", out=str(tmp_path / "models"), epochs=3, batch_size=64, seed=3, group_col="item_id")
-    return build_config(FinetuneConfig, **{**base, **extra})
+    return finetune_config(inputs, tmp_path / "models", **{**BASE, **extra})
 
 
 def test_candidates_search_head_mode_and_regularisation_unless_given():

@@ -7,25 +7,19 @@ import polars as pl
 import pytest
 import torch
 
-from catvec.base.config import FinetuneConfig, build_config
 from catvec.base.errors import CatvecError
 from catvec.finetuning.labeled import balanced_weights
 from catvec.finetuning.pipeline import finetune
 from catvec.finetuning.training import loss_fn
-from ftdata import labeled_rows, write_inputs
+from ftdata import finetune_config, labeled_rows
 
 
-@pytest.fixture
-def inputs(tmp_path):
-    return write_inputs(tmp_path)
+BASE = dict(target="segment", cat_cols="item_id,color", cont_cols="x", epochs=3, batch_size=64, hidden="16", seed=3,
+            group_col="item_id", compare=True)
 
 
 def config(tmp_path, inputs, **extra):
-    vectors_dir, table = inputs
-    base = dict(vectors=str(vectors_dir), table=str(table), target="segment", cat_cols="item_id,color",
-                cont_cols="x", out=str(tmp_path / "models"), epochs=3, batch_size=64, hidden="16", seed=3,
-                group_col="item_id", compare=True)
-    return build_config(FinetuneConfig, **{**base, **extra})
+    return finetune_config(inputs, tmp_path / "models", **{**BASE, **extra})
 
 
 def test_compare_stores_a_linear_probe_and_knn_beside_scratch(tmp_path, inputs):

@@ -7,12 +7,6 @@ from catvec.base.errors import CatvecError
 from catvec.cli.main import main
 from catvec.finetuning.device import model_device, resolve_device
 from catvec.finetuning.modeldir import load_model
-from ftdata import write_inputs
-
-
-@pytest.fixture
-def inputs(tmp_path):
-    return write_inputs(tmp_path)
 
 
 def args(inputs, out, *extra):

@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 import torch
 
-from catvec.base.config import FinetuneConfig, build_config
 from catvec.finetuning.pipeline import (FinetuneRun, align_columns, assign_roles, build_vocabs, export_model,
                                         finetune, load_pretrained, load_table, prepare_data, train_model)
 from catvec.finetuning.predict import predict
@@ -19,20 +18,16 @@ from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
 from catvec.finetuning.modeldir import load_model
 from catvec.finetuning.labeled import feature_arrays
 from catvec.finetuning.training import predict_output
-from ftdata import write_inputs
+from ftdata import finetune_config
 
 
-@pytest.fixture
-def inputs(tmp_path):
-    return write_inputs(tmp_path)
+# these tests are about one fit; --auto has its own (test_auto.py)
+BASE = dict(target="y", cat_cols="item_id,color", cont_cols="x", epochs=4, batch_size=64, hidden="16", seed=3,
+            auto="off")
 
 
 def config(tmp_path, inputs, **extra):
-    vectors_dir, table = inputs
-    base = dict(vectors=str(vectors_dir), table=str(table), target="y", cat_cols="item_id,color",
-                cont_cols="x", out=str(tmp_path / "models"), epochs=4, batch_size=64, hidden="16", seed=3,
-                auto="off")  # these tests are about one fit; --auto has its own (test_auto.py)
-    return build_config(FinetuneConfig, **{**base, **extra})
+    return finetune_config(inputs, tmp_path / "models", **{**BASE, **extra})
 
 
 def test_embedding_size_rules():

@@ -270,6 +270,9 @@ class FinetuneConfig:
                                 "train) or scratch (random init, the baseline)")
     normalize: str = opt("none", "pretrained rows as model inputs: none, or unit (each row scaled to length 1)")
     oov_init: str = opt("normal", "rows without a pretrained vector: normal (pretrained mean and std), mean, zeros")
+    hash_buckets: str = opt("", "N shared hashed rows for each categorical column's rare and unseen keys "
+                                "(N, or COL=N comma list); empty = every key its own row")
+    min_freq: int = opt(1, "with hash_buckets: keys in fewer training rows than this share the hashed rows")
     labeled_only: bool = opt(False, "vocab of labeled values only (default: also every pretrained key)")
     emb_size_rule: str = opt("fastai", "size of embeddings without vectors: fastai (1.6*n^0.56) or half (min(50, n/2))")
     emb_dims: str = opt("", "override embedding sizes: COL=DIM, comma list")
@@ -310,7 +313,7 @@ class FinetuneConfig:
         for name in ("weight_decay", "emb_l2", "min_coverage"):
             if getattr(self, name) < 0:
                 raise CatvecError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("epochs", "patience"):
+        for name in ("epochs", "patience", "min_freq"):
             _at_least(name, getattr(self, name), 1)
         _at_least("batch_size", self.batch_size, 2)
         for name in ("unfreeze_after", "keep", "threads"):
@@ -338,6 +341,7 @@ class FinetuneConfig:
         if not self.out:
             raise CatvecError("out must name an output directory")
         self.hidden_sizes
+        self.hash_bucket_map
         self.emb_dim_overrides
         self.pretrained_map
         return self
@@ -351,6 +355,23 @@ class FinetuneConfig:
         if any(s < 1 for s in sizes):
             raise CatvecError(f"hidden: layer sizes must be >= 1; got {self.hidden!r}")
         return sizes
+
+    @property
+    def hash_bucket_map(self) -> dict[str, int]:
+        """column -> bucket count; the key '' means every categorical column."""
+        out = {}
+        for part in comma_list(self.hash_buckets):
+            col, _, n = part.rpartition("=")
+            try:
+                count = int(n)
+            except ValueError:
+                raise CatvecError(f"hash_buckets: expected N or COL=N items like 1000 or item_id=1000; "
+                                  f"got {part!r}") from None
+            if count < 1:
+                raise CatvecError(f"hash_buckets: the number of buckets must be >= 1, got {count} in {part!r}; "
+                                  f"leave hash_buckets empty for one row per key")
+            out[col.strip()] = count
+        return out
 
     @property
     def emb_dim_overrides(self) -> dict[str, int]:

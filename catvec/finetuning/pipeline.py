@@ -122,21 +122,31 @@ def assign_roles(run: FinetuneRun):
 
 @step(name="build-vocabs")
 def build_vocabs(run: FinetuneRun) -> dict:
-    """One Vocab per categorical column: table values (+ pretrained keys unless labeled_only)."""
+    """One Vocab per categorical column: table values (+ pretrained keys unless labeled_only);
+    with hash buckets, the keys of at least min_freq training rows, then the buckets."""
+    from catvec.finetuning.labeled import split_rows, test_rows
     from catvec.finetuning.vocab import build_vocab
 
+    cfg, frame = run.cfg, run.labeled.frame
+    buckets = cfg.hash_bucket_map
     vocabs = {}
     for col in run.roles.cat_cols:
+        n = buckets.get(col, buckets.get("", 0))
+        if n:   # own rows only for keys of the training rows: validation and test keys count as unseen
+            trained = ~split_rows(frame, cfg.val_fraction, cfg.seed, cfg.split_col, cfg.group_col,
+                                  run.labeled.name) & ~test_rows(frame, cfg.split_col)
+            vocabs[col] = build_vocab(frame[col].filter(trained), buckets=n, min_freq=cfg.min_freq)
+            continue
         source = run.vectors.get(run.roles.pretrained.get(col)) if col in run.roles.pretrained else None
-        keys = source.keys if source is not None and not run.cfg.labeled_only else None
-        vocabs[col] = build_vocab(run.labeled.frame[col], keys)
+        keys = source.keys if source is not None and not cfg.labeled_only else None
+        vocabs[col] = build_vocab(frame[col], keys)
     return vocabs
 
 
 @step(name="align")
 def align_columns(run: FinetuneRun) -> dict:
     """Initial matrices of the pretrained columns, with their AlignmentReports."""
-    from catvec.finetuning.align import align, source_rows
+    from catvec.finetuning.align import align, fill_buckets, source_rows
 
     cfg, frame = run.cfg, run.labeled.frame
     dims = cfg.emb_dim_overrides
@@ -146,8 +156,10 @@ def align_columns(run: FinetuneRun) -> dict:
         matrix, report = align(vectors, vocab, cfg.oov_init, vocab.counts(frame[col]), dim=dims.get(col),
                                seed=cfg.seed + i, name=f"{run.labeled.name}: column {col!r}",
                                min_row_coverage=cfg.min_coverage)
-        log.info("%s: %s", col, report.summary())
         mask = source_rows(vectors, vocab) >= 0                      # (len(vocab),), <unk> False
+        if vocab.buckets:
+            fill_buckets(matrix, mask, vectors, vocab, report)
+        log.info("%s: %s", col, report.summary())
         aligned[col] = Aligned(matrix, mask, report)
     return aligned
 

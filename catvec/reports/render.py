@@ -170,7 +170,9 @@ def alignment_lines(alignment: dict) -> list[str]:
         rows = f", {rep['row_coverage']:.1%} of rows" if rep.get("row_coverage") is not None else ""
         lines.append(f"{col}: {rep['hits']}/{rep['vocab_size']} vocab entries have a pretrained vector, "
                      f"{rep['table_value_hits']}/{rep['table_values']} table values{rows}; "
-                     f"{rep['pretrained_not_in_table']} pretrained keys have no label; OOV init {rep['oov_init']}")
+                     f"{rep['pretrained_not_in_table']} pretrained keys have no label; OOV init {rep['oov_init']}"
+                     + (f"; {rep['bucket_hits']}/{rep['hash_buckets']} hash buckets start from pretrained means"
+                        if rep.get("hash_buckets") else ""))
     return lines
 
 
