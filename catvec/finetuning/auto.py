@@ -93,3 +93,20 @@ def candidates(cfg: FinetuneConfig, train_rows: int = AUTO_MAX_ROWS, n_classes: 
 def describe(cfg: FinetuneConfig) -> dict:
     """The searched settings of one candidate, for metrics.json."""
     return {name: getattr(cfg, name) for name in SEARCHED}
+
+
+def search(cfg: FinetuneConfig, metric: str, train_rows: int, n_classes: int, train):
+    """Fit every candidate with train(i, candidate) -> FitResult; keep the best on `metric`.
+    -> (chosen config, its FitResult, the record for metrics.json)."""
+    from catvec.finetuning.training import improves
+
+    tried, best = [], None
+    for i, candidate in enumerate(candidates(cfg, train_rows, n_classes)):
+        fit = train(i, candidate)
+        row = next(r for r in fit.history if r["epoch"] == fit.best_epoch)
+        tried.append({"settings": describe(candidate), "score": row[metric], "best_epoch": fit.best_epoch,
+                      "val_loss": row["val_loss"], **(fit.test or {})})
+        if best is None or improves(row[metric], best[2], metric):
+            best = (candidate, fit, row[metric])
+    log.info("auto: chose %s", describe(best[0]))
+    return best[0], best[1], {"metric": metric, "chosen": describe(best[0]), "candidates": tried}

@@ -200,7 +200,7 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
     from catvec.finetuning.baselines import unit_rows
     from catvec.finetuning.device import resolve_device
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
-    from catvec.finetuning.training import evaluate, fit, fit_full_batch
+    from catvec.finetuning.training import evaluate, fit, fit_full_batch, with_class_weights
 
     cfg = cfg or run.cfg
     roles, vocabs, aligned, prepared = run.roles, run.vocabs, run.aligned, run.prepared
@@ -227,7 +227,7 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
     torch.set_num_threads(1 if cfg.exact else cfg.threads or (1 if rows < 200_000 else os.cpu_count() or 1))
     torch.use_deterministic_algorithms(deterministic or cfg.exact)
     try:
-        data = weighted(prepared.data, cfg)
+        data = with_class_weights(prepared.data, cfg.class_weight)
         device = resolve_device(cfg.device)
         if cfg.solver == "lbfgs":
             result = fit_full_batch(model, data, cfg, on_epoch, device)
@@ -247,20 +247,13 @@ def fit_baselines(run: FinetuneRun) -> list:
     """Linear probe and kNN on the frozen pretrained vectors (none without pretrained columns)."""
     from catvec.finetuning.baselines import features, knn, linear_probe
     from catvec.finetuning.metrics import main_metric
+    from catvec.finetuning.training import with_class_weights
 
     if not run.aligned:
         return []
-    data, metric = weighted(run.prepared.data, run.cfg), main_metric(run.roles.task, run.cfg.metric)
+    data, metric = with_class_weights(run.prepared.data, run.cfg.class_weight), main_metric(run.roles.task, run.cfg.metric)
     feats = features(run)
     return [linear_probe(feats, data, metric), knn(feats, data, metric)]
-
-
-def weighted(data, cfg):
-    """The training data with the class weights cfg.class_weight asks for (balanced or none)."""
-    from catvec.finetuning.labeled import balanced_weights
-
-    balanced = cfg.class_weight == "balanced" and data.task != "regression"
-    return dataclasses.replace(data, class_weights=balanced_weights(data.y[0], data.n_classes) if balanced else None)
 
 
 @step(name="export")
@@ -342,29 +335,21 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
 def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
     """The main fit (or the --auto search, which replaces run.cfg by the chosen settings),
     then with --compare the scratch run and the baselines, all on the same split."""
-    from catvec.finetuning.auto import auto_enabled, candidates, describe
+    from catvec.finetuning.auto import auto_enabled, search
     from catvec.finetuning.metrics import main_metric
-    from catvec.finetuning.training import improves
 
     def report(label):
         return (lambda e, t, info: on_epoch(label, e, t, info)) if on_epoch else None
 
     cfg, data = run.cfg, run.prepared.data
     if auto_enabled(cfg, len(data.y[0])):
-        metric = main_metric(run.roles.task, cfg.metric)
-        tried, best = [], None
-        for i, candidate in enumerate(candidates(cfg, len(data.y[0]), data.n_classes)):
+        def train(i, candidate):
             label = f"{candidate.mode} {'mlp' if candidate.hidden else 'linear'} #{i + 1}"
-            fit = train_model(run, candidate.mode, checkpoints / f"auto-{i}", report(label), cfg=candidate)
-            score = next(r for r in fit.history if r["epoch"] == fit.best_epoch)[metric]
-            tried.append({"settings": describe(candidate), "score": score, "best_epoch": fit.best_epoch,
-                          "val_loss": next(r for r in fit.history if r["epoch"] == fit.best_epoch)["val_loss"],
-                          **(fit.test or {})})
-            if best is None or improves(score, best[2], metric):
-                best = (candidate, fit, score)
-        run.cfg, run.fits[best[0].mode] = best[0], best[1]
-        run.auto = {"metric": metric, "chosen": describe(best[0]), "candidates": tried}
-        log.info("auto: chose %s", run.auto["chosen"])
+            return train_model(run, candidate.mode, checkpoints / f"auto-{i}", report(label), cfg=candidate)
+
+        chosen, fit, run.auto = search(cfg, main_metric(run.roles.task, cfg.metric), len(data.y[0]),
+                                       data.n_classes, train)
+        run.cfg, run.fits[chosen.mode] = chosen, fit
     else:
         run.fits[cfg.mode] = train_model(run, cfg.mode, checkpoints / cfg.mode, report(cfg.mode))
     if cfg.compare and run.cfg.mode != "scratch":  # the baseline trains with the settings asked for

@@ -49,6 +49,16 @@ class TrainData:
         return len(self.y) > 2 and len(self.y[2]) > 0
 
 
+def with_class_weights(data: TrainData, class_weight: str) -> TrainData:
+    """The data with the loss weights `class_weight` asks for: balanced (classes) or none."""
+    import dataclasses
+
+    from catvec.finetuning.labeled import balanced_weights
+
+    balanced = class_weight == "balanced" and data.task != "regression"
+    return dataclasses.replace(data, class_weights=balanced_weights(data.y[0], data.n_classes) if balanced else None)
+
+
 @dataclass
 class FitResult:
     model: TabularEmbeddingModel       # with the best epoch's weights
