@@ -100,7 +100,7 @@ def align(vectors, vocab, oov_init: str = "normal", counts=None, *, dim: int | N
         pretrained_keys=len(vectors), pretrained_unused=len(vectors) - n_hits,
         miss_examples=[vocab.index_to_key[i] for i in np.flatnonzero(~hit)[1:6]])
     if counts is not None:
-        _add_traffic(report, np.asarray(counts, dtype=np.int64), hit, name, min_row_coverage)
+        add_traffic(report, np.asarray(counts, dtype=np.int64), hit, name, min_row_coverage)
     return matrix, report
 
 
@@ -156,8 +156,9 @@ def _oov_rows(source: np.ndarray, n: int, oov_init: str, seed: int) -> np.ndarra
     return rows
 
 
-def _add_traffic(report: AlignmentReport, counts: np.ndarray, hit: np.ndarray, name: str,
-                 min_row_coverage: float) -> None:
+def add_traffic(report: AlignmentReport, counts: np.ndarray, hit: np.ndarray, name: str,
+                min_row_coverage: float) -> None:
+    """Traffic-weighted coverage into `report`: rows and values whose entry is a hit."""
     if counts.shape != hit.shape:
         raise ValueError(f"counts has shape {counts.shape}, expected {hit.shape}")
     present = counts > 0

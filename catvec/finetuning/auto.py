@@ -18,7 +18,8 @@ Every candidate uses unit-normalised pretrained rows, and class-balanced loss wh
 metric is macro_f1; the MLPs train up to 100 epochs with patience 20 and stop as any run
 does (on --metric when one is named, else on the validation loss). A flag given explicitly (a value other
 than its default) wins: that axis is not searched. `auto` (the default) searches only when
-the training split has fewer than AUTO_MAX_ROWS rows; `on` always, `off` never.
+the training split has fewer than AUTO_MAX_ROWS rows; `on` always, `off` never; never
+without a pretrained column or in scratch mode.
 
 The candidates and the choice are recorded in metrics.json ("auto") and report.md.
 """

@@ -146,19 +146,21 @@ def build_vocabs(run: FinetuneRun) -> dict:
 @step(name="align")
 def align_columns(run: FinetuneRun) -> dict:
     """Initial matrices of the pretrained columns, with their AlignmentReports."""
-    from catvec.finetuning.align import align, fill_buckets, source_rows
+    from catvec.finetuning.align import add_traffic, align, fill_buckets, source_rows
 
     cfg, frame = run.cfg, run.labeled.frame
     dims = cfg.emb_dim_overrides
     aligned = {}
     for i, (col, vectors_dir) in enumerate(run.roles.pretrained.items()):
         vocab, vectors = run.vocabs[col], run.vectors[vectors_dir]
-        matrix, report = align(vectors, vocab, cfg.oov_init, vocab.counts(frame[col]), dim=dims.get(col),
-                               seed=cfg.seed + i, name=f"{run.labeled.name}: column {col!r}",
-                               min_row_coverage=cfg.min_coverage)
+        counts, name = vocab.counts(frame[col]), f"{run.labeled.name}: column {col!r}"
+        # with buckets, coverage is counted once the bucket rows have their pretrained means
+        matrix, report = align(vectors, vocab, cfg.oov_init, None if vocab.buckets else counts, dim=dims.get(col),
+                               seed=cfg.seed + i, name=name, min_row_coverage=cfg.min_coverage)
         mask = source_rows(vectors, vocab) >= 0                      # (len(vocab),), <unk> False
         if vocab.buckets:
             fill_buckets(matrix, mask, vectors, vocab, report)
+            add_traffic(report, counts, mask, name, cfg.min_coverage)
         log.info("%s: %s", col, report.summary())
         aligned[col] = Aligned(matrix, mask, report)
     return aligned
@@ -342,7 +344,7 @@ def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
         return (lambda e, t, info: on_epoch(label, e, t, info)) if on_epoch else None
 
     cfg, data = run.cfg, run.prepared.data
-    if auto_enabled(cfg, len(data.y[0])):
+    if run.aligned and auto_enabled(cfg, len(data.y[0])):   # nothing to choose without vectors
         def train(i, candidate):
             label = f"{candidate.mode} {'mlp' if candidate.hidden else 'linear'} #{i + 1}"
             return train_model(run, candidate.mode, checkpoints / f"auto-{i}", report(label), cfg=candidate)
