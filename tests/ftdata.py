@@ -47,10 +47,9 @@ def write_inputs(tmp_path: Path, n: int = 400):
     return vectors_dir, table
 
 
-def finetune_config(inputs, out, **settings):
-    """A validated FinetuneConfig on write_inputs' weight dir and table, writing to `out`."""
+def finetune_config(inputs, **settings):
+    """A validated FinetuneConfig on write_inputs' weight dir and table (settings win)."""
     from catvec.base.config import FinetuneConfig, build_config
 
     vectors_dir, table = inputs
-    return build_config(FinetuneConfig, **{"vectors": str(vectors_dir), "table": str(table), "out": str(out),
-                                           **settings})
+    return build_config(FinetuneConfig, **{"vectors": str(vectors_dir), "table": str(table), **settings})

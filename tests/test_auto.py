@@ -18,7 +18,7 @@ BASE = dict(target="segment", cat_cols="item_id", cont_cols="x", epochs=3, batch
 
 
 def config(tmp_path, inputs, **extra):
-    return finetune_config(inputs, tmp_path / "models", **{**BASE, **extra})
+    return finetune_config(inputs, **{"out": str(tmp_path / "models"), **BASE, **extra})
 
 
 def test_candidates_search_head_mode_and_regularisation_unless_given():

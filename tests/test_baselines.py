@@ -19,7 +19,7 @@ BASE = dict(target="segment", cat_cols="item_id,color", cont_cols="x", epochs=3,
 
 
 def config(tmp_path, inputs, **extra):
-    return finetune_config(inputs, tmp_path / "models", **{**BASE, **extra})
+    return finetune_config(inputs, **{"out": str(tmp_path / "models"), **BASE, **extra})
 
 
 def test_compare_stores_a_linear_probe_and_knn_beside_scratch(tmp_path, inputs):

@@ -21,7 +21,7 @@ BASE = dict(target="y", cat_cols="item_id", cont_cols="x", epochs=3, batch_size=
 
 
 def config(tmp_path, inputs, **extra):
-    return finetune_config(inputs, tmp_path / "models", **{**BASE, **extra})
+    return finetune_config(inputs, **{"out": str(tmp_path / "models"), **BASE, **extra})
 
 
 def test_buckets_do_not_depend_on_the_process_hash_seed():

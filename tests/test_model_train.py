@@ -27,7 +27,7 @@ BASE = dict(target="y", cat_cols="item_id,color", cont_cols="x", epochs=4, batch
 
 
 def config(tmp_path, inputs, **extra):
-    return finetune_config(inputs, tmp_path / "models", **{**BASE, **extra})
+    return finetune_config(inputs, **{"out": str(tmp_path / "models"), **BASE, **extra})
 
 
 def test_embedding_size_rules():
