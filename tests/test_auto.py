@@ -24,7 +24,7 @@ def config(tmp_path, inputs, **extra):
 def test_candidates_search_head_mode_and_regularisation_unless_given():
     few = candidates(FinetuneConfig(), train_rows=100, n_classes=6)
     assert [(c.hidden, c.solver, c.mode) for c in few] == [("", "lbfgs", "frozen")] * 3
-    assert sorted(c.weight_decay for c in few) == [1e-4, 1e-3, 1e-2]
+    assert sorted(c.weight_decay for c in few) == [1e-5, 1e-4, 1e-3]
     many = candidates(FinetuneConfig(metric="macro_f1"), train_rows=5000, n_classes=6)
     assert {(c.hidden, c.mode) for c in many} == {("", "frozen"), ("128,64", "frozen"), ("128,64", "finetune")}
     assert {c.dropout for c in many if c.hidden} == {0.1, 0.3}

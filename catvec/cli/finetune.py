@@ -15,6 +15,8 @@ FINETUNE_EXAMPLE = """examples:
   catvec finetune --table labels.parquet --target churned --pretrained-cols merchant=vectors/latest \\
       --mode partial --unfreeze-after 3
   catvec finetune --config finetune.toml --embedding-lr 0.003   # flags override the file
+  catvec finetune --table labels.csv --target genre --metric macro_f1 --compare   # --auto picks the model
+  catvec finetune --table clicks.parquet --target clicked --hash-buckets item_id=100000 --device cuda
 """
 
 PREDICT_EXAMPLE = """examples:

@@ -5,7 +5,7 @@ memorises the training rows; with many labels fine-tuning and the MLP pay off. R
 one default for both, `--auto` trains a few candidates on the same split and keeps the one
 with the best validation score on the main metric (`--metric`, else the task's own):
 
-    linear head, frozen, full-batch L-BFGS, L2 (weight_decay) 1e-4 | 1e-3 | 1e-2
+    linear head, frozen, full-batch L-BFGS, L2 (weight_decay) 1e-5 | 1e-4 | 1e-3
     MLP (--hidden default 128,64), dropout 0.1 | 0.3, frozen | finetune, AdamW
         (only from MLP_MIN_ROWS training rows, for classes MLP_MIN_PER_CLASS per class)
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 AUTO_MAX_ROWS = 20_000
 MLP_MIN_ROWS = 500
 MLP_MIN_PER_CLASS = 30
-LINEAR_L2 = (1e-4, 1e-3, 1e-2)
+LINEAR_L2 = (1e-5, 1e-4, 1e-3)
 # the common settings of every candidate, unless given explicitly
 COMMON = {"normalize": "unit", "epochs": 100, "patience": 20}
 SEARCHED = ("hidden", "mode", "solver", "dropout", "weight_decay", "normalize", "epochs", "patience",

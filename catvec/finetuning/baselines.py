@@ -23,7 +23,7 @@ import torch
 
 from catvec.finetuning.training import improves, loss_fn, output_metrics
 
-PROBE_L2 = (1e-4, 1e-3, 1e-2, 1e-1)
+PROBE_L2 = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 KNN_K = (1, 5, 10, 25)
 
 
