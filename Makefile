@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/catvec finetune --vectors artifacts/latest --table data/labels.csv --target spend \
 		--cat-cols item_id,channel --cont-cols price,quantity --group-col item_id --compare --out models
 	$(BIN)/catvec predict --model models/latest --table data/labels.csv --out models/predictions.csv
+	$(BIN)/python examples/own_model.py --vectors artifacts/latest
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

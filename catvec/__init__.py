@@ -21,6 +21,9 @@ _LAZY = {
     "finetune": "catvec.finetuning.pipeline",
     "predict": "catvec.finetuning.predict",
     "load_model": "catvec.finetuning.modeldir",
+    "embedding": "catvec.finetuning.own_model",
+    "param_groups": "catvec.finetuning.own_model",
+    "PretrainedEmbedding": "catvec.finetuning.embedding",
 }
 
 __all__ = ["__version__", *_LAZY]

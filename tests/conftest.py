@@ -32,6 +32,14 @@ def sample_items() -> Path:
 
 
 @pytest.fixture
+def inputs(tmp_path):
+    """(weight dir, labels.csv) of the finetune tests' seeded data (tests/ftdata.py)."""
+    from ftdata import write_inputs
+
+    return write_inputs(tmp_path)
+
+
+@pytest.fixture
 def write_csv(tmp_path):
     """write_csv("name.csv", "a,b\\n1,2\\n") -> Path, bytes written exactly as given."""
 

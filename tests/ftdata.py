@@ -45,3 +45,11 @@ def write_inputs(tmp_path: Path, n: int = 400):
     table = tmp_path / "labels.csv"
     labeled_rows(n).to_csv(table, index=False)
     return vectors_dir, table
+
+
+def finetune_config(inputs, **settings):
+    """A validated FinetuneConfig on write_inputs' weight dir and table (settings win)."""
+    from catvec.base.config import FinetuneConfig, build_config
+
+    vectors_dir, table = inputs
+    return build_config(FinetuneConfig, **{"vectors": str(vectors_dir), "table": str(table), **settings})

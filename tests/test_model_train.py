@@ -11,7 +11,6 @@ import polars as pl
 import pytest
 import torch
 
-from catvec.base.config import FinetuneConfig, build_config
 from catvec.finetuning.pipeline import (FinetuneRun, align_columns, assign_roles, build_vocabs, export_model,
                                         finetune, load_pretrained, load_table, prepare_data, train_model)
 from catvec.finetuning.predict import predict
@@ -19,19 +18,16 @@ from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
 from catvec.finetuning.modeldir import load_model
 from catvec.finetuning.labeled import feature_arrays
 from catvec.finetuning.training import predict_output
-from ftdata import write_inputs
+from ftdata import finetune_config
 
 
-@pytest.fixture
-def inputs(tmp_path):
-    return write_inputs(tmp_path)
+# these tests are about one fit; --auto has its own (test_auto.py)
+BASE = dict(target="y", cat_cols="item_id,color", cont_cols="x", epochs=4, batch_size=64, hidden="16", seed=3,
+            auto="off")
 
 
 def config(tmp_path, inputs, **extra):
-    vectors_dir, table = inputs
-    base = dict(vectors=str(vectors_dir), table=str(table), target="y", cat_cols="item_id,color",
-                cont_cols="x", out=str(tmp_path / "models"), epochs=4, batch_size=64, hidden="16", seed=3)
-    return build_config(FinetuneConfig, **{**base, **extra})
+    return finetune_config(inputs, **{"out": str(tmp_path / "models"), **BASE, **extra})
 
 
 def test_embedding_size_rules():
@@ -178,8 +174,8 @@ def test_split_by_column_and_by_group():
     is_val = split_rows(frame, 0.5, 0, group_col="g")
     groups = frame["g"].to_numpy()
     assert is_val.sum() == 4 and all(len(set(is_val[groups == g])) == 1 for g in "abcd")
-    with pytest.raises(CatvecError, match="split column 's' holds 'test'"):
-        split_rows(frame.with_columns(pl.lit("test").alias("s")), 0.5, 0, split_col="s")
+    with pytest.raises(CatvecError, match="split column 's' holds 'holdout'"):
+        split_rows(frame.with_columns(pl.lit("holdout").alias("s")), 0.5, 0, split_col="s")
 
 
 def test_metrics_against_hand_computed_values():
@@ -200,3 +196,14 @@ def test_exported_rows_of_a_fixed_layer_equal_the_pretrained_vectors(tmp_path, i
     exported = load_vectors(result.path / "embeddings" / "item_id")
     source = load_vectors(inputs[0])
     assert all(exported[k].tobytes() == source[k].tobytes() for k in source.keys)
+
+
+def test_unit_normalised_inputs_are_the_pretrained_rows_scaled_to_length_one(tmp_path, inputs):
+    from catvec.base.vectors import load_vectors
+    from catvec.finetuning.baselines import unit_rows
+
+    result = finetune(config(tmp_path, inputs, mode="frozen", normalize="unit", epochs=2))
+    exported = load_vectors(result.path / "embeddings" / "item_id")
+    source = load_vectors(inputs[0])
+    expected = unit_rows(source.matrix)
+    assert all(exported[k].tobytes() == expected[i].tobytes() for i, k in enumerate(source.keys))

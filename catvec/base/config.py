@@ -299,9 +299,15 @@ class FinetuneConfig:
     split_col: str = opt("", "column of train / val values that decides the split instead")
     group_col: str = opt("", "keep all rows of a value of this column on one side of the split")
     # model
+    auto: str = opt("auto", "pick head, mode and regularisation on validation: on, off, or auto = on when "
+                            "the training split has under 20,000 rows; flags given explicitly win")
     mode: str = opt("finetune", "pretrained rows: frozen, finetune, partial (only rows without a vector "
                                 "train) or scratch (random init, the baseline)")
+    normalize: str = opt("none", "pretrained rows as model inputs: none, or unit (each row scaled to length 1)")
     oov_init: str = opt("normal", "rows without a pretrained vector: normal (pretrained mean and std), mean, zeros")
+    hash_buckets: str = opt("", "N shared hashed rows for each categorical column's rare and unseen keys "
+                                "(N, or COL=N comma list); empty = every key its own row")
+    min_freq: int = opt(1, "with hash_buckets: keys in fewer training rows than this share the hashed rows")
     labeled_only: bool = opt(False, "vocab of labeled values only (default: also every pretrained key)")
     emb_size_rule: str = opt("fastai", "size of embeddings without vectors: fastai (1.6*n^0.56) or half (min(50, n/2))")
     emb_dims: str = opt("", "override embedding sizes: COL=DIM, comma list")
@@ -314,15 +320,22 @@ class FinetuneConfig:
     lr: float = opt(0.003, "learning rate of the MLP (and of randomly initialised embedding rows)")
     embedding_lr: float = opt(0.0001, "learning rate of pretrained embedding rows in finetune mode")
     weight_decay: float = opt(1e-4, "AdamW weight decay of the MLP weights (never of embeddings)")
+    solver: str = opt("adam", "adam (mini-batches over epochs) or lbfgs (full batch to convergence; linear head "
+                              "only, --hidden '', with --weight-decay as the head's L2 penalty; small tables)")
     epochs: int = opt(30, "most passes over the training rows")
     batch_size: int = opt(128, "rows per step")
     patience: int = opt(5, "stop after this many epochs without a better validation loss")
     unfreeze_after: int = opt(0, "frozen / partial: make every row trainable after this many epochs (0 = never)")
     sparse: bool = opt(False, "sparse embedding gradients with SparseAdam (very large vocabularies)")
+    device: str = opt("auto", "where to train: auto (CUDA when torch sees a device), cpu or cuda")
     seed: int = opt(0, "random seed (split, init, shuffling, dropout)")
     exact: bool = opt(False, "deterministic: one thread and deterministic torch algorithms")
     threads: int = opt(0, "torch threads (0 = 1 for tables under 200,000 rows, else all cores)")
-    compare: bool = opt(False, "also train the scratch baseline on the same split and report both")
+    compare: bool = opt(False, "also train the scratch baseline and fit a linear probe and kNN on the frozen "
+                               "vectors, on the same split, and report them all")
+    metric: str = opt("", "validation metric that early stopping and comparisons read (rmse, mae, auc, "
+                          "accuracy, macro_f1, log_loss); empty = the task's main one, stopping on val_loss")
+    class_weight: str = opt("none", "none, or balanced: weight each class's loss by rows / (classes * its rows)")
     resume: bool = opt(False, "continue from the last checkpoint of an interrupted run with the same inputs")
     min_coverage: float = opt(0.5, "warn when fewer table rows than this have a pretrained vector")
     keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
@@ -335,7 +348,7 @@ class FinetuneConfig:
         for name in ("weight_decay", "emb_l2", "min_coverage"):
             if getattr(self, name) < 0:
                 raise CatvecError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("epochs", "patience"):
+        for name in ("epochs", "patience", "min_freq"):
             _at_least(name, getattr(self, name), 1)
         _at_least("batch_size", self.batch_size, 2)
         for name in ("unfreeze_after", "keep", "threads"):
@@ -349,11 +362,21 @@ class FinetuneConfig:
         _one_of("task", self.task, FINETUNE_TASKS)
         _one_of("oov_init", self.oov_init, ("normal", "mean", "zeros"))
         _one_of("emb_size_rule", self.emb_size_rule, ("fastai", "half"))
+        _one_of("class_weight", self.class_weight, ("none", "balanced"))
+        _one_of("normalize", self.normalize, ("none", "unit"))
+        _one_of("auto", self.auto, ("auto", "on", "off"))
+        _one_of("solver", self.solver, ("adam", "lbfgs"))
+        _one_of("device", self.device, ("auto", "cpu", "cuda"))
+        if self.solver == "lbfgs" and self.hidden.strip():
+            raise CatvecError(f"solver lbfgs trains a linear head only; pass --hidden '' (got {self.hidden!r})")
+        if self.metric:
+            _one_of("metric", self.metric, ("rmse", "mae", "auc", "accuracy", "macro_f1", "log_loss"))
         if self.split_col and self.group_col:
             raise CatvecError("split_col and group_col cannot be combined: the split column decides alone")
         if not self.out:
             raise CatvecError("out must name an output directory")
         self.hidden_sizes
+        self.hash_bucket_map
         self.emb_dim_overrides
         self.pretrained_map
         return self
@@ -367,6 +390,23 @@ class FinetuneConfig:
         if any(s < 1 for s in sizes):
             raise CatvecError(f"hidden: layer sizes must be >= 1; got {self.hidden!r}")
         return sizes
+
+    @property
+    def hash_bucket_map(self) -> dict[str, int]:
+        """column -> bucket count; the key '' means every categorical column."""
+        out = {}
+        for part in comma_list(self.hash_buckets):
+            col, _, n = part.rpartition("=")
+            try:
+                count = int(n)
+            except ValueError:
+                raise CatvecError(f"hash_buckets: expected N or COL=N items like 1000 or item_id=1000; "
+                                  f"got {part!r}") from None
+            if count < 1:
+                raise CatvecError(f"hash_buckets: the number of buckets must be >= 1, got {count} in {part!r}; "
+                                  f"leave hash_buckets empty for one row per key")
+            out[col.strip()] = count
+        return out
 
     @property
     def emb_dim_overrides(self) -> dict[str, int]:

@@ -15,6 +15,8 @@ FINETUNE_EXAMPLE = """examples:
   catvec finetune --table labels.parquet --target churned --pretrained-cols merchant=vectors/latest \\
       --mode partial --unfreeze-after 3
   catvec finetune --config finetune.toml --embedding-lr 0.003   # flags override the file
+  catvec finetune --table labels.csv --target genre --metric macro_f1 --compare   # --auto picks the model
+  catvec finetune --table clicks.parquet --target clicked --hash-buckets item_id=100000 --device cuda
 """
 
 PREDICT_EXAMPLE = """examples:
@@ -46,7 +48,7 @@ def register(sub) -> None:
 
 def run_finetune(args) -> int:
     from catvec.finetuning.pipeline import finetune
-    from catvec.reports.render import alignment_lines, comparison_lines
+    from catvec.reports.render import alignment_lines, auto_line, comparison_lines
 
     cfg = config_from_args(FinetuneConfig, args)
     say(args, f"catvec finetune: {cfg.table or '(no table)'} -> {cfg.out}")
@@ -69,7 +71,8 @@ def run_finetune(args) -> int:
     finally:
         for bar in bars.values():
             bar.close()
-    say(args, *alignment_lines(result.alignment), *comparison_lines(result.metrics))
+    auto = [auto_line(result.metrics["auto"])] if "auto" in result.metrics else []
+    say(args, *alignment_lines(result.alignment), *auto, *comparison_lines(result.metrics))
     print(result.path)
     return 0
 

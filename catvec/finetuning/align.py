@@ -43,6 +43,8 @@ class AlignmentReport:
     table_value_hits: int | None = None
     pretrained_not_in_table: int | None = None  # vocab hits with no row in the table
     miss_examples: list[str] = field(default_factory=list)
+    hash_buckets: int = 0            # shared rows of rare and unseen keys (0 = none)
+    bucket_hits: int = 0             # buckets started from the mean of the pretrained keys hashed into them
 
     @property
     def entry_coverage(self) -> float:
@@ -66,6 +68,8 @@ class AlignmentReport:
             parts.append(f"{self.table_value_hits}/{self.table_values} table values, "
                          f"{self.row_coverage:.1%} of rows")
         parts.append(f"{self.pretrained_unused} pretrained keys unused; OOV init {self.oov_init}")
+        if self.hash_buckets:
+            parts.append(f"{self.bucket_hits}/{self.hash_buckets} hash buckets start from pretrained means")
         return "; ".join(parts)
 
 
@@ -96,8 +100,27 @@ def align(vectors, vocab, oov_init: str = "normal", counts=None, *, dim: int | N
         pretrained_keys=len(vectors), pretrained_unused=len(vectors) - n_hits,
         miss_examples=[vocab.index_to_key[i] for i in np.flatnonzero(~hit)[1:6]])
     if counts is not None:
-        _add_traffic(report, np.asarray(counts, dtype=np.int64), hit, name, min_row_coverage)
+        add_traffic(report, np.asarray(counts, dtype=np.int64), hit, name, min_row_coverage)
     return matrix, report
+
+
+def fill_buckets(matrix: np.ndarray, mask: np.ndarray, vectors, vocab, report: AlignmentReport) -> None:
+    """Bucket rows <- the mean pretrained vector of the keys without an own row that hash
+    there (marked pretrained in `mask`); empty buckets keep their OOV init. In place."""
+    from catvec.finetuning.vocab import stable_bucket
+
+    own = vocab.key_to_index
+    rest = [i for i, key in enumerate(vectors.keys) if key not in own]
+    buckets = np.fromiter((stable_bucket(vectors.keys[i], vocab.buckets) for i in rest), dtype=np.int64,
+                          count=len(rest))                                           # (n_rest,)
+    sums = np.zeros((vocab.buckets, vectors.dim), dtype=np.float64)
+    np.add.at(sums, buckets, vectors.matrix[rest])
+    counts = np.bincount(buckets, minlength=vocab.buckets)                            # (buckets,)
+    filled = counts > 0
+    rows = vocab.n_own + np.flatnonzero(filled)
+    matrix[rows] = (sums[filled] / counts[filled, None]).astype(np.float32)
+    mask[rows] = True
+    report.hash_buckets, report.bucket_hits = vocab.buckets, int(filled.sum())
 
 
 def source_rows(vectors, vocab) -> np.ndarray:
@@ -133,8 +156,9 @@ def _oov_rows(source: np.ndarray, n: int, oov_init: str, seed: int) -> np.ndarra
     return rows
 
 
-def _add_traffic(report: AlignmentReport, counts: np.ndarray, hit: np.ndarray, name: str,
-                 min_row_coverage: float) -> None:
+def add_traffic(report: AlignmentReport, counts: np.ndarray, hit: np.ndarray, name: str,
+                min_row_coverage: float) -> None:
+    """Traffic-weighted coverage into `report`: rows and values whose entry is a hit."""
     if counts.shape != hit.shape:
         raise ValueError(f"counts has shape {counts.shape}, expected {hit.shape}")
     present = counts > 0

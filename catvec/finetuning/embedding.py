@@ -102,7 +102,8 @@ class PretrainedEmbedding(nn.Module):
         return f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode}, sparse={self.sparse}"
 
 
-def param_groups(model: nn.Module, lr: float, embedding_lr: float, weight_decay: float) -> list[dict]:
+def param_groups(model: nn.Module, lr: float = 1e-3, embedding_lr: float = 1e-4,
+                 weight_decay: float = 0.0) -> list[dict]:
     """Every trainable parameter in exactly one group (checked):
 
     decay          weights of Linear layers: lr, weight_decay

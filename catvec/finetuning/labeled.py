@@ -15,7 +15,7 @@ import numpy as np
 from catvec.base.errors import CatvecError
 
 TARGET_HINT = "fix the value, or use --task binary / multiclass for a class label"
-SPLIT_VALUES = {"train": False, "val": True, "valid": True, "validation": True}
+SPLIT_VALUES = {"train": False, "val": True, "valid": True, "validation": True, "test": False}
 
 
 @dataclass
@@ -93,6 +93,15 @@ def target_labels(frame, roles: Roles, name: str) -> np.ndarray:
     return codes.astype(np.float32) if roles.task == "binary" else codes
 
 
+def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """rows / (classes * rows of the class) per class; classes without rows get 0: (n_classes,)."""
+    counts = np.bincount(y.astype(np.int64), minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = len(y) / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
 def class_keys(frame, target: str, name: str) -> list[str]:
     from catvec.base.keys import normalize_keys
 
@@ -120,7 +129,7 @@ def split_rows(frame, val_fraction: float, seed: int, split_col: str = "", group
         values = normalize_keys(frame[split_col]).str.to_lowercase().to_list()
         bad = next((v for v in values if v not in SPLIT_VALUES), "")
         if bad != "":
-            raise CatvecError(f"{name}: split column {split_col!r} holds {bad!r}; use train or val in every row")
+            raise CatvecError(f"{name}: split column {split_col!r} holds {bad!r}; use train, val or test in every row")
         is_val = np.array([SPLIT_VALUES[v] for v in values], dtype=bool)
     elif group_col:
         groups = normalize_keys(frame[group_col]).fill_null("").to_numpy()
@@ -132,13 +141,23 @@ def split_rows(frame, val_fraction: float, seed: int, split_col: str = "", group
         rng = np.random.default_rng(seed)
         is_val = np.zeros(n, dtype=bool)
         is_val[rng.permutation(n)[: max(1, round(val_fraction * n))]] = True
-    if is_val.all() or not is_val.any():
-        raise CatvecError(f"{name}: the split leaves no {'training' if is_val.all() else 'validation'} rows; "
+    trained = ~is_val & ~test_rows(frame, split_col)
+    if not trained.any() or not is_val.any():
+        raise CatvecError(f"{name}: the split leaves no {'validation' if not is_val.any() else 'training'} rows; "
                           f"change val_fraction or the split column")
     if int((~is_val).sum()) < 2:  # a batch of one row cannot train (BatchNorm)
         raise CatvecError(f"{name}: the split leaves 1 training row; a model needs at least 2, so add rows "
                           "or lower val_fraction")
     return is_val
+
+
+def test_rows(frame, split_col: str = "") -> np.ndarray:
+    """bool (n,): rows a split column marks `test` (scored once at the end, never trained on)."""
+    from catvec.base.keys import normalize_keys
+
+    if not split_col:
+        return np.zeros(frame.height, dtype=bool)
+    return (normalize_keys(frame[split_col]).str.to_lowercase() == "test").fill_null(False).to_numpy()
 
 
 @dataclass

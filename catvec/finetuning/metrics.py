@@ -10,8 +10,14 @@ metrics.json (also read by the plots that draw training curves):
      "best_epoch": 7, "stopped_early": true, "resumed_from": 0,
      "best": {"epoch": 7, "train_loss": .., "val_loss": .., "val_rmse": .., "val_mae": ..},
      "history": [{"epoch": 1, "train_loss": .., "val_loss": .., "val_rmse": .., ...}, ...],
+     "test": {"test_rmse": .., ...}        (only when a split column marks test rows),
      "scratch": {same keys, for the scratch baseline; only with --compare},
-     "comparison": {"metric": "val_rmse", "pretrained": .., "scratch": .., "better": "pretrained"}}
+     "baselines": {"linear_probe": {"settings": {"l2": ..}, "best": {"val_loss": .., "val_rmse": ..}},
+                   "knn": {"settings": {"k": ..}, "best": {...}}}       (--compare, pretrained columns),
+     "comparison": {"metric": "val_rmse", "pretrained": .., "scratch": .., "better": "pretrained",
+                    "baselines": {"linear_probe": {"value": .., "better": "pretrained"}, "knn": {..}}}}
+
+"better" is "pretrained", the other run's name, "tie" (equal values) or "unknown" (a null).
 
 A metric that cannot be computed (AUC on a validation split with one class) is null.
 """
@@ -79,19 +85,32 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def main_metric(task: str) -> str:
-    """The validation metric that early stopping and comparisons read: val_rmse, val_auc, val_accuracy."""
-    return "val_" + MAIN_METRIC[task]
+def main_metric(task: str, metric: str = "") -> str:
+    """The validation metric comparisons read: val_<metric> when one is named, else the
+    task's main one (val_rmse, val_auc, val_accuracy)."""
+    return "val_" + (metric or MAIN_METRIC[task])
+
+
+def verdict(ours, theirs, name: str, other: str) -> str:
+    """"pretrained", `other`, "tie" or "unknown" (a null) for two values of metric `name`."""
+    if ours is None or theirs is None:
+        return "unknown"
+    if ours == theirs:
+        return "tie"
+    return "pretrained" if (ours > theirs) == HIGHER_IS_BETTER[name.removeprefix("val_")] else other
 
 
 # ---- metrics.json -------------------------------------------------------------------
 
-def run_metrics(fit, task: str, mode: str) -> dict:
+def run_metrics(fit, task: str, mode: str, metric: str = "") -> dict:
     history = [{k: _finite(v) for k, v in row.items()} for row in fit.history]
     best = next(row for row in history if row["epoch"] == fit.best_epoch)
-    return {"task": task, "main_metric": main_metric(task), "mode": mode, "best_epoch": fit.best_epoch,
-            "stopped_early": fit.stopped_early, "resumed_from": fit.resumed_from,
-            "best": dict(best), "history": history}
+    out = {"task": task, "main_metric": main_metric(task, metric), "mode": mode, "best_epoch": fit.best_epoch,
+           "stopped_early": fit.stopped_early, "resumed_from": fit.resumed_from,
+           "best": dict(best), "history": history}
+    if fit.test:
+        out["test"] = {k: _finite(v) for k, v in fit.test.items()}
+    return out
 
 
 def _finite(value):
@@ -99,20 +118,24 @@ def _finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def metrics_json(fit, scratch, task: str) -> dict:
-    """The metrics of the main run, plus the scratch baseline and a comparison when given."""
+def metrics_json(fit, scratch, task: str, metric: str = "", baselines=()) -> dict:
+    """The metrics of the main run, plus the scratch run, the baselines (BaselineResult)
+    and the comparisons when given."""
     modes = [c["mode"] for c in fit.model.spec["columns"]]
-    metrics = run_metrics(fit, task, _main_mode(modes))
+    metrics = run_metrics(fit, task, _main_mode(modes), metric)
+    name = metrics["main_metric"]
+    ours = metrics["best"][name]
     if scratch is not None:
-        metrics["scratch"] = run_metrics(scratch, task, "scratch")
-        name = metrics["main_metric"]
-        ours, theirs = metrics["best"][name], metrics["scratch"]["best"][name]
-        higher = HIGHER_IS_BETTER[name.removeprefix("val_")]
-        if ours is None or theirs is None:
-            better = "unknown"
-        else:
-            better = "tie" if ours == theirs else ("pretrained" if (ours > theirs) == higher else "scratch")
-        metrics["comparison"] = {"metric": name, "pretrained": ours, "scratch": theirs, "better": better}
+        metrics["scratch"] = run_metrics(scratch, task, "scratch", metric)
+        theirs = metrics["scratch"]["best"][name]
+        metrics["comparison"] = {"metric": name, "pretrained": ours, "scratch": theirs,
+                                 "better": verdict(ours, theirs, name, "scratch")}
+    if baselines:
+        metrics["baselines"] = {b.name: {"settings": b.settings, "best": {k: _finite(v) for k, v in b.metrics.items()}}
+                                for b in baselines}
+        vs = {b.name: {"value": _finite(b.metrics.get(name)),
+                       "better": verdict(ours, _finite(b.metrics.get(name)), name, b.name)} for b in baselines}
+        metrics.setdefault("comparison", {"metric": name, "pretrained": ours})["baselines"] = vs
     return metrics
 
 

@@ -2,7 +2,8 @@
 
     model.safetensors     the model's state (best epoch), tensors only
     model.json            model spec, column roles, target info, scaling statistics, config
-    vocabs.json           {column: [keys in row order]}, row 0 = "<unk>"
+    vocabs.json           {column: [keys in row order]}, row 0 = "<unk>"; a column with hash
+                          buckets: {"keys": [own keys], "hash_buckets": N}
     metrics.json          per-epoch history, best epoch, main metric (+ "scratch" with --compare)
     alignment.json        {column: AlignmentReport} for the pretrained columns
     report.md             a short human summary

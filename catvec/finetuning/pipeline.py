@@ -3,7 +3,9 @@
     finetune(cfg, table=None)
         load_table, load_pretrained (io: a flow retries them while an input is missing)
         -> assign_roles -> build_vocabs -> align_columns -> prepare_data
-        -> train_model (cfg.mode; with cfg.compare also "scratch", on the same split)
+        -> train_model (cfg.mode, or each --auto candidate, keeping the best on validation;
+                        with cfg.compare also "scratch", on the same split)
+        -> fit_baselines (cfg.compare: linear probe and kNN on the frozen vectors)
         -> export_model (a complete model dir in staging) -> publish_version (OUT/latest)
 
 The steps share one `FinetuneRun`: the config plus what each step produced, filled in
@@ -74,6 +76,8 @@ class FinetuneRun:
     aligned: dict = field(default_factory=dict)      # pretrained column -> Aligned
     prepared: Prepared | None = None
     fits: dict = field(default_factory=dict)         # mode -> FitResult
+    baselines: list = field(default_factory=list)    # catvec.finetuning.baselines.BaselineResult
+    auto: dict | None = None                         # --auto: candidates and the choice (metrics.json)
 
 
 @dataclass
@@ -118,32 +122,46 @@ def assign_roles(run: FinetuneRun):
 
 @step(name="build-vocabs")
 def build_vocabs(run: FinetuneRun) -> dict:
-    """One Vocab per categorical column: table values (+ pretrained keys unless labeled_only)."""
+    """One Vocab per categorical column: table values (+ pretrained keys unless labeled_only);
+    with hash buckets, the keys of at least min_freq training rows, then the buckets."""
+    from catvec.finetuning.labeled import split_rows, test_rows
     from catvec.finetuning.vocab import build_vocab
 
+    cfg, frame = run.cfg, run.labeled.frame
+    buckets = cfg.hash_bucket_map
     vocabs = {}
     for col in run.roles.cat_cols:
+        n = buckets.get(col, buckets.get("", 0))
+        if n:   # own rows only for keys of the training rows: validation and test keys count as unseen
+            trained = ~split_rows(frame, cfg.val_fraction, cfg.seed, cfg.split_col, cfg.group_col,
+                                  run.labeled.name) & ~test_rows(frame, cfg.split_col)
+            vocabs[col] = build_vocab(frame[col].filter(trained), buckets=n, min_freq=cfg.min_freq)
+            continue
         source = run.vectors.get(run.roles.pretrained.get(col)) if col in run.roles.pretrained else None
-        keys = source.keys if source is not None and not run.cfg.labeled_only else None
-        vocabs[col] = build_vocab(run.labeled.frame[col], keys)
+        keys = source.keys if source is not None and not cfg.labeled_only else None
+        vocabs[col] = build_vocab(frame[col], keys)
     return vocabs
 
 
 @step(name="align")
 def align_columns(run: FinetuneRun) -> dict:
     """Initial matrices of the pretrained columns, with their AlignmentReports."""
-    from catvec.finetuning.align import align, source_rows
+    from catvec.finetuning.align import add_traffic, align, fill_buckets, source_rows
 
     cfg, frame = run.cfg, run.labeled.frame
     dims = cfg.emb_dim_overrides
     aligned = {}
     for i, (col, vectors_dir) in enumerate(run.roles.pretrained.items()):
         vocab, vectors = run.vocabs[col], run.vectors[vectors_dir]
-        matrix, report = align(vectors, vocab, cfg.oov_init, vocab.counts(frame[col]), dim=dims.get(col),
-                               seed=cfg.seed + i, name=f"{run.labeled.name}: column {col!r}",
-                               min_row_coverage=cfg.min_coverage)
-        log.info("%s: %s", col, report.summary())
+        counts, name = vocab.counts(frame[col]), f"{run.labeled.name}: column {col!r}"
+        # with buckets, coverage is counted once the bucket rows have their pretrained means
+        matrix, report = align(vectors, vocab, cfg.oov_init, None if vocab.buckets else counts, dim=dims.get(col),
+                               seed=cfg.seed + i, name=name, min_row_coverage=cfg.min_coverage)
         mask = source_rows(vectors, vocab) >= 0                      # (len(vocab),), <unk> False
+        if vocab.buckets:
+            fill_buckets(matrix, mask, vectors, vocab, report)
+            add_traffic(report, counts, mask, name, cfg.min_coverage)
+        log.info("%s: %s", col, report.summary())
         aligned[col] = Aligned(matrix, mask, report)
     return aligned
 
@@ -151,35 +169,43 @@ def align_columns(run: FinetuneRun) -> dict:
 @step(name="prepare")
 def prepare_data(run: FinetuneRun) -> Prepared:
     """Split, scale with training statistics only, and encode: arrays ready for `fit`."""
-    from catvec.finetuning.labeled import Scaler, feature_arrays, split_rows, target_labels
+    from catvec.finetuning.labeled import Scaler, feature_arrays, split_rows, target_labels, test_rows
     from catvec.finetuning.training import TrainData
 
     cfg, roles, vocabs = run.cfg, run.roles, run.vocabs
     frame, name = run.labeled.frame, run.labeled.name
     y = target_labels(frame, roles, name)
     is_val = split_rows(frame, cfg.val_fraction, cfg.seed, cfg.split_col, cfg.group_col, name)
+    is_test = test_rows(frame, cfg.split_col)
+    tr, va = ~is_val & ~is_test, is_val
     x_cat, x_cont = feature_arrays(frame, roles, vocabs, None, name)
-    scaler = Scaler.fit(x_cont[~is_val])
+    scaler = Scaler.fit(x_cont[tr])
     x_cont = scaler.transform(x_cont)
     y_mean, y_std = 0.0, 1.0
     if roles.task == "regression":
-        y_mean, y_std = float(y[~is_val].mean()), float(y[~is_val].std() or 1.0)
+        y_mean, y_std = float(y[tr].mean()), float(y[tr].std() or 1.0)
         y = ((y - y_mean) / y_std).astype(np.float32)
-    tr, va = ~is_val, is_val
-    data = TrainData(task=roles.task, x_cat=(x_cat[tr], x_cat[va]), x_cont=(x_cont[tr], x_cont[va]),
-                     y=(y[tr], y[va]), y_mean=y_mean, y_std=y_std)
+    n_classes = len(roles.classes or [])
+    splits = (tr, va, is_test) if is_test.any() else (tr, va)
+    data = TrainData(task=roles.task, x_cat=tuple(x_cat[m] for m in splits),
+                     x_cont=tuple(x_cont[m] for m in splits), y=tuple(y[m] for m in splits),
+                     y_mean=y_mean, y_std=y_std, n_classes=n_classes)
     return Prepared(data=data, scaler=scaler, is_val=is_val)
 
 
 @step(name="train", run_name="train-{mode}")
-def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None):
-    """Build the model for `mode` and fit it. -> catvec.finetuning.training.FitResult."""
+def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None, cfg=None):
+    """Build the model for `mode` and fit it. -> catvec.finetuning.training.FitResult.
+    cfg: the settings of this fit (an --auto candidate); default run.cfg."""
     import torch
 
+    from catvec.finetuning.baselines import unit_rows
+    from catvec.finetuning.device import resolve_device
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
-    from catvec.finetuning.training import fit
+    from catvec.finetuning.training import evaluate, fit, fit_full_batch, with_class_weights
 
-    cfg, roles, vocabs, aligned, prepared = run.cfg, run.roles, run.vocabs, run.aligned, run.prepared
+    cfg = cfg or run.cfg
+    roles, vocabs, aligned, prepared = run.roles, run.vocabs, run.aligned, run.prepared
     torch.manual_seed(cfg.seed)
     dims = cfg.emb_dim_overrides
     columns = []
@@ -194,7 +220,8 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None)
             "out_dim": len(roles.classes) if roles.task == "multiclass" else 1,
             "hidden": cfg.hidden_sizes, "dropout": cfg.dropout, "emb_dropout": cfg.emb_dropout,
             "interactions": cfg.interactions, "sparse": cfg.sparse}
-    model = TabularEmbeddingModel(spec, matrices={c: a.matrix for c, a in aligned.items()},
+    scale = unit_rows if cfg.normalize == "unit" else (lambda m: m)
+    model = TabularEmbeddingModel(spec, matrices={c: scale(a.matrix) for c, a in aligned.items()},
                                   masks={c: a.mask for c, a in aligned.items()}, seed=cfg.seed)
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     # tiny batches run fastest on one thread; more only pays on large tables
@@ -202,10 +229,33 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None)
     torch.set_num_threads(1 if cfg.exact else cfg.threads or (1 if rows < 200_000 else os.cpu_count() or 1))
     torch.use_deterministic_algorithms(deterministic or cfg.exact)
     try:
-        return fit(model, prepared.data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch)
+        data = with_class_weights(prepared.data, cfg.class_weight)
+        device = resolve_device(cfg.device)
+        if cfg.solver == "lbfgs":
+            result = fit_full_batch(model, data, cfg, on_epoch, device)
+        else:
+            result = fit(model, data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch, device=device)
+        if data.has_test:
+            found = evaluate(result.model, data, split=2)
+            result.test = {"test_" + k.removeprefix("val_"): v for k, v in found.items()}
+        return result
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
+
+
+@step(name="baselines")
+def fit_baselines(run: FinetuneRun) -> list:
+    """Linear probe and kNN on the frozen pretrained vectors (none without pretrained columns)."""
+    from catvec.finetuning.baselines import features, knn, linear_probe
+    from catvec.finetuning.metrics import main_metric
+    from catvec.finetuning.training import with_class_weights
+
+    if not run.aligned:
+        return []
+    data, metric = with_class_weights(run.prepared.data, run.cfg.class_weight), main_metric(run.roles.task, run.cfg.metric)
+    feats = features(run)
+    return [linear_probe(feats, data, metric), knn(feats, data, metric)]
 
 
 @step(name="export")
@@ -218,7 +268,9 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
 
     cfg, roles, main = run.cfg, run.roles, run.fits[run.cfg.mode]
     scratch = run.fits.get("scratch") if cfg.mode != "scratch" else None
-    metrics = metrics_json(main, scratch, roles.task)
+    metrics = metrics_json(main, scratch, roles.task, cfg.metric, run.baselines)
+    if run.auto:
+        metrics["auto"] = run.auto
     alignment = alignment_json(run)
     report = finetune_markdown(metrics, alignment, roles, run.labeled.name, cfg, version)
     extra = ()
@@ -243,7 +295,10 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     """
     from catvec.finetuning.metrics import main_metric
 
+    from catvec.finetuning.device import resolve_device
+
     cfg.validate()
+    resolve_device(cfg.device)          # --device cuda without CUDA fails here, before any work
     _check_out_is_not_vectors(cfg)
     check_writable(cfg.out)
     run = FinetuneRun(cfg)
@@ -262,11 +317,8 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     if cfg.resume and not list(checkpoints.glob("*/checkpoint.json")):
         log.warning("resume: no checkpoint for this table, these vectors and options in %s; starting at epoch 1",
                     checkpoints.parent)
-    modes = [cfg.mode] + (["scratch"] if cfg.compare and cfg.mode != "scratch" else [])
     try:
-        for mode in modes:
-            report = (lambda e, t, info, m=mode: on_epoch(m, e, t, info)) if on_epoch else None
-            run.fits[mode] = train_model(run, mode, checkpoints / mode, report)
+        train_all(run, checkpoints, on_epoch)
     except OSError as exc:
         raise CatvecError(f"writing checkpoints to {checkpoints} failed ({describe_os_error(exc)}); "
                           f"latest is unchanged") from None
@@ -278,9 +330,35 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
         final = publish_version(store, name, staging, cfg.keep)
     shutil.rmtree(checkpoints, ignore_errors=True)
     metrics = json.loads((final / "metrics.json").read_text(encoding="utf-8"))
-    best = main_metric(run.roles.task)
+    best = main_metric(run.roles.task, cfg.metric)
     log.info("finetune: version %s, best %s %s", name, best, metrics["best"][best])
     return FinetuneResult(version=name, path=final, metrics=metrics, alignment=alignment_json(run))
+
+
+def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
+    """The main fit (or the --auto search, which replaces run.cfg by the chosen settings),
+    then with --compare the scratch run and the baselines, all on the same split."""
+    from catvec.finetuning.auto import auto_enabled, search
+    from catvec.finetuning.metrics import main_metric
+
+    def report(label):
+        return (lambda e, t, info: on_epoch(label, e, t, info)) if on_epoch else None
+
+    cfg, data = run.cfg, run.prepared.data
+    if run.aligned and auto_enabled(cfg, len(data.y[0])):   # nothing to choose without vectors
+        def train(i, candidate):
+            label = f"{candidate.mode} {'mlp' if candidate.hidden else 'linear'} #{i + 1}"
+            return train_model(run, candidate.mode, checkpoints / f"auto-{i}", report(label), cfg=candidate)
+
+        chosen, fit, run.auto = search(cfg, main_metric(run.roles.task, cfg.metric), len(data.y[0]),
+                                       data.n_classes, train)
+        run.cfg, run.fits[chosen.mode] = chosen, fit
+    else:
+        run.fits[cfg.mode] = train_model(run, cfg.mode, checkpoints / cfg.mode, report(cfg.mode))
+    if cfg.compare and run.cfg.mode != "scratch":  # the baseline trains with the settings asked for
+        run.fits["scratch"] = train_model(run, "scratch", checkpoints / "scratch", report("scratch"), cfg=cfg)
+    if cfg.compare:
+        run.baselines = fit_baselines(run)
 
 
 def alignment_json(run: FinetuneRun) -> dict:

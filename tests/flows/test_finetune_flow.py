@@ -12,9 +12,10 @@ from catvec.cli.main import main as catvec_main
 from catvec.finetuning import pipeline as ft
 from catvec.pretraining import pipeline
 
-FAST = dict(target="spend", epochs=2, exact=True, hidden="8")
+FAST = dict(target="spend", epochs=2, exact=True, hidden="8", auto="off")
 STEPS_IN_ORDER = ["load-table", "load-vectors", "resolve-roles", "build-vocabs", "align", "prepare", "train",
                   "export", "publish"]
+ALL_STEPS = STEPS_IN_ORDER + ["baselines"]      # baselines: only with --compare
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_parameters_are_the_config_fields(finetune_module):
 
 def test_only_the_loads_retry(adapter):
     steps = steps_of(ft)
-    assert sorted(s.info.name for s in steps) == sorted(STEPS_IN_ORDER)
+    assert sorted(s.info.name for s in steps) == sorted(ALL_STEPS)
     retrying = sorted(s.info.name for s in steps if adapter.task_of(s).retries)
     assert retrying == ["load-table", "load-vectors"]
 
@@ -74,10 +75,13 @@ def test_every_step_call_goes_through_the_runner_and_alignment_rows(weights, sam
         seen.append(step.info.name)
         return step.fn(*args, **kwargs)
 
-    cfg = FinetuneConfig(vectors=str(weights), table=str(sample_labels), out=str(tmp_path), compare=True, **FAST)
+    cfg = FinetuneConfig(vectors=str(weights), table=str(sample_labels), out=str(tmp_path), compare=True,
+                         **{**FAST, "auto": "on"})
     with steps_run_by(record):
         result = ft.finetune(cfg)
-    assert seen == STEPS_IN_ORDER[:7] + ["train"] + STEPS_IN_ORDER[7:]  # train once per mode
+    # train once per --auto candidate, then once for scratch; the baselines after them
+    trained = len(result.metrics["auto"]["candidates"]) + 1
+    assert seen == STEPS_IN_ORDER[:6] + ["train"] * trained + ["baselines"] + STEPS_IN_ORDER[7:]
     rows = alignment_rows(result.alignment)
     assert [r["column"] for r in rows] == list(result.alignment)
     for row in rows:
@@ -90,7 +94,7 @@ def test_flow_and_cli_write_the_same_model(finetune_module, prefect_harness, ada
     tasks = record_tasks(monkeypatch, adapter)
     cli_out, flow_out = tmp_path / "cli", tmp_path / "flow"
     argv = ["finetune", "--quiet", "--vectors", str(weights), "--table", str(sample_labels), "--out", str(cli_out),
-            "--target", "spend", "--epochs", "2", "--exact", "--hidden", "8"]
+            "--target", "spend", "--epochs", "2", "--exact", "--hidden", "8", "--auto", "off"]
     assert catvec_main(argv) == 0
     finetune_module.finetune_flow(vectors=str(weights), table=str(sample_labels), out=str(flow_out), **FAST)
     assert tasks == STEPS_IN_ORDER

@@ -1,0 +1,42 @@
+"""--device: one resolver, the CPU path, and a clear error for cuda without CUDA."""
+
+import pytest
+import torch
+
+from catvec.base.errors import CatvecError
+from catvec.cli.main import main
+from catvec.finetuning.device import model_device, resolve_device
+from catvec.finetuning.modeldir import load_model
+
+
+def args(inputs, out, *extra):
+    vectors_dir, table = inputs
+    return ["finetune", "--vectors", str(vectors_dir), "--table", str(table), "--target", "y", "--out", str(out),
+            "--quiet", "--epochs", "2", "--hidden", "16", "--auto", "off", *extra]
+
+
+def test_auto_picks_cuda_only_when_torch_sees_it(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda" and resolve_device("cuda").type == "cuda"
+
+
+def test_cuda_without_cuda_is_one_line_before_any_work(tmp_path, inputs, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(CatvecError, match="torch sees no CUDA device"):
+        resolve_device("cuda")
+    assert main(args(inputs, tmp_path / "m", "--device", "cuda")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "use --device cpu or --device auto" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_cpu_training_hands_back_a_cpu_model(tmp_path, inputs):
+    assert main(args(inputs, tmp_path / "m", "--device", "cpu")) == 0
+    assert model_device(load_model(tmp_path / "m").model).type == "cpu"
+
+
+def test_unknown_device_is_refused(tmp_path, inputs, capsys):
+    assert main(args(inputs, tmp_path / "m", "--device", "tpu")) == 2
+    assert "device must be one of auto, cpu, cuda; got 'tpu'" in capsys.readouterr().err
