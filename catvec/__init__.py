@@ -8,7 +8,7 @@ catvec.pretraining (events -> vectors), catvec.finetuning (vectors -> a tabular 
 catvec.reports (markdown, terminal lines, pictures) and catvec.cli on top.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "Vectors": "catvec.base.vectors",
