@@ -39,7 +39,8 @@ def main() -> int:
         from catvec.base.vectors import load_vectors
 
         vectors = load_vectors(result.path)
-        lines = machine_lines() + [f"- version: chosen settings {result.manifest['tuning'].get('chosen')}", ""]
+        lines = machine_lines() + [f"- version: chosen settings {result.manifest['tuning'].get('chosen')}, "
+                                   f"min_support per scorer {result.manifest['scoring'].get('supports')}", ""]
         header = ["min_support", *[f"neighbour {i}" for i in range(1, 6)]]
         body = []
         for support in SUPPORTS:

@@ -135,7 +135,9 @@ def test_pretrain_tunes_what_is_left_open_on_validation(clustered_events, tmp_pa
     assert len(tuning["trials"]) == len(autotune.candidates(cfg)) == 4
     chosen = tuning["chosen"]
     assert {k: manifest["params"][k] for k in chosen} == chosen and manifest["params"]["epochs"] == 3
-    assert manifest["scoring"] == {"scorer": chosen["scorer"], "min_support": chosen["min_support"]}
+    assert manifest["scoring"] == {"scorer": chosen["scorer"], "min_support": chosen["min_support"],
+                                   "supports": tuning["supports"]}
+    assert tuning["supports"][chosen["scorer"]] == chosen["min_support"] and set(tuning["supports"]) == {"cosine", "context"}
     best = max(s["ndcg"] for t in tuning["trials"] for s in t["scores"].values())
     winner = tuning["winner"]
     assert winner["ndcg"] == best or (winner["trial"] == 1 and "standard error" in winner["rule"])
@@ -158,7 +160,8 @@ def test_explicit_settings_and_no_tune_skip_tuning(clustered_events, tmp_path):
                            min_support=2, **FAST)
     manifest = pretrain(given, events=clustered_events).manifest
     assert manifest["tuning"] == {"ran": False, "reason": "every setting given"}
-    assert manifest["scoring"] == {"scorer": "cosine", "min_support": 2} and manifest["params"]["window"] == 5
+    assert manifest["scoring"] == {"scorer": "cosine", "min_support": 2, "supports": {}}
+    assert manifest["params"]["window"] == 5
     off = pretrain(dataclasses.replace(given, out=str(tmp_path / "b"), window=0, tune=False), events=clustered_events)
     assert off.manifest["tuning"]["reason"] == "--no-tune" and off.manifest["params"]["window"] == autotune.FALLBACK["window"]
 
@@ -169,6 +172,23 @@ def test_too_little_data_falls_back(tmp_path, write_csv):
     manifest = pretrain(PretrainConfig(events=str(events), out=str(tmp_path / "o"), **FAST)).manifest
     assert not manifest["tuning"]["ran"] and "tuning needs 100" in manifest["tuning"]["reason"]
     assert manifest["params"]["window"] == autotune.FALLBACK["window"]
+
+
+def test_each_scorer_keeps_its_own_support(tmp_path):
+    from catvec.base.scoring import make_scorer
+    from catvec.base.vectors import Vectors, load_vectors, save_vectors
+
+    v = Vectors(["a", "b", "c"], np.eye(3, dtype=np.float32), context=np.eye(3, dtype=np.float32),
+                counts=np.array([20, 5, 1]))
+    save_vectors(v, tmp_path / "v", {"scoring": {"scorer": "context", "min_support": 1,
+                                                 "supports": {"cosine": 10, "context": 1}}})
+    back = load_vectors(tmp_path / "v")
+    assert make_scorer(back, "cosine").allowed.tolist() == [True, False, False]
+    assert make_scorer(back).allowed.all() and make_scorer(back, "cosine", 1).allowed.all()
+    trial = {"scores": {f"{s}@{n}": {"ndcg": nd, "hr": 0, "ndcg_se": 0.01}
+                        for s, vals in {"cosine": (0.05, 0.055, 0.08), "context": (0.1, 0.105, 0.104)}.items()
+                        for n, nd in zip(autotune.SUPPORTS, vals)}}
+    assert autotune._supports(trial, PretrainConfig()) == {"cosine": 10, "context": 1}
 
 
 def test_auto_epochs_grow_as_the_corpus_shrinks():

@@ -62,9 +62,11 @@ def check_scorer(name: str, vectors=None) -> str:
 
 
 def make_scorer(vectors, name: str | None = None, min_support: int | None = None) -> Scorer:
-    """A Scorer over `vectors`; name and min_support default to what the version recorded."""
+    """A Scorer over `vectors`; name and min_support default to what the version recorded
+    (a support chosen for this scorer, else the version's min_support)."""
     name = check_scorer(name or vectors.scorer, vectors)
-    support = vectors.min_support if min_support is None else int(min_support)
+    recorded = (vectors.supports or {}).get(name, vectors.min_support)
+    support = recorded if min_support is None else int(min_support)
     if support < 1:
         raise CatvecError(f"min_support must be >= 1, got {support}")
     if name == "cosine":

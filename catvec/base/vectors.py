@@ -48,6 +48,7 @@ class Vectors:
     counts: np.ndarray | None = None   # (n_keys,) int64: training count of each key
     scorer: str = "cosine"             # the scorer the version recorded as best
     min_support: int = 1               # lists leave out keys seen fewer times
+    supports: dict | None = None       # per scorer, when the version chose one for each
 
     def __post_init__(self):
         self.keys = list(self.keys)
@@ -189,7 +190,8 @@ def load_vectors(path, verify: bool = True) -> Vectors:
     if scorer == "context" and context is None:
         scorer = "cosine"
     return Vectors(keys=keys, matrix=matrix, context=context, counts=counts, scorer=scorer,
-                   min_support=int(scoring.get("min_support", 1)))
+                   min_support=int(scoring.get("min_support", 1)),
+                   supports={k: int(v) for k, v in (scoring.get("supports") or {}).items()})
 
 
 # ---- interop exports ----------------------------------------------------------------

@@ -129,14 +129,30 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
     choice = {**best["trial"]["params"], "epochs": best["trial"]["epoch_factor"],
               "scorer": best["scorer"], "min_support": best["min_support"]}
     resolved = resolve(cfg, tokens, choice)
+    supports = _supports(best["trial"], cfg)
+    supports[best["scorer"]] = best["min_support"]
     record = {"ran": True, "settings": open_, "sample_events": sample.frame.height,
               "budget": {"tune_events": cfg.tune_events, "trainings": len(trials)},
               "queries": trials[0]["queries"], "metric": "valid ndcg@10", "seconds": round(time.perf_counter() - started, 2),
               "trials": trials, "winner": {"trial": best["trial"]["trial"], "scorer": best["scorer"],
                                            "min_support": best["min_support"], "ndcg": best["ndcg"], "hr": best["hr"],
                                            "rule": best["rule"]},
-              "popularity": trials[0]["popularity"], "chosen": _chosen(resolved, open_)}
+              "popularity": trials[0]["popularity"], "chosen": _chosen(resolved, open_), "supports": supports}
     return resolved, record
+
+
+def _supports(trial: dict, cfg: PretrainConfig) -> dict:
+    """min_support for each scorer on the winning training: the best on validation, unless
+    it beats 1 by no more than one standard error (cosine lists need it, context rarely)."""
+    out = {}
+    for scorer in {key.split("@")[0] for key in trial["scores"]}:
+        if cfg.min_support:
+            out[scorer] = cfg.min_support
+            continue
+        base = trial["scores"][f"{scorer}@1"]
+        support, m = max(((s, trial["scores"][f"{scorer}@{s}"]) for s in SUPPORTS), key=lambda sm: sm[1]["ndcg"])
+        out[scorer] = support if m["ndcg"] - base["ndcg"] > base["ndcg_se"] else 1
+    return out
 
 
 def _validation_queries(cfg: PretrainConfig, table) -> int:

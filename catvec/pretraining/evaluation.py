@@ -137,12 +137,12 @@ def score_tasks(vectors, tasks: dict, counts: np.ndarray, *, k: int = 10, query_
 
     names = [n for n in SCORERS if n != "context" or vectors.context is not None]
     chosen = scorer or vectors.scorer
-    support = vectors.min_support if min_support is None else min_support
-    quality = {"k": k, "query_last": query_last, "scorer": chosen, "min_support": support,
-               "vectors": {}, "popularity": {}, "scorers": {n: {} for n in names}}
+    supports = {n: make_scorer(vectors, n, min_support).min_support for n in names}
+    quality = {"k": k, "query_last": query_last, "scorer": chosen, "min_support": supports[chosen],
+               "supports": supports, "vectors": {}, "popularity": {}, "scorers": {n: {} for n in names}}
     for role, task in tasks.items():
         for name in names:
-            quality["scorers"][name][role] = next_item_metrics(make_scorer(vectors, name, support), task, k=k,
+            quality["scorers"][name][role] = next_item_metrics(make_scorer(vectors, name, supports[name]), task, k=k,
                                                                query_last=query_last)
         quality["vectors"][role] = quality["scorers"][chosen][role]
         quality["popularity"][role] = popularity_metrics(counts, task, k=k)

@@ -257,6 +257,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         timings["tune_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         vectors, train_stats = train_skipgram(corpus, cfg, on_epoch)
+        vectors.supports = tuning.get("supports") or {}
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
         warnings = enforce_gates(corpus.stats, train_stats, len(vectors), cfg.strict)
         quality = None
@@ -267,7 +268,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
         manifest["tuning"] = tuning
-        manifest["scoring"] = {"scorer": vectors.scorer, "min_support": vectors.min_support}
+        manifest["scoring"] = {"scorer": vectors.scorer, "min_support": vectors.min_support,
+                               "supports": vectors.supports}
         if quality is not None:
             manifest["quality"] = quality
         if warnings:

@@ -56,7 +56,7 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
     """Read the queries of `cfg` (a PretrainConfig's input options), write top-`topn` CSV."""
     import polars as pl
 
-    from catvec.base.scoring import check_scorer, recommend_rows
+    from catvec.base.scoring import check_scorer, make_scorer, recommend_rows
     from catvec.base.store import check_writable, read_manifest, resolve_version_dir
     from catvec.base.vectors import load_vectors
     from catvec.pretraining.events import read_events_table
@@ -95,6 +95,6 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CatvecError(f"{out}: cannot write the recommendations ({exc.strerror or exc}); choose another --out") from None
+    used = make_scorer(vectors, scorer, min_support)
     return RecommendResult(path=out, queries=len(ids), query_items=len(items), unknown_items=int((~known).sum()),
-                           popularity_queries=int(recs.fallback.sum()), scorer=scorer or vectors.scorer,
-                           min_support=vectors.min_support if min_support is None else min_support)
+                           popularity_queries=int(recs.fallback.sum()), scorer=used.name, min_support=used.min_support)

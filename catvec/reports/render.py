@@ -164,7 +164,10 @@ def quality_table(quality: dict) -> list[str]:
     scorers = quality.get("scorers") or {quality.get("scorer", "cosine"): quality.get("vectors", {})}
     for role in quality.get("vectors", {}):
         pop = quality["popularity"][role]
-        for name, m in [*((f"{n} (default)" if n == quality.get("scorer") else n, r[role]) for n, r in scorers.items()),
+        supports = quality.get("supports") or {}
+        label = {n: n + (f", min_support {supports[n]}" if supports.get(n, 1) > 1 else "")
+                 + (" (default)" if n == quality.get("scorer") else "") for n in scorers}
+        for name, m in [*((label[n], r[role]) for n, r in scorers.items()),
                         ("popularity", pop)]:
             lines.append(f"| {role} | {name} | {m['hr']:.4f} | {m['ndcg']:.4f} | {popularity_ratio(m['hr'], pop['hr'])} |")
     return lines
