@@ -187,3 +187,28 @@ def test_models_cannot_be_written_over_the_pretrained_vectors(tmp_path, inputs, 
     assert main(finetune_args(inputs, vectors_root)) == 2
     assert "holds the pretrained vectors" in capsys.readouterr().err
     assert sorted(p.name for p in vectors_root.iterdir()) == ["v1"]
+
+
+def test_pretrained_input_concat_starts_from_input_and_context_side_by_side(tmp_path, inputs, capsys):
+    import numpy as np
+
+    from catvec.base.scoring import unit_rows
+    from catvec.base.vectors import Vectors, load_vectors, save_vectors
+    from catvec.finetuning.pipeline import pretrained_input
+
+    vectors_dir, table = inputs
+    old = load_vectors(vectors_dir)
+    # a version without context vectors refuses context and concat in one line, before any work
+    assert main(finetune_args(inputs, tmp_path / "m0", "--pretrained-input", "concat")) == 2
+    assert "needs context vectors" in capsys.readouterr().err and not (tmp_path / "m0").exists()
+    with_context = Vectors(old.keys, old.matrix, context=old.matrix[::-1].copy())
+    save_vectors(with_context, tmp_path / "ctx" / "v1")
+    both = pretrained_input(with_context, "concat", "v1")
+    assert both.dim == 2 * old.dim
+    assert np.allclose(both.matrix[:, old.dim:], unit_rows(with_context.context))
+    assert np.array_equal(pretrained_input(with_context, "context", "v1").matrix, with_context.context)
+    args = ["finetune", "--vectors", str(tmp_path / "ctx" / "v1"), "--table", str(table), "--target", "y",
+            "--out", str(tmp_path / "m1"), "--quiet", *FAST, "--pretrained-input", "concat", "--auto", "off"]
+    assert main(args) == 0
+    alignment = json.loads((tmp_path / "m1" / "latest" / "alignment.json").read_text())
+    assert alignment["item_id"]["dim"] == 2 * old.dim

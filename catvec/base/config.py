@@ -305,6 +305,8 @@ class FinetuneConfig:
                                 "train) or scratch (random init, the baseline)")
     normalize: str = opt("none", "pretrained rows as model inputs: none, or unit (each row scaled to length 1)")
     oov_init: str = opt("normal", "rows without a pretrained vector: normal (pretrained mean and std), mean, zeros")
+    pretrained_input: str = opt("input", "which pretrained vectors start the rows: input, context, or concat "
+                                         "(unit input and unit context vectors side by side, twice the size)")
     hash_buckets: str = opt("", "N shared hashed rows for each categorical column's rare and unseen keys "
                                 "(N, or COL=N comma list); empty = every key its own row")
     min_freq: int = opt(1, "with hash_buckets: keys in fewer training rows than this share the hashed rows")
@@ -361,6 +363,7 @@ class FinetuneConfig:
         _one_of("mode", self.mode, FINETUNE_MODES)
         _one_of("task", self.task, FINETUNE_TASKS)
         _one_of("oov_init", self.oov_init, ("normal", "mean", "zeros"))
+        _one_of("pretrained_input", self.pretrained_input, ("input", "context", "concat"))
         _one_of("emb_size_rule", self.emb_size_rule, ("fastai", "half"))
         _one_of("class_weight", self.class_weight, ("none", "balanced"))
         _one_of("normalize", self.normalize, ("none", "unit"))

@@ -109,7 +109,24 @@ def load_pretrained(cfg: FinetuneConfig) -> dict:
     if cfg.mode == "scratch" and not cfg.compare:
         return {}
     dirs = dict.fromkeys([*cfg.pretrained_map.values()] or [cfg.vectors])
-    return {d: load_vectors(d) for d in dirs}
+    return {d: pretrained_input(load_vectors(d), cfg.pretrained_input, d) for d in dirs}
+
+
+def pretrained_input(vectors, which: str, source):
+    """The vectors a finetune starts from: the input vectors, the context vectors, or both
+    unit-normalised side by side ("concat")."""
+    import numpy as np
+
+    from catvec.base.scoring import unit_rows
+    from catvec.base.vectors import Vectors
+
+    if which == "input":
+        return vectors
+    if vectors.context is None:
+        raise CatvecError(f"{source}: --pretrained-input {which} needs context vectors, which this version "
+                          "(from an older catvec) does not have; use --pretrained-input input or pretrain again")
+    matrix = vectors.context if which == "context" else np.hstack([unit_rows(vectors.matrix), unit_rows(vectors.context)])
+    return Vectors(vectors.keys, matrix, counts=vectors.counts)
 
 
 @step(name="resolve-roles")
