@@ -194,7 +194,7 @@ def test_pretrained_input_concat_starts_from_input_and_context_side_by_side(tmp_
 
     from catvec.base.scoring import unit_rows
     from catvec.base.vectors import Vectors, load_vectors, save_vectors
-    from catvec.finetuning.pipeline import pretrained_input
+    from catvec.finetuning.align import pretrained_input
 
     vectors_dir, table = inputs
     old = load_vectors(vectors_dir)

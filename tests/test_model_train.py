@@ -200,7 +200,7 @@ def test_exported_rows_of_a_fixed_layer_equal_the_pretrained_vectors(tmp_path, i
 
 def test_unit_normalised_inputs_are_the_pretrained_rows_scaled_to_length_one(tmp_path, inputs):
     from catvec.base.vectors import load_vectors
-    from catvec.finetuning.baselines import unit_rows
+    from catvec.base.scoring import unit_rows
 
     result = finetune(config(tmp_path, inputs, mode="frozen", normalize="unit", epochs=2))
     exported = load_vectors(result.path / "embeddings" / "item_id")

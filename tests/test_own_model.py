@@ -52,6 +52,22 @@ def test_rows_follow_the_finetune_rules(vectors_dir):
     assert emb.encode(["500", 505, None, "unseen"]).tolist() == [3, 1, 0, 0]
 
 
+def test_context_vectors_can_start_your_own_model(vectors_dir):
+    from catvec.base.scoring import unit_rows
+    from catvec.base.vectors import Vectors
+
+    source = item_vectors()
+    with_context = Vectors(source.keys, source.matrix, context=source.matrix[::-1].copy())
+    emb = catvec.embedding(with_context, keys=["505"], mode="frozen", pretrained_input="concat")
+    weight = emb.full_weight().numpy()
+    assert weight.shape == (2, 16)
+    np.testing.assert_allclose(weight[1, 8:], unit_rows(with_context.context)[5], rtol=1e-6)
+    with pytest.raises(catvec.CatvecError, match="needs context vectors"):
+        catvec.embedding(vectors_dir, keys=["505"], pretrained_input="context")
+    with pytest.raises(catvec.CatvecError, match="pretrained_input must be"):
+        catvec.embedding(vectors_dir, keys=["505"], pretrained_input="both")
+
+
 @pytest.mark.parametrize("mode", ["frozen", "partial"])
 def test_frozen_rows_stay_bit_identical_in_your_own_model(vectors_dir, mode):
     emb = catvec.embedding(vectors_dir, keys=["500", "501", "nope"], mode=mode)

@@ -82,8 +82,9 @@ def make_scorer(vectors, name: str | None = None, min_support: int | None = None
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    matrix = np.asarray(matrix, dtype=np.float32)
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    """Rows scaled to length 1 (zero rows stay zero): float32 (n, dim)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (np.asarray(matrix) / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -175,3 +175,18 @@ def add_traffic(report: AlignmentReport, counts: np.ndarray, hit: np.ndarray, na
     if report.rows and report.row_coverage < min_row_coverage:
         log.warning("%s: low pretrained coverage: %d/%d values, %.1f%% of rows have a vector",
                     name, report.table_value_hits, report.table_values, 100 * report.row_coverage)
+
+
+def pretrained_input(vectors, which: str, source):
+    """The vectors a finetune starts from: the input vectors, the context vectors, or both
+    unit-normalised side by side ("concat")."""
+    from catvec.base.scoring import unit_rows
+    from catvec.base.vectors import Vectors
+
+    if which == "input":
+        return vectors
+    if vectors.context is None:
+        raise CatvecError(f"{source}: --pretrained-input {which} needs context vectors, which this version "
+                          "(from an older catvec) does not have; use --pretrained-input input or pretrain again")
+    matrix = vectors.context if which == "context" else np.hstack([unit_rows(vectors.matrix), unit_rows(vectors.context)])
+    return Vectors(vectors.keys, matrix, counts=vectors.counts)

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from catvec.base.scoring import unit_rows
 import torch
 
 from catvec.finetuning.training import improves, loss_fn, output_metrics
@@ -32,12 +34,6 @@ class BaselineResult:
     name: str
     settings: dict           # what validation picked: {"l2": ..} or {"k": ..}
     metrics: dict            # {"val_loss": .., "val_accuracy": .., ..., "test_accuracy": ..}
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to length 1 (zero rows stay zero): float32 (n, dim)."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def features(run) -> list[np.ndarray]:

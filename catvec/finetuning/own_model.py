@@ -20,18 +20,19 @@ from catvec.finetuning.embedding import MODES, PretrainedEmbedding, param_groups
 
 
 def embedding(vectors, keys, mode: str = "finetune", oov_init: str = "normal", normalize: str = "none",
-              sparse: bool = False, seed: int = 0) -> PretrainedEmbedding:
+              sparse: bool = False, seed: int = 0, pretrained_input: str = "input") -> PretrainedEmbedding:
     """Pretrained vectors aligned to `keys` -> a PretrainedEmbedding of len(keys) + 1 rows.
 
     vectors: a weight dir (OUT, OUT/latest or a version) or a catvec.Vectors.
     keys: your vocabulary, strings (row i + 1 is keys[i]); duplicates are refused.
-    mode: frozen, finetune, partial or scratch; normalize: none or unit (rows of length 1).
+    mode: frozen, finetune, partial or scratch; normalize: none or unit (rows of length 1);
+    pretrained_input: input, context or concat (as `catvec finetune --pretrained-input`).
     The layer also carries `vocab` (catvec Vocab), `report` (AlignmentReport) and `encode`.
     Example: emb = embedding("artifacts/latest", ["1001", "1002"], mode="frozen")
     """
     from catvec.base.vectors import Vectors, load_vectors
-    from catvec.finetuning.align import align, source_rows
-    from catvec.finetuning.baselines import unit_rows
+    from catvec.base.scoring import unit_rows
+    from catvec.finetuning.align import align, pretrained_input as choose_input, source_rows
     from catvec.finetuning.vocab import UNK, Vocab
 
     if mode not in MODES:
@@ -39,7 +40,10 @@ def embedding(vectors, keys, mode: str = "finetune", oov_init: str = "normal", n
     if normalize not in ("none", "unit"):
         raise CatvecError(f"normalize must be none or unit; got {normalize!r}")
     keys = _check_keys(keys)
-    source = vectors if isinstance(vectors, Vectors) else load_vectors(vectors)
+    if pretrained_input not in ("input", "context", "concat"):
+        raise CatvecError(f"pretrained_input must be input, context or concat; got {pretrained_input!r}")
+    source = choose_input(vectors if isinstance(vectors, Vectors) else load_vectors(vectors), pretrained_input,
+                          "vectors" if isinstance(vectors, Vectors) else vectors)
     vocab = Vocab([UNK, *keys])
     matrix, report = align(source, vocab, oov_init, seed=seed)
     if normalize == "unit":

@@ -105,28 +105,12 @@ def load_table(cfg: FinetuneConfig, table=None) -> LabeledTable:
 def load_pretrained(cfg: FinetuneConfig) -> dict:
     """Load every weight dir the config names. Scratch mode without --compare needs none."""
     from catvec.base.vectors import load_vectors
+    from catvec.finetuning.align import pretrained_input
 
     if cfg.mode == "scratch" and not cfg.compare:
         return {}
     dirs = dict.fromkeys([*cfg.pretrained_map.values()] or [cfg.vectors])
     return {d: pretrained_input(load_vectors(d), cfg.pretrained_input, d) for d in dirs}
-
-
-def pretrained_input(vectors, which: str, source):
-    """The vectors a finetune starts from: the input vectors, the context vectors, or both
-    unit-normalised side by side ("concat")."""
-    import numpy as np
-
-    from catvec.base.scoring import unit_rows
-    from catvec.base.vectors import Vectors
-
-    if which == "input":
-        return vectors
-    if vectors.context is None:
-        raise CatvecError(f"{source}: --pretrained-input {which} needs context vectors, which this version "
-                          "(from an older catvec) does not have; use --pretrained-input input or pretrain again")
-    matrix = vectors.context if which == "context" else np.hstack([unit_rows(vectors.matrix), unit_rows(vectors.context)])
-    return Vectors(vectors.keys, matrix, counts=vectors.counts)
 
 
 @step(name="resolve-roles")
@@ -216,7 +200,7 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
     cfg: the settings of this fit (an --auto candidate); default run.cfg."""
     import torch
 
-    from catvec.finetuning.baselines import unit_rows
+    from catvec.base.scoring import unit_rows
     from catvec.finetuning.device import resolve_device
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
     from catvec.finetuning.training import evaluate, fit, fit_full_batch, with_class_weights
