@@ -97,22 +97,17 @@ def test_recommend_refuses_bad_options(history_version, sample_events, tmp_path,
     assert message in capsys.readouterr().err and not out.exists()
 
 
-def test_recommend_refuses_an_empty_queries_file(history_version, tmp_path, capsys):
-    (tmp_path / "q.csv").write_text("")
+@pytest.mark.parametrize("text, message", [
+    ("", "is empty"),
+    ("user_id,item_id,timestamp\nu1,x,1\nu2,y,2\n", "none of its 2 items"),
+])
+def test_recommend_refuses_queries_it_cannot_answer(history_version, tmp_path, capsys, text, message):
+    (tmp_path / "q.csv").write_text(text)
     out = tmp_path / "r.csv"
     assert main(["recommend", "--vectors", str(history_version), "--events", str(tmp_path / "q.csv"),
                  "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "is empty" in err and err.count("\n") == 1 and not out.exists()
-
-
-def test_recommend_refuses_queries_with_no_known_item(history_version, tmp_path, capsys):
-    (tmp_path / "q.csv").write_text("user_id,item_id,timestamp\nu1,x,1\nu2,y,2\n")
-    out = tmp_path / "r.csv"
-    assert main(["recommend", "--vectors", str(history_version), "--events", str(tmp_path / "q.csv"),
-                 "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "none of its 2 items" in err and err.count("\n") == 1 and not out.exists()
+    assert message in err and err.count("\n") == 1 and not out.exists()
 
 
 def test_context_scorer_on_a_version_without_context_is_refused(tmp_path, capsys):
