@@ -234,3 +234,17 @@ def test_a_split_that_leaves_no_corpus_falls_back(tmp_path, write_csv):
     cfg = PretrainConfig(events=str(events), out=str(tmp_path / "o"), min_sequence_length=4, **FAST)
     manifest = pretrain(cfg).manifest
     assert not manifest["tuning"]["ran"] and "left no corpus" in manifest["tuning"]["reason"]
+
+
+def test_a_validation_task_follows_the_rows_of_a_smaller_vocab():
+    from catvec.pretraining.evaluation import NextItemTask
+
+    task = NextItemTask([0, 2, 3], [0, 2, 1], [1, 2])
+    moved = autotune._encode_again(task, ["a", "b", "c"], ["c", "a"])   # "b" fell out of the vocab
+    assert moved.items.tolist() == [1, 0, -1] and moved.targets.tolist() == [-1, 0]
+
+
+def test_tuning_with_a_capped_vocab_still_scores(clustered_events, tmp_path):
+    cfg = PretrainConfig(out=str(tmp_path / "o"), dim=8, epochs=2, vector_map=False, max_final_vocab=30)
+    tuning = pretrain(cfg, events=clustered_events).manifest["tuning"]
+    assert tuning["ran"] and all(t["scores"]["context@1"]["hr"] >= 0 for t in tuning["trials"])

@@ -105,7 +105,8 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
     started = time.perf_counter()
     sample = sample_events(table, cfg.tune_events, cfg.seed, basket=bool(cfg.basket_col))
     tune_cfg = dataclasses.replace(cfg, holdout="basket" if cfg.basket_col else "last2")
-    queries = _validation_queries(tune_cfg, sample)
+    task = _validation_task(tune_cfg, sample)
+    queries = task.n_users
     if queries < MIN_QUERIES:
         reason = f"only {queries} users or baskets to validate on (tuning needs {MIN_QUERIES})"
         log.info("tuning skipped: %s", reason)
@@ -116,11 +117,12 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
         except CatvecError as exc:  # the split left nothing to train on: the fallbacks
             log.info("tuning skipped: %s", exc)
             return resolve(cfg, tokens), {"ran": False, "reason": f"the validation split left no corpus ({exc})"}
+        task = _validation_task(tune_cfg, sample, corpus.keys)
         trials = []
         for i, cand in enumerate(candidates(cfg)):
             # the whole corpus's epochs: a trial costs about sample / whole of the final training
             params = dict(cand, epochs=cand["epochs"] if cfg.epochs else auto_epochs(tokens) * cand["epochs"])
-            trial = _run(dataclasses.replace(tune_cfg, **params, scorer="", min_support=0), corpus, sample)
+            trial = _run(dataclasses.replace(tune_cfg, **params, scorer="", min_support=0), corpus, task)
             trial.update(trial=i + 1, params={**cand, "epochs": params["epochs"]}, epoch_factor=cand["epochs"])
             trials.append(trial)
             if on_trial is not None:
@@ -155,13 +157,13 @@ def _supports(trial: dict, cfg: PretrainConfig) -> dict:
     return out
 
 
-def _validation_queries(cfg: PretrainConfig, table) -> int:
-    """How many users (baskets) the validation split of `table` scores."""
+def _validation_task(cfg: PretrainConfig, table, keys=()):
+    """The validation split of `table` as a task over `keys` rows (none: only counts users)."""
     from catvec.pretraining.corpus import extraction_options
     from catvec.pretraining.evaluation import build_tasks
 
-    tasks, _, _ = build_tasks(table, [], 2, **extraction_options(cfg))
-    return int(tasks["valid"].n_users)
+    tasks, _, _ = build_tasks(table, list(keys), 2, **extraction_options(cfg))
+    return tasks["valid"]
 
 
 def _chosen(cfg: PretrainConfig, names) -> dict:
@@ -189,27 +191,38 @@ def _best(trials: list[dict], cfg: PretrainConfig) -> dict:
     return dict(best, rule="best on validation")
 
 
-def _run(cfg: PretrainConfig, corpus, table) -> dict:
-    """Train once, score every scorer x support on the validation targets."""
-    from catvec.pretraining.corpus import extraction_options
-    from catvec.pretraining.evaluation import build_tasks, score_tasks
+def _run(cfg: PretrainConfig, corpus, task) -> dict:
+    """Train once, score every scorer x support on the validation targets (`task`, rows in
+    corpus.keys order: gensim keeps the corpus's frequency order)."""
+    from catvec.base.scoring import SCORERS, make_scorer
+    from catvec.pretraining.evaluation import next_item_metrics, popularity_metrics
     from catvec.pretraining.skipgram import train_vectors
 
     t = time.perf_counter()
     vectors, _ = train_vectors(corpus, cfg)
-    tasks, counts, _ = build_tasks(table, vectors.keys, 2, **extraction_options(cfg))
-    valid = {"valid": tasks["valid"]}
+    if vectors.keys != corpus.keys:  # max_final_vocab dropped keys: encode the task for these rows
+        task = _encode_again(task, corpus.keys, vectors.keys)
     query_last = 0 if cfg.basket_col else cfg.query_last
-    scores, popularity = {}, None
-    for support in SUPPORTS:
-        quality = score_tasks(vectors, valid, counts, query_last=query_last, min_support=support)
-        popularity = quality["popularity"]["valid"]
-        for name, roles in quality["scorers"].items():
-            m = roles["valid"]
+    scores = {}
+    for name in SCORERS:
+        for support in SUPPORTS:
+            m = next_item_metrics(make_scorer(vectors, name, support), task, query_last=query_last)
             scores[f"{name}@{support}"] = {"ndcg": round(m["ndcg"], 5), "hr": round(m["hr"], 5),
                                            "ndcg_se": round(m["ndcg_se"], 5)}
+    popularity = popularity_metrics(vectors.counts, task)
     return {"scores": scores, "popularity": {k: round(popularity[k], 5) for k in ("ndcg", "hr")},
-            "queries": int(tasks["valid"].n_users), "seconds": round(time.perf_counter() - t, 2)}
+            "queries": int(task.n_users), "seconds": round(time.perf_counter() - t, 2)}
+
+
+def _encode_again(task, old_keys: list[str], new_keys: list[str]):
+    """A task over `old_keys` rows as one over `new_keys` rows (-1 where a key is gone)."""
+    import numpy as np
+
+    from catvec.pretraining.evaluation import NextItemTask
+
+    index = {k: i for i, k in enumerate(new_keys)}
+    remap = np.array([index.get(k, -1) for k in old_keys] + [-1], dtype=np.int64)  # -1 stays -1
+    return NextItemTask(task.indptr, remap[task.items], remap[task.targets])
 
 
 def _tuning_corpus(cfg: PretrainConfig, table, directory):
@@ -223,18 +236,24 @@ def _tuning_corpus(cfg: PretrainConfig, table, directory):
                         max_sequence_length=cfg.max_sequence_length, source=table.source, **extraction_options(cfg))
 
 
-def sample_events(table, max_events: int, seed: int, basket: bool = False):
-    """The events of a seeded random sample of users (baskets) holding about `max_events`."""
+def sample_events(table, max_events: int = 0, seed: int = 1, basket: bool = False, max_groups: int = 0):
+    """The events of a seeded random sample of users (baskets): whole users, as many as
+    fit in about `max_events` events and at most `max_groups` of them (0 = no limit)."""
     import numpy as np
     import polars as pl
 
     frame = table.frame
-    if frame.height <= max_events:
+    if (not max_events or frame.height <= max_events) and not max_groups:
         return table
     by = "group" if basket else "user"
     sizes = frame.group_by(by).len().sort(by)
     order = np.random.default_rng(seed).permutation(sizes.height)
-    cum = np.cumsum(sizes["len"].to_numpy()[order])
-    keep = sizes[by].gather(np.sort(order[: max(1, int(np.searchsorted(cum, max_events)) + 1)]))
+    n = min(sizes.height, max_groups or sizes.height)
+    if max_events:
+        cum = np.cumsum(sizes["len"].to_numpy()[order])
+        n = min(n, max(1, int(np.searchsorted(cum, max_events)) + 1))
+    if n >= sizes.height:
+        return table
+    keep = sizes[by].gather(np.sort(order[:n]))
     sampled = frame.filter(pl.col(by).is_in(keep.implode()))
     return dataclasses.replace(table, frame=sampled, stats=dict(table.stats, events_read=sampled.height))

@@ -137,13 +137,13 @@ def score_tasks(vectors, tasks: dict, counts: np.ndarray, *, k: int = 10, query_
 
     names = [n for n in SCORERS if n != "context" or vectors.context is not None]
     chosen = scorer or vectors.scorer
-    supports = {n: make_scorer(vectors, n, min_support).min_support for n in names}
+    scorers = {n: make_scorer(vectors, n, min_support) for n in names}
+    supports = {n: s.min_support for n, s in scorers.items()}
     quality = {"k": k, "query_last": query_last, "scorer": chosen, "min_support": supports[chosen],
                "supports": supports, "vectors": {}, "popularity": {}, "scorers": {n: {} for n in names}}
     for role, task in tasks.items():
         for name in names:
-            quality["scorers"][name][role] = next_item_metrics(make_scorer(vectors, name, supports[name]), task, k=k,
-                                                               query_last=query_last)
+            quality["scorers"][name][role] = next_item_metrics(scorers[name], task, k=k, query_last=query_last)
         quality["vectors"][role] = quality["scorers"][chosen][role]
         quality["popularity"][role] = popularity_metrics(counts, task, k=k)
         quality["users"] = task.n_users

@@ -56,8 +56,8 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
     """Read the queries of `cfg` (a PretrainConfig's input options), write top-`topn` CSV."""
     import polars as pl
 
-    from catvec.base.scoring import check_scorer, make_scorer, recommend_rows
-    from catvec.base.store import check_writable, read_manifest, resolve_version_dir
+    from catvec.base.scoring import check_scorer, recommend_rows
+    from catvec.base.store import check_writable, describe_os_error, read_manifest, resolve_version_dir
     from catvec.base.vectors import load_vectors
     from catvec.pretraining.events import read_events_table
 
@@ -67,7 +67,7 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
     vectors = load_vectors(vectors_path)
     if scorer is not None:
         check_scorer(scorer, vectors)
-    params = read_manifest(resolve_version_dir(vectors_path)).get("params", {})
+    params = read_manifest(resolve_version_dir(vectors_path), verify=False).get("params", {})  # load_vectors verified it
     basket = bool(cfg.basket_col)
     query_last = 0 if basket else int(params.get("query_last", 1))
     table = read_events_table(cfg)
@@ -94,7 +94,6 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
         os.replace(tmp, out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise CatvecError(f"{out}: cannot write the recommendations ({exc.strerror or exc}); choose another --out") from None
-    used = make_scorer(vectors, scorer, min_support)
+        raise CatvecError(f"{out}: cannot write the recommendations ({describe_os_error(exc)})") from None
     return RecommendResult(path=out, queries=len(ids), query_items=len(items), unknown_items=int((~known).sum()),
-                           popularity_queries=int(recs.fallback.sum()), scorer=used.name, min_support=used.min_support)
+                           popularity_queries=int(recs.fallback.sum()), scorer=recs.scorer, min_support=recs.min_support)

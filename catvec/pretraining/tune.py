@@ -28,7 +28,7 @@ import numpy as np
 from catvec.base.config import PretrainConfig, field_types, parse_duration
 from catvec.base.errors import CatvecError
 from catvec.base.store import check_writable, describe_os_error
-from catvec.pretraining.autotune import resolve
+from catvec.pretraining.autotune import resolve, sample_events
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,8 @@ class TuneResult:
 
 
 def sample_table(table, sample_users: int, seed: int):
-    """The events of at most `sample_users` users, chosen with a seeded generator."""
-    import polars as pl
-
-    users = table.frame["user"].unique().sort()
-    if not sample_users or len(users) <= sample_users:
-        return table
-    keep = users.gather(np.sort(np.random.default_rng(seed).choice(len(users), sample_users, replace=False)))
-    frame = table.frame.filter(pl.col("user").is_in(keep.implode()))
-    return dataclasses.replace(table, frame=frame, stats=dict(table.stats, events_read=frame.height))
+    """The events of at most `sample_users` users (0 = all), chosen with a seeded generator."""
+    return sample_events(table, seed=seed, max_groups=sample_users)
 
 
 def prepare_corpus(cfg: PretrainConfig, table, directory):
