@@ -44,3 +44,8 @@ def test_escape_examples():
     assert escape_key("tab\there") == "tab\\there"
     assert escape_key("back\\slash") == "back\\\\slash"
     assert escape_key("plain-key_1") == "plain-key_1"
+
+
+@given(st.lists(st.one_of(st.text(max_size=6), st.from_regex(r"-?[0-9]{1,4}\.0{1,3}", fullmatch=True)), max_size=8))
+def test_column_keys_equal_value_keys_for_any_text(values):
+    assert normalize_keys(pl.Series(values, dtype=pl.Utf8)).to_list() == [to_key(v) for v in values]

@@ -85,11 +85,8 @@ def normalize_keys(column):
         if not s.len():
             return s
         s = s.set(s == "", None)
-        integral = s.str.contains(_INTEGRAL_TEXT)
-        if bool(integral.any()):
-            s = pl.select(pl.when(integral).then(s.map_elements(to_key, return_dtype=pl.Utf8, skip_nulls=True))
-                          .otherwise(s)).to_series().alias(s.name)
-        return s
+        # vectorised form of to_key's rule: "-007.0" -> "-007", and a zero loses its sign
+        return s.str.replace(_INTEGRAL_TEXT, "${1}${2}").str.replace(r"^-(0+)$", "${1}")
     if dtype == pl.Boolean:
         return s.map_elements(to_key, return_dtype=pl.Utf8)
     if dtype.is_integer():
