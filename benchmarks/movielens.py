@@ -92,7 +92,8 @@ def genre_split(n: int, fraction: float, seed: int) -> np.ndarray:
     return np.where(val, "val", np.where(labeled, "train", "test"))
 
 
-def genre_scores(vectors: Path, table, fraction: float, seed: int, out: Path, buckets: int = 0) -> dict:
+def genre_scores(vectors: Path, table, fraction: float, seed: int, out: Path, buckets: int = 0,
+                 pretrained_input: str = "input") -> dict:
     """Test macro-F1 of the defaults and of --compare's baselines on one split (with
     buckets > 0: of the defaults with that many hash buckets, no baselines)."""
     import polars as pl
@@ -104,7 +105,7 @@ def genre_scores(vectors: Path, table, fraction: float, seed: int, out: Path, bu
     cfg = FinetuneConfig(vectors=str(vectors), target="genre", cat_cols="movieId", cont_cols="",
                          pretrained_cols="movieId", task="multiclass", split_col="split", metric="macro_f1",
                          compare=not buckets, seed=seed, out=str(out), keep=1,
-                         hash_buckets=f"movieId={buckets}" if buckets else "")
+                         hash_buckets=f"movieId={buckets}" if buckets else "", pretrained_input=pretrained_input)
     result = finetune(cfg, table=frame)
     m = result.metrics
     if buckets:
