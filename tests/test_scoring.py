@@ -82,5 +82,7 @@ def test_context_and_counts_round_trip_and_old_versions_load(tmp_path, planted):
         old.most_similar("a", scorer="context")
     with pytest.raises(CatvecError, match="unknown scorer 'dot'"):
         make_scorer(planted, "dot")
+    with pytest.raises(CatvecError, match="got one string 'ab'"):
+        planted.recommend("ab")
     with pytest.raises(CatvecError, match="topn must be >= 1"):
         planted.recommend(["a"], topn=0)

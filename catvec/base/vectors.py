@@ -116,6 +116,8 @@ class Vectors:
         """
         from catvec.base.scoring import recommend_rows
 
+        if isinstance(history, (str, bytes)):
+            raise CatvecError(f"history: expected a list of keys, got one string {history!r}; pass [key]")
         index = self.key_to_index
         rows = np.array([index.get(k, -1) for k in history], dtype=np.int64)
         result = recommend_rows(self, np.array([0, len(rows)]), rows, topn, scorer, min_support)
