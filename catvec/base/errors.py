@@ -15,3 +15,15 @@ class InputNotFound(CatvecError):
     Scheduled flows retry on this one, since an upstream job may still be writing it;
     every other CatvecError fails at once.
     """
+
+
+class NotPromoted(CatvecError):
+    """A new version was written in full but `latest` did not move to it: the promotion gate
+    found its drift or its quality out of bounds. The version stays as a candidate
+    (`catvec promote OUT VERSION` publishes it); the CLI exits with status 3."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, version: str = "", path=None, gate: dict | None = None):
+        super().__init__(message)
+        self.version, self.path, self.gate = version, path, gate or {}

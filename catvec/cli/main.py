@@ -26,6 +26,7 @@ COMMAND_MODULES = (
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
+EXIT_NOT_PROMOTED = 3  # a candidate version was written, latest did not move (catvec.base.errors.NotPromoted)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
         if debug:
             raise
         print(f"catvec: error: {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        return getattr(exc, "exit_code", EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print("catvec: interrupted", file=sys.stderr)
         return 130

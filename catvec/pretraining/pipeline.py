@@ -47,6 +47,8 @@ class PretrainResult:
     version: str
     path: Path            # OUT/<version>
     manifest: dict
+    promoted: bool = True  # False: kept as a candidate, the promotion gate did not move `latest`
+    gate: dict | None = None  # the gate's decision: {"promoted", "reasons": [...], ...}; None without a parent
 
 
 # ---- steps ---------------------------------------------------------------------------
