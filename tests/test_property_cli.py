@@ -148,7 +148,8 @@ def snapshot(paths) -> dict:
         top = Path(top)
         found = [top] if top.is_file() else [Path(d) / f for d, _, names in os.walk(top) for f in names]
         for path in found:
-            if not {".cache", ".staging", ".checkpoints"} & set(path.parts):
+            # promotions.json is an append-only record of moves of latest: it grows by design
+            if not {".cache", ".staging", ".checkpoints"} & set(path.parts) and path.name != "promotions.json":
                 files[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return files
 
@@ -178,7 +179,7 @@ def test_any_table_works_or_is_refused_in_one_line(outputs, command, data):
         shutil.rmtree(directory, ignore_errors=True)
     event(f"exit {code}" + (" " + err[:150] if os.environ.get("CATVEC_PROPERTY_DEBUG") else ""))  # --hypothesis-show-statistics: how many tables worked
     assert "Traceback" not in err and "internal error" not in err, err
-    assert code in (0, 2), (code, err)
+    assert code in (0, 2, 3), (code, err)  # 3: written as a candidate, the promotion gate kept latest
     if code == 2:
         assert err.startswith("catvec: error:") and err.count("\n") == 1, err
         assert after == before

@@ -89,6 +89,20 @@ class PretrainConfig:
     refresh: bool = opt(False, "ignore the corpus cache and extract again")
     strict: bool = opt(False, "refuse to publish a version that fails a sanity gate (too few keys, flat loss, "
                               "most events lost to filters) instead of warning", flow_default=True)
+    # versions: each new version against its parent (OUT/latest when the run starts); docs/lifecycle.md
+    align: bool = opt(True, "rotate the new vectors into the parent version's space (orthogonal Procrustes on "
+                            "shared items), so models trained on the parent keep reading the same coordinates")
+    align_min_count: int = opt(20, "anchors of the alignment and of the drift gate: shared items seen at least "
+                                   "this many times in both versions")
+    gate: bool = opt(True, "promotion gate: keep the new version as a candidate (latest does not move) when its "
+                           "drift from the parent is far beyond seed noise or its held-out quality falls below "
+                           "the parent's")
+    gate_drift: float = opt(0.5, "refuse when neighbour overlap@10 with the parent is below this fraction of the "
+                                 "overlap between two seeds on the same data")
+    gate_quality_se: float = opt(2.0, "refuse when held-out HR@10 is more than this many standard errors below "
+                                      "the parent's on the same items")
+    force: bool = opt(False, "publish even when the promotion gate refuses (the refusal is still recorded)")
+    warm_start: bool = opt(False, "start known items from the parent's input and context vectors; new items start fresh")
 
     def validate(self) -> "PretrainConfig":
         _check_types(self)
@@ -98,6 +112,11 @@ class PretrainConfig:
         _at_least("tune_events", self.tune_events, 100)
         for name in ("max_final_vocab", "workers", "keep", "window", "epochs", "min_support"):
             _at_least(name, getattr(self, name), 0)
+        _at_least("align_min_count", self.align_min_count, 1)
+        if not 0 <= self.gate_drift <= 1:
+            raise CatvecError(f"gate_drift must be between 0 and 1 (a fraction of the seed-noise overlap); got {self.gate_drift}")
+        if self.gate_quality_se < 0:
+            raise CatvecError(f"gate_quality_se must be >= 0, got {self.gate_quality_se}")
         if self.scorer not in ("", "cosine", "context"):
             raise CatvecError(f"scorer must be cosine or context (or empty: chosen by tuning); got {self.scorer!r}")
         for name in ("sample", "alpha", "min_alpha"):

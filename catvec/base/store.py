@@ -6,6 +6,8 @@ Layout of an output directory OUT:
     OUT/latest -> <version>   a relative symlink, replaced atomically (rename)
     OUT/.staging/<version>/   runs in progress; moved to OUT/<version> when complete
     OUT/.cache/               reusable intermediate results (the corpus cache)
+    OUT/promotions.json       every move of `latest`: version, time, how (gate, promote, ...)
+    OUT/.lock                 held while `latest` moves, so overlapping runs take turns
 
 Every complete directory (a weight dir, a model dir) ends with manifest.json (checksums
 of its files) and a COMPLETE marker holding the manifest's sha256: `finish_manifest`
@@ -41,6 +43,8 @@ LATEST = "latest"
 STAGING = ".staging"
 COMPLETE = "COMPLETE"
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+PROMOTIONS = "promotions.json"
 
 
 class VersionStore:
@@ -111,6 +115,38 @@ class VersionStore:
         os.replace(tmp, self.root / LATEST)
         _fsync_dir(self.root)
 
+    @contextmanager
+    def locked(self):
+        """Hold OUT/.lock: moves of `latest` and the promotions record happen one run at a time
+        (runs still train in parallel; only the last few milliseconds are serialised)."""
+        import fcntl
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def promotions(self) -> list[dict]:
+        """Every move of `latest`, oldest first: {"version", "at", "how"}; how is first, gate,
+        ungated, forced (pretrain), promote or rollback (catvec promote)."""
+        path = self.root / PROMOTIONS
+        if not path.is_file():
+            return []
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise CatvecError(f"{path}: not valid JSON; delete it to start the record afresh") from None
+        return data if isinstance(data, list) else []
+
+    def record_promotion(self, name: str, how: str) -> None:
+        """Append to OUT/promotions.json (call inside `locked()`)."""
+        entries = self.promotions()
+        entries.append({"version": name, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "how": how})
+        write_json(self.root / PROMOTIONS, entries)
+
     def latest_name(self) -> str | None:
         link = self.root / LATEST
         if not link.is_symlink() and not link.exists():
@@ -165,13 +201,46 @@ class VersionStore:
 
 
 @step(name="publish")
-def publish_version(store: VersionStore, name: str, staging: Path, keep: int = 0) -> Path:
+def publish_version(store: VersionStore, name: str, staging: Path, keep: int = 0, promote: bool = True,
+                    how: str | None = None) -> Path:
     """The last step of both pipelines: move the complete staged version into place, point
-    `latest` at it, then apply the retention (`keep`)."""
-    final = store.commit(name, staging)
-    store.publish(name)
-    store.prune(keep)
+    `latest` at it (unless `promote` is False: a candidate), then apply the retention (`keep`).
+    `how` (pretrain versions) is recorded in OUT/promotions.json."""
+    with store.locked():
+        final = store.commit(name, staging)
+        if promote:
+            store.publish(name)
+            if how:
+                store.record_promotion(name, how)
+        store.prune(keep)
     return final
+
+
+def promote(out, version: str) -> str:
+    """Point OUT/latest at an existing complete version (a candidate the gate held back, or an
+    older version: a rollback), atomically, checksums verified first. Returns how it was
+    recorded: promote or rollback.
+
+    Example: promote("artifacts", "20261121T233000123Z-3f9a1c")
+    """
+    store = VersionStore(out)
+    if not store.root.is_dir():
+        raise CatvecError(f"{store.root}: no such output directory; pass the OUT of `catvec pretrain --out OUT`")
+    name = Path(str(version)).name
+    if name in (LATEST, "", ".", "..") or name.startswith("."):
+        raise CatvecError(f"{version!r} is not a version name; `catvec versions {store.root}` lists them")
+    directory = store.root / name
+    if not directory.is_dir():
+        raise CatvecError(f"version {name} not found in {store.root}; `catvec versions {store.root}` lists them")
+    read_manifest(directory)  # incomplete or damaged: one line, latest untouched
+    with store.locked():
+        current = store.latest_name()
+        if current == name:
+            return "unchanged"
+        how = "rollback" if current is not None and name < current else "promote"
+        store.publish(name)
+        store.record_promotion(name, how)
+    return how
 
 
 def check_writable(path, flag: str = "--out", file: bool = False) -> None:

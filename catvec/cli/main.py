@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "catvec.cli.finetune",
     "catvec.cli.evaluate",
     "catvec.cli.recommend",
+    "catvec.cli.versions",
 )
 
 EXIT_USER_ERROR = 2
@@ -59,7 +60,8 @@ def main(argv=None) -> int:
     except CatvecError as exc:
         if debug:
             raise
-        print(f"catvec: error: {one_line(str(exc))}", file=sys.stderr)
+        label = "not promoted" if getattr(exc, "exit_code", None) == EXIT_NOT_PROMOTED else "error"
+        print(f"catvec: {label}: {one_line(str(exc))}", file=sys.stderr)
         return getattr(exc, "exit_code", EXIT_USER_ERROR)
     except KeyboardInterrupt:
         print("catvec: interrupted", file=sys.stderr)

@@ -69,6 +69,12 @@ def run_pretrain(args) -> int:
         progress.close()
     say(args, *pretrain_summary(result.manifest))
     print(result.path)
+    if not result.promoted:
+        from catvec.base.errors import NotPromoted
+
+        raise NotPromoted(f"{'; '.join(result.gate['reasons'])}. {cfg.out}/latest is unchanged; "
+                          f"`catvec promote {cfg.out} {result.version}` publishes this version (or rerun with --force)",
+                          version=result.version, path=result.path, gate=result.gate)
     return 0
 
 

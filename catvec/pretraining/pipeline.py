@@ -140,14 +140,53 @@ def choose_settings(cfg: PretrainConfig, events_table, corpus, on_trial=None) ->
     return autotune.choose_settings(cfg, events_table, corpus.stats["tokens"], on_trial=on_trial)
 
 
+@step(name="load-parent")
+def load_parent(store: VersionStore, parent: str | None, cfg: PretrainConfig):
+    """The parent version (OUT/latest when the run starts) when alignment, the gate or a warm
+    start need it: (vectors, manifest), checksums verified; (None, None) without one."""
+    from catvec.base.vectors import load_vectors
+
+    if parent is None or not (cfg.align or cfg.gate or cfg.warm_start):
+        return None, None
+    directory = store.root / parent
+    try:
+        vectors, manifest = load_vectors(directory), read_manifest(directory)
+    except CatvecError as exc:
+        raise CatvecError(f"parent version {parent} (OUT/latest) cannot be used: {exc}; promote a sound version "
+                          f"with `catvec promote {store.root} VERSION`, or pass --no-align --no-gate") from None
+    if cfg.warm_start and vectors.dim != cfg.dim:
+        raise CatvecError(f"--warm-start: the parent {parent} has dim {vectors.dim}, this run dim {cfg.dim}; "
+                          f"pass --dim {vectors.dim} or leave out --warm-start")
+    return vectors, manifest
+
+
 @step(name="train")
-def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None):
-    """Corpus -> (Vectors, training stats); the vectors carry the config's scorer and support."""
+def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None, init=None):
+    """Corpus -> (Vectors, training stats); the vectors carry the config's scorer and support.
+    `init` (a warm start): known keys start from its input and context vectors."""
     from catvec.pretraining.skipgram import train_vectors
 
-    vectors, stats = train_vectors(corpus, cfg, on_epoch=on_epoch)
+    vectors, stats = train_vectors(corpus, cfg, on_epoch=on_epoch, init=init)
     vectors.scorer, vectors.min_support = cfg.scorer or "cosine", cfg.min_support or 1
     return vectors, stats
+
+
+@step(name="compare-parent")
+def compare_parent(vectors, parent_vectors, parent_manifest: dict, corpus, cfg: PretrainConfig):
+    """Align to the parent, measure the drift beside the seed-noise baseline (the parent's,
+    measured when it was made; this run's own when the parent has none). Returns
+    (vectors, record) where record holds alignment, drift and this version's noise."""
+    from catvec.pretraining import lifecycle
+
+    record = {}
+    if cfg.align:
+        vectors, record["alignment"] = lifecycle.align(vectors, parent_vectors, cfg.align_min_count)
+    if cfg.gate:
+        record["noise"] = lifecycle.seed_noise(corpus, cfg, vectors)
+        noise = parent_manifest.get("noise") or record["noise"]
+        record["drift"] = lifecycle.drift_report(vectors, parent_vectors, cfg.align_min_count, noise)
+        record["drift"]["noise_from"] = "parent" if parent_manifest.get("noise") else "this version"
+    return vectors, record
 
 
 @step(name="evaluate")
@@ -241,6 +280,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
     store = VersionStore(cfg.out)
     store.prepare()
     parent = store.latest_name()
+    parent_vectors, parent_manifest = load_parent(store, parent, cfg)
     with store.staged() as (name, staging):
         t = time.perf_counter()
         table = None
@@ -258,17 +298,37 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
         timings["tune_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
-        vectors, train_stats = train_skipgram(corpus, cfg, on_epoch)
+        init = parent_vectors if cfg.warm_start else None
+        vectors, train_stats = train_skipgram(corpus, cfg, on_epoch, init)
         vectors.supports = tuning.get("supports") or {}
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
         warnings = enforce_gates(corpus.stats, train_stats, len(vectors), cfg.strict)
-        quality = None
+        lineage = {}
+        if parent_vectors is not None:
+            t = time.perf_counter()
+            vectors, lineage = compare_parent(vectors, parent_vectors, parent_manifest, corpus, cfg)
+            timings["compare_seconds"] = round(time.perf_counter() - t, 4)
+        quality = parent_quality = None
         if cfg.holdout != "none":
             t = time.perf_counter()
-            quality = evaluate_holdout(vectors, cfg, table if table is not None else read_events_table(cfg, events))
+            if table is None:
+                table = read_events_table(cfg, events)
+            quality = evaluate_holdout(vectors, cfg, table)
+            if parent_vectors is not None and cfg.gate:
+                parent_quality = evaluate_holdout(parent_vectors, cfg, table)
+                lineage["parent_quality"] = parent_quality
             timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
+        gate = None
+        if parent_vectors is not None and cfg.gate:
+            from catvec.pretraining.lifecycle import gate_decision
+
+            gate = gate_decision(lineage.get("drift"), quality, parent_quality, cfg)
+            lineage["gate"] = gate
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
+        manifest.update(lineage)
+        if cfg.warm_start:
+            manifest["warm_start"] = {"from": parent, "keys": train_stats.get("warm_keys", 0)}
         manifest["tuning"] = tuning
         manifest["scoring"] = {"scorer": vectors.scorer, "min_support": vectors.min_support,
                                "supports": vectors.supports}
@@ -280,9 +340,20 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             manifest["input"]["path"] = "<DataFrame>"
         export_version(vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
-        final = publish_version(store, name, staging, cfg.keep)
-    log.info("pretrain: version %s in %.1fs", name, time.perf_counter() - t0)
-    return PretrainResult(version=name, path=final, manifest=read_manifest(final))
+        promoted = gate is None or gate["promoted"]
+        final = publish_version(store, name, staging, cfg.keep, promote=promoted,
+                                how=_publish_reason(parent, gate))
+    log.info("pretrain: version %s in %.1fs%s", name, time.perf_counter() - t0,
+             "" if promoted else " (a candidate: the gate kept latest where it was)")
+    return PretrainResult(version=name, path=final, manifest=read_manifest(final), promoted=promoted, gate=gate)
+
+
+def _publish_reason(parent: str | None, gate: dict | None) -> str:
+    if parent is None:
+        return "first"
+    if gate is None:
+        return "ungated"
+    return "forced" if gate["forced"] else "gate"
 
 
 def autotune_needs_events(cfg: PretrainConfig) -> bool:

@@ -35,11 +35,14 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def train_vectors(corpus, cfg, on_epoch=None) -> tuple[Vectors, dict]:
+def train_vectors(corpus, cfg, on_epoch=None, init: Vectors | None = None) -> tuple[Vectors, dict]:
     """Train skip-gram vectors on a `catvec.pretraining.corpus.Corpus` with a PretrainConfig.
 
     on_epoch(epoch, n_epochs, info) is called after each epoch with
     info = {"loss": float, "gensim_loss": float, "seconds": float}.
+
+    init (a warm start): keys it holds start from its input and context vectors instead of
+    gensim's random init; the others start as usual.
 
     Example: vectors, stats = train_vectors(corpus, PretrainConfig(dim=32, epochs=5))
     """
@@ -68,6 +71,7 @@ def train_vectors(corpus, cfg, on_epoch=None) -> tuple[Vectors, dict]:
 
         raise CatvecError("the vocabulary is empty after min_count / max_final_vocab; lower them")
     vocab_seconds = time.perf_counter() - started
+    warm_keys = _warm_start(model, corpus.keys, init) if init is not None else 0
     probe = _LossProbe(corpus.path, model, window, cfg.negative, cfg.ns_exponent, cfg.seed)
 
     history: list[dict] = []
@@ -110,7 +114,26 @@ def train_vectors(corpus, cfg, on_epoch=None) -> tuple[Vectors, dict]:
         "epochs": history,
         "loss_pairs": probe.n_pairs,
     }
+    if init is not None:
+        stats["warm_keys"] = warm_keys
     return Vectors(keys=keys, matrix=matrix, context=context, counts=counts), stats
+
+
+def _warm_start(model, token_keys: list[str], init: Vectors) -> int:
+    """Copy init's rows into the model for the keys both hold; returns how many."""
+    index = init.key_to_index
+    rows, source = [], []
+    for i, tok in enumerate(model.wv.index_to_key):
+        j = index.get(token_keys[int(tok)])
+        if j is not None:
+            rows.append(i)
+            source.append(j)
+    if rows:
+        model.wv.vectors[rows] = init.matrix[source]
+        if init.context is not None:
+            model.syn1neg[rows] = init.context[source]
+    log.info("warm start: %d of %d keys from the parent", len(rows), len(model.wv))
+    return len(rows)
 
 
 class _LossProbe:

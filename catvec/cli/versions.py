@@ -1,0 +1,61 @@
+"""`catvec versions OUT` and `catvec promote OUT VERSION`."""
+
+from __future__ import annotations
+
+import argparse
+
+from catvec.cli.options import add_common, say
+
+
+def register(sub) -> None:
+    v = sub.add_parser("versions", help="list the versions of an output directory",
+                       description="One line per complete version, oldest first: its parent, whether it is "
+                                   "latest, was promoted or is a candidate the promotion gate held back, its "
+                                   "number of keys, held-out HR@10 (with --holdout) and drift (neighbour "
+                                   "overlap with the parent / overlap between two seeds; 1 = seed noise).",
+                       epilog="example:\n  catvec versions artifacts",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("out", nargs="?", default="artifacts", help="the output directory (default: artifacts)")
+    add_common(v)
+    v.set_defaults(run=run_versions)
+
+    p = sub.add_parser("promote", help="point OUT/latest at a version (a held-back candidate, or a rollback)",
+                       description="Move OUT/latest to VERSION atomically after checking its files against "
+                                   "their checksums. Promoting an older version is a rollback; both are "
+                                   "recorded in OUT/promotions.json.",
+                       epilog="examples:\n  catvec promote artifacts 20261121T233000123Z-3f9a1c\n"
+                              "  catvec versions artifacts     # to find the name",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", help="the output directory")
+    p.add_argument("version", help="the version's name (a directory inside OUT)")
+    add_common(p)
+    p.set_defaults(run=run_promote)
+
+
+def run_versions(args) -> int:
+    from catvec.pretraining.lifecycle import version_rows
+
+    rows = version_rows(args.out)
+    if not rows:
+        say(args, f"{args.out}: no complete versions yet")
+        return 0
+    print(f"{'version':<28} {'parent':<28} {'status':<10} {'keys':>7} {'HR@10':>7} {'drift':>6}  note")
+    for row in rows:
+        print(f"{row['version']:<28} {row.get('parent', ''):<28} {row['status']:<10} {_cell(row.get('keys')):>7} "
+              f"{_cell(row.get('hr10'), '.4f'):>7} {_cell(row.get('drift'), '.2f'):>6}  {row.get('note', '')}")
+    return 0
+
+
+def run_promote(args) -> int:
+    from catvec.base.store import promote
+
+    how = promote(args.out, args.version)
+    if how == "unchanged":
+        say(args, f"{args.version} is already latest in {args.out}")
+    else:
+        say(args, f"{args.out}/latest -> {args.version} ({how})")
+    return 0
+
+
+def _cell(value, fmt: str = "") -> str:
+    return "-" if value is None else format(value, fmt)

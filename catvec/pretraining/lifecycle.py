@@ -1,0 +1,296 @@
+"""A new version against its parent: alignment, drift, the seed-noise baseline, the gate.
+
+Two trainings of the same data land in unrelated coordinate systems (skip-gram is only
+defined up to a rotation), so a model fine-tuned on one version reads noise from the
+next. A version with a parent (OUT/latest when the run starts) is therefore:
+
+1. aligned: rotated into the parent's space by orthogonal Procrustes fitted on the
+   anchors, the shared keys seen at least `align_min_count` times in both. The same
+   rotation is applied to input and context vectors, so every score (cosine, input .
+   context) is unchanged: alignment never changes quality;
+2. compared: per frequency band, neighbour overlap@10 with the parent (rotation-free)
+   and the aligned cosine of each shared key; new and dropped keys by count and by
+   traffic; with a holdout, the parent's quality on the new version's held-out items;
+3. judged against seed noise: the same numbers between two seeds of one training on the
+   same data (`seed_noise`). It is measured once per version and stored in its manifest
+   ("noise"), so the next run compares against its parent's noise without training the
+   parent's data again;
+4. gated: `gate_decision` refuses a version whose anchor overlap falls below
+   `gate_drift` x the noise overlap, or whose held-out HR@10 falls more than
+   `gate_quality_se` standard errors below the parent's on the same items.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from catvec.base.vectors import Vectors
+
+log = logging.getLogger(__name__)
+
+NEIGHBOURS = 10
+# Frequency bands by training count: (label, lowest count, highest count or None).
+BANDS = (("1-4", 1, 4), ("5-19", 5, 19), ("20-99", 20, 99), ("100+", 100, None))
+MAX_QUERIES = 2000          # keys per band whose neighbour lists are compared (a fixed sample)
+MIN_GATE_ANCHORS = 30       # fewer anchors: too little to judge drift, the gate lets it pass
+
+
+# ---- alignment -------------------------------------------------------------------------
+
+def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The orthogonal matrix R minimising ||source @ R - target|| (Schoenemann 1966):
+    R = U V^T where U S V^T is the SVD of source^T target."""
+    u, _, vt = np.linalg.svd(source.astype(np.float64).T @ target.astype(np.float64))
+    return u @ vt
+
+
+def shared_rows(vectors: Vectors, parent: Vectors) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices (in vectors, in parent) of the keys both hold, in vectors' order."""
+    index = parent.key_to_index
+    mine = [i for i, k in enumerate(vectors.keys) if k in index]
+    theirs = [index[vectors.keys[i]] for i in mine]
+    return np.asarray(mine, dtype=np.int64), np.asarray(theirs, dtype=np.int64)
+
+
+def anchor_rows(vectors: Vectors, parent: Vectors, min_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shared keys seen at least `min_count` times in both (all shared keys without counts)."""
+    mine, theirs = shared_rows(vectors, parent)
+    if vectors.counts is not None and parent.counts is not None:
+        keep = (vectors.counts[mine] >= min_count) & (parent.counts[theirs] >= min_count)
+        mine, theirs = mine[keep], theirs[keep]
+    return mine, theirs
+
+
+def align(vectors: Vectors, parent: Vectors, min_count: int) -> tuple[Vectors, dict]:
+    """`vectors` rotated into `parent`'s space, and the record of how. Fewer anchors than
+    dimensions (or another dimension) leave the vectors as they are, with the reason."""
+    record = {"parent_keys": len(parent), "min_count": int(min_count)}
+    if parent.dim != vectors.dim:
+        return vectors, {**record, "applied": False,
+                         "reason": f"dimension {vectors.dim} differs from the parent's {parent.dim}"}
+    mine, theirs = anchor_rows(vectors, parent, min_count)
+    record["anchors"] = int(len(mine))
+    if len(mine) < vectors.dim:
+        return vectors, {**record, "applied": False,
+                         "reason": f"{len(mine)} shared keys seen >= {min_count} times, fewer than the "
+                                   f"{vectors.dim} dimensions; lower --align-min-count"}
+    rotation = procrustes(vectors.matrix[mine], parent.matrix[theirs])
+    before = median_cosine(vectors.matrix[mine], parent.matrix[theirs])
+    matrix = (vectors.matrix.astype(np.float64) @ rotation).astype(np.float32)
+    context = None
+    if vectors.context is not None:
+        context = (vectors.context.astype(np.float64) @ rotation).astype(np.float32)
+    aligned = Vectors(keys=vectors.keys, matrix=matrix, context=context, counts=vectors.counts,
+                      scorer=vectors.scorer, min_support=vectors.min_support, supports=vectors.supports)
+    record.update({
+        "applied": True,
+        "median_cosine_before": round(before, 4),
+        "median_cosine": round(median_cosine(matrix[mine], parent.matrix[theirs]), 4),
+        "residual": round(relative_residual(matrix[mine], parent.matrix[theirs]), 4),
+    })
+    if context is not None and parent.context is not None:
+        record["residual_context"] = round(relative_residual(context[mine], parent.context[theirs]), 4)
+    log.info("aligned to the parent on %d anchors: median cosine %.3f -> %.3f", len(mine), before,
+             record["median_cosine"])
+    return aligned, record
+
+
+def median_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) == 0:
+        return float("nan")
+    return float(np.median(row_cosines(a, b)))
+
+
+def _median_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return round(median_cosine(a, b), 4)
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    na = np.linalg.norm(a, axis=1)
+    nb = np.linalg.norm(b, axis=1)
+    return np.einsum("ij,ij->i", a, b) / np.maximum(na * nb, 1e-12)
+
+
+def relative_residual(a: np.ndarray, b: np.ndarray) -> float:
+    """||a - b|| / ||b|| (Frobenius): 0 = the same points."""
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+# ---- drift -------------------------------------------------------------------------------
+
+def neighbour_overlap(a: np.ndarray, b: np.ndarray, queries: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """For each query row, |top-k(a) & top-k(b)| / k, neighbours by cosine among all rows of
+    `a` and `b` (two matrices over the same keys in the same order; the query left out)."""
+    if len(queries) == 0:
+        return np.zeros(0)
+    k = min(k, len(a) - 1)
+    if k < 1:
+        return np.ones(len(queries))
+    ua, ub = _unit(a), _unit(b)
+    out = np.empty(len(queries))
+    for lo in range(0, len(queries), 512):
+        q = queries[lo:lo + 512]
+        top_a = _top(ua[q] @ ua.T, q, k)
+        top_b = _top(ub[q] @ ub.T, q, k)
+        out[lo:lo + len(q)] = [len(set(x) & set(y)) / k for x, y in zip(top_a.tolist(), top_b.tolist())]
+    return out
+
+
+def _unit(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float32)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    return m / np.where(norms > 0, norms, 1.0)
+
+
+def _top(scores: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    scores[np.arange(len(queries)), queries] = -np.inf
+    return np.argpartition(-scores, k - 1, axis=1)[:, :k]
+
+
+def band_of(counts: np.ndarray) -> np.ndarray:
+    """Index into BANDS of each count."""
+    labels = np.zeros(len(counts), dtype=np.int64)
+    for i, (_, lo, _hi) in enumerate(BANDS):
+        labels[counts >= lo] = i
+    return labels
+
+
+def compare(vectors: Vectors, other: Vectors, min_count: int, seed: int = 0) -> dict:
+    """Per frequency band (by `vectors`' counts), over the keys both hold: mean neighbour
+    overlap@10 and median cosine (meaningful when `vectors` is aligned to `other`); and
+    the same over the anchors (seen >= min_count times in both), the number the gate reads."""
+    mine, theirs = shared_rows(vectors, other)
+    a, b = vectors.matrix[mine], other.matrix[theirs]
+    same_space = a.shape[1] == b.shape[1]  # another dimension: overlaps only, no cosine
+    counts = vectors.counts[mine] if vectors.counts is not None else np.full(len(mine), 10 ** 9)
+    rng = np.random.default_rng(seed)
+    bands = {}
+    labels = band_of(counts)
+    for i, (name, _, _) in enumerate(BANDS):
+        rows = np.flatnonzero(labels == i)
+        if len(rows) == 0:
+            continue
+        sample = np.sort(rng.choice(rows, MAX_QUERIES, replace=False)) if len(rows) > MAX_QUERIES else rows
+        bands[name] = {"keys": int(len(rows)),
+                       "overlap": round(float(neighbour_overlap(a, b, sample).mean()), 4),
+                       "cosine": _median_cosine(a[sample], b[sample]) if same_space else None}
+    anchor_mine, _ = anchor_rows(vectors, other, min_count)
+    position = {int(r): j for j, r in enumerate(mine)}
+    anchors = np.asarray([position[int(r)] for r in anchor_mine], dtype=np.int64)
+    if len(anchors) > MAX_QUERIES:
+        anchors = np.sort(rng.choice(anchors, MAX_QUERIES, replace=False))
+    anchor = {"keys": int(len(anchor_mine)),
+              "overlap": round(float(neighbour_overlap(a, b, anchors).mean()), 4) if len(anchors) else None,
+              "cosine": _median_cosine(a[anchors], b[anchors]) if len(anchors) and same_space else None}
+    return {"shared_keys": int(len(mine)), "bands": bands, "anchors": anchor}
+
+
+def key_changes(vectors: Vectors, parent: Vectors) -> dict:
+    """New keys (not in the parent) and dropped keys (not in the new version), by number and
+    by traffic: the share of training counts they carry in the version that holds them."""
+    new = [i for i, k in enumerate(vectors.keys) if k not in parent.key_to_index]
+    dropped = [i for i, k in enumerate(parent.keys) if k not in vectors.key_to_index]
+
+    def share(v: Vectors, rows: list[int]):
+        if v.counts is None or v.counts.sum() == 0:
+            return None
+        return round(float(v.counts[rows].sum() / v.counts.sum()), 4)
+
+    return {"new": len(new), "new_traffic": share(vectors, new),
+            "dropped": len(dropped), "dropped_traffic": share(parent, dropped)}
+
+
+def drift_report(vectors: Vectors, parent: Vectors, min_count: int, noise: dict | None) -> dict:
+    """The aligned version against its parent, beside the seed-noise baseline."""
+    report = {**compare(vectors, parent, min_count), **key_changes(vectors, parent)}
+    if noise:
+        report["noise"] = noise
+        if report["anchors"]["overlap"] is not None and noise.get("anchors", {}).get("overlap"):
+            report["overlap_ratio"] = round(report["anchors"]["overlap"] / noise["anchors"]["overlap"], 4)
+    return report
+
+
+def seed_noise(corpus, cfg, vectors: Vectors) -> dict:
+    """The drift two seeds of the same training show on the same data: train again with
+    another seed, align, compare. Costs one training; stored with the version."""
+    import dataclasses
+
+    from catvec.pretraining.skipgram import train_vectors
+
+    other, _ = train_vectors(corpus, dataclasses.replace(cfg, seed=cfg.seed + 1000003))
+    other, _ = align(other, vectors, cfg.align_min_count)
+    report = compare(other, vectors, cfg.align_min_count)
+    report["seed"] = cfg.seed + 1000003
+    log.info("seed noise: anchor overlap@10 %s, median cosine %s", report["anchors"]["overlap"],
+             report["anchors"]["cosine"])
+    return report
+
+
+# ---- the gate ------------------------------------------------------------------------------
+
+def gate_decision(drift: dict | None, quality: dict | None, parent_quality: dict | None, cfg) -> dict:
+    """Promote or keep as a candidate. Reasons are one line each, naming the numbers and
+    the threshold; `force` promotes anyway (and says so)."""
+    reasons, checks = [], {}
+    if drift is not None:
+        ratio = drift.get("overlap_ratio")
+        anchors = drift.get("anchors", {}).get("keys", 0)
+        if ratio is None or anchors < MIN_GATE_ANCHORS:
+            checks["drift"] = f"not judged ({anchors} anchors, noise baseline {'present' if ratio is not None else 'missing'})"
+        else:
+            checks["drift"] = {"overlap": drift["anchors"]["overlap"], "noise_overlap": drift["noise"]["anchors"]["overlap"],
+                               "ratio": ratio, "threshold": cfg.gate_drift}
+            if ratio < cfg.gate_drift:
+                reasons.append(f"neighbour overlap@10 with the parent is {drift['anchors']['overlap']:.3f}, "
+                               f"{ratio:.2f}x the seed-noise overlap {drift['noise']['anchors']['overlap']:.3f} "
+                               f"(gate_drift {cfg.gate_drift})")
+    if quality is not None and parent_quality is not None:
+        mine, theirs = quality["vectors"]["test"], parent_quality["vectors"]["test"]
+        se = float(np.sqrt(_hr_var(mine) + _hr_var(theirs)))
+        checks["quality"] = {"hr": mine["hr"], "parent_hr": theirs["hr"], "se": round(se, 4),
+                             "threshold_se": cfg.gate_quality_se}
+        if mine["hr"] < theirs["hr"] - cfg.gate_quality_se * se:
+            reasons.append(f"held-out HR@10 {mine['hr']:.4f} is below the parent's {theirs['hr']:.4f} on the same "
+                           f"items by more than {cfg.gate_quality_se:g} standard errors ({se:.4f})")
+    promoted = not reasons or cfg.force
+    decision = {"promoted": promoted, "forced": bool(reasons and cfg.force), "reasons": reasons, "checks": checks}
+    return decision
+
+
+def _hr_var(m: dict) -> float:
+    n = max(int(m.get("users", 0)), 1)
+    return m["hr"] * (1.0 - m["hr"]) / n
+
+
+# ---- the versions of one output directory -------------------------------------------------
+
+def version_rows(out) -> list[dict]:
+    """One row per complete version of OUT, oldest first: version, parent, status (latest,
+    promoted or candidate), keys, held-out HR@10, drift (anchor overlap / seed-noise overlap)."""
+    from catvec.base.errors import CatvecError
+    from catvec.base.store import VersionStore, read_manifest
+
+    store = VersionStore(out)
+    if not store.root.is_dir():
+        raise CatvecError(f"{store.root}: no such output directory; pass the OUT of `catvec pretrain --out OUT`")
+    latest = store.latest_name()
+    promoted = {entry["version"] for entry in store.promotions()}
+    rows = []
+    for name in store.versions():
+        try:
+            manifest = read_manifest(store.root / name, verify=False)
+        except CatvecError as exc:
+            rows.append({"version": name, "status": "unreadable", "note": str(exc)})
+            continue
+        gate = manifest.get("gate") or {}
+        status = "latest" if name == latest else "promoted" if name in promoted or (
+            not promoted and gate.get("promoted", True)) else "candidate"
+        quality = (manifest.get("quality") or {}).get("vectors", {}).get("test", {})
+        drift = manifest.get("drift") or {}
+        rows.append({"version": name, "parent": manifest.get("parent") or "", "status": status,
+                     "keys": (manifest.get("training") or {}).get("vocab_size"),
+                     "hr10": quality.get("hr"), "drift": drift.get("overlap_ratio"),
+                     "note": "; ".join(gate.get("reasons", []))})
+    return rows
