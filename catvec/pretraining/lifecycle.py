@@ -12,9 +12,9 @@ next. A version with a parent (OUT/latest when the run starts) is therefore:
    and the aligned cosine of each shared key; new and dropped keys by count and by
    traffic; with a holdout, the parent's quality on the new version's held-out items;
 3. judged against seed noise: the same numbers between two seeds of one training on the
-   same data (`seed_noise`). It is measured once per version and stored in its manifest
-   ("noise"), so the next run compares against its parent's noise without training the
-   parent's data again;
+   same data (`seed_noise`, one extra training). Every gated version, the first too,
+   measures it once and stores it in its manifest ("noise"), so the next run compares
+   against the noise of its parent's data without training that data again;
 4. gated: `gate_decision` refuses a version whose anchor overlap falls below
    `gate_drift` x the noise overlap, or whose held-out HR@10 falls more than
    `gate_quality_se` standard errors below the parent's on the same items.

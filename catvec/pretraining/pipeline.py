@@ -174,7 +174,7 @@ def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None, init=None):
 @step(name="compare-parent")
 def compare_parent(vectors, parent_vectors, parent_manifest: dict, corpus, cfg: PretrainConfig):
     """Align to the parent, measure the drift beside the seed-noise baseline (the parent's,
-    measured when it was made; this run's own when the parent has none). Returns
+    measured when it was made; this run's own when the parent predates baselines). Returns
     (vectors, record) where record holds alignment, drift and this version's noise."""
     from catvec.pretraining import lifecycle
 
@@ -187,6 +187,14 @@ def compare_parent(vectors, parent_vectors, parent_manifest: dict, corpus, cfg: 
         record["drift"] = lifecycle.drift_report(vectors, parent_vectors, cfg.align_min_count, noise)
         record["drift"]["noise_from"] = "parent" if parent_manifest.get("noise") else "this version"
     return vectors, record
+
+
+@step(name="seed-noise")
+def measure_seed_noise(vectors, corpus, cfg: PretrainConfig) -> dict:
+    """A first version's seed-noise baseline, stored with it for the version that follows."""
+    from catvec.pretraining import lifecycle
+
+    return lifecycle.seed_noise(corpus, cfg, vectors)
 
 
 @step(name="evaluate")
@@ -249,7 +257,15 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
         attributes = read_item_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_col) if cfg.item_attributes else None
         plot_vector_map(vectors, staging / MAP_FILE, attributes=attributes, title=f"catvec {manifest.get('version', '')}")
         extra.append(MAP_FILE)
-    extra.append(write_report(staging, manifest, images=[MAP_FILE] if draw_map else []).name)
+    images = [MAP_FILE] if draw_map else []
+    if (manifest.get("drift") or {}).get("bands") and cfg.vector_map:
+        from catvec.reports.plots import plot_drift
+        from catvec.reports.render import DRIFT_FILE
+
+        plot_drift(manifest["drift"], staging / DRIFT_FILE)
+        extra.append(DRIFT_FILE)
+        images.append(DRIFT_FILE)
+    extra.append(write_report(staging, manifest, images=images).name)
     files = []
     for fmt in export_formats(cfg.export):
         if fmt == "word2vec":
@@ -308,6 +324,12 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             t = time.perf_counter()
             vectors, lineage = compare_parent(vectors, parent_vectors, parent_manifest, corpus, cfg)
             timings["compare_seconds"] = round(time.perf_counter() - t, 4)
+        elif cfg.gate:
+            # no parent yet: measure the baseline now, so the next run is judged against the noise
+            # of this version's data (the child's own noise says nothing when the child is garbage)
+            t = time.perf_counter()
+            lineage["noise"] = measure_seed_noise(vectors, corpus, cfg)
+            timings["noise_seconds"] = round(time.perf_counter() - t, 4)
         quality = parent_quality = None
         if cfg.holdout != "none":
             t = time.perf_counter()

@@ -153,6 +153,32 @@ def plot_training_curves(metrics: dict, path) -> Path:
     return _save(fig, path)
 
 
+def plot_drift(drift: dict, path) -> Path:
+    """Neighbour overlap@10 with the parent per frequency band, beside the overlap between
+    two seeds on the same data (the noise floor of drift). `drift` is a manifest's "drift"."""
+    from matplotlib.figure import Figure
+
+    bands = drift.get("bands") or {}
+    noise = (drift.get("noise") or {}).get("bands") or {}
+    if not bands:
+        raise CatvecError("drift plot: no frequency bands to draw")
+    names = list(bands)
+    x = np.arange(len(names))
+    fig = Figure(figsize=(6.4, 3.6), dpi=110)
+    ax = fig.subplots()
+    ax.bar(x - 0.2, [bands[n]["overlap"] for n in names], 0.4, color="#4477aa", label="this version vs parent")
+    ax.bar(x + 0.2, [noise.get(n, {}).get("overlap", np.nan) for n in names], 0.4, color="#bbbbbb",
+           label="two seeds, same data")
+    ax.set_xticks(x, [f"{n}\n({bands[n]['keys']} keys)" for n in names])
+    ax.set_xlabel("training count of the key")
+    ax.set_ylabel("neighbour overlap@10")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8, frameon=False)
+    ax.grid(axis="y", alpha=0.25)
+    ax.set_title("drift from the parent, beside seed noise", fontsize=10)
+    return _save(fig, path)
+
+
 def _spread_labels(coords: np.ndarray, candidates: list[int], n_labels: int) -> list[int]:
     """Up to n_labels candidates, in order, skipping any closer than 8% of the plot's span
     to one already chosen, so labels do not pile up on each other."""

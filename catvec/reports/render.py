@@ -21,7 +21,8 @@ TRAINING_PARAMS = ("dim", "window", "epochs", "negative", "ns_exponent", "sample
 CORPUS_COLUMNS = ("events_read", "events_dropped", "users", "sequences", "tokens", "vocab_size")
 ALIGNMENT_COLUMNS = ("vocab_size", "hits", "misses", "entry_coverage", "row_coverage", "value_coverage",
                      "pretrained_keys", "pretrained_unused", "oov_init")
-LINKED_FILES = ("report.md", "vector_map.png", "training_curves.png", "metrics.json")
+LINKED_FILES = ("report.md", "vector_map.png", "drift.png", "training_curves.png", "metrics.json")
+DRIFT_FILE = "drift.png"
 
 
 # ---- pretrain ---------------------------------------------------------------------
@@ -74,7 +75,12 @@ def pretrain_markdown(manifest: dict, images=()) -> str:
     quality = manifest.get("quality")
     if quality:
         lines += ["", "## Quality on held-out items", ""] + quality_table(quality)
+    if manifest.get("parent") and ("drift" in manifest or "alignment" in manifest):
+        lines += ["", "## Against the parent", "", *parent_lines(manifest)]
     for image in images:
+        if image == DRIFT_FILE:
+            lines += ["", f"![drift per frequency band]({image})"]
+            continue
         lines += ["", "## Vector map" if "map" in image else f"## {image}", "", f"![{image}]({image})"]
     epochs = training.get("epochs") or []
     if epochs:
@@ -99,6 +105,13 @@ def pretrain_summary(manifest: dict) -> list[str]:
         f"({t['words_per_second']:,} words/s, {t['workers']} worker(s)); final loss {last.get('loss', float('nan')):.4f}",
         f"version {manifest['version']} (parent {manifest['parent'] or 'none'})",
     ]
+    align, drift = manifest.get("alignment") or {}, manifest.get("drift") or {}
+    if align.get("applied"):
+        lines.append(f"aligned to the parent on {align['anchors']} anchors: median cosine {align['median_cosine_before']} "
+                     f"-> {align['median_cosine']}")
+    if drift.get("overlap_ratio") is not None:
+        lines.append(f"drift: neighbour overlap@10 with the parent {drift['anchors']['overlap']}, "
+                     f"{drift['overlap_ratio']}x seed noise; {drift['new']} new keys, {drift['dropped']} dropped")
     lines += tuning_lines(manifest)
     quality = manifest.get("quality")
     if quality:
@@ -111,6 +124,54 @@ def pretrain_summary(manifest: dict) -> list[str]:
                          f"(popularity {pop['hr']:.4f} / {pop['ndcg']:.4f}: {popularity_ratio(m['hr'], pop['hr'])}, "
                          f"{m['users']} queries)")
     return lines + popularity_warnings(manifest)
+
+
+def parent_lines(manifest: dict) -> list[str]:
+    """Alignment, drift per band beside seed noise, new and dropped keys, the gate's decision."""
+    lines = []
+    align = manifest.get("alignment")
+    if align:
+        if align.get("applied"):
+            lines.append(f"- aligned to {manifest['parent']} on {align['anchors']} anchors (seen >= {align['min_count']} "
+                         f"times in both): median cosine {align['median_cosine_before']} before, "
+                         f"{align['median_cosine']} after; residual {align['residual']}")
+        else:
+            lines.append(f"- not aligned: {align.get('reason')}")
+    drift = manifest.get("drift")
+    if drift:
+        lines.append(f"- keys: {drift['shared_keys']} shared, {drift['new']} new "
+                     f"({_share(drift.get('new_traffic'))} of the traffic), {drift['dropped']} dropped "
+                     f"({_share(drift.get('dropped_traffic'))} of the parent's)")
+        noise = (drift.get("noise") or {}).get("bands", {})
+        lines += ["", f"Neighbour overlap@10 with the parent and aligned cosine, beside seed noise (two seeds on the "
+                      f"{'parent' if drift.get('noise_from') == 'parent' else 'same'}'s data):", "",
+                  "| keys seen | keys | overlap@10 | seed noise overlap@10 | cosine | seed noise cosine |",
+                  "|---|---|---|---|---|---|"]
+        for name, band in drift["bands"].items():
+            n = noise.get(name, {})
+            lines.append(f"| {name} | {band['keys']} | {band['overlap']} | {n.get('overlap', '-')} | "
+                         f"{_num(band['cosine'])} | {_num(n.get('cosine'))} |")
+        anchors = drift.get("anchors", {})
+        lines.append(f"| anchors (>= {manifest['params'].get('align_min_count')}) | {anchors.get('keys')} | "
+                     f"{anchors.get('overlap')} | {(drift.get('noise') or {}).get('anchors', {}).get('overlap', '-')} | "
+                     f"{_num(anchors.get('cosine'))} | {_num((drift.get('noise') or {}).get('anchors', {}).get('cosine'))} |")
+    parent_quality = manifest.get("parent_quality")
+    if parent_quality and manifest.get("quality"):
+        mine, theirs = manifest["quality"]["vectors"]["test"], parent_quality["vectors"]["test"]
+        lines += ["", f"- held-out HR@10 on this version's test items: {mine['hr']:.4f}, the parent's {theirs['hr']:.4f}"]
+    gate = manifest.get("gate")
+    if gate:
+        verdict = "promoted (forced past: " if gate["forced"] else "promoted" if gate["promoted"] else "kept as a candidate: "
+        lines += ["", f"- promotion gate: {verdict}{'; '.join(gate['reasons'])}{')' if gate['forced'] else ''}"]
+    return lines
+
+
+def _num(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def tuning_lines(manifest: dict) -> list[str]:
