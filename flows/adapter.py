@@ -10,6 +10,9 @@ persisted or hashed: results stay in memory.
 
     with steps_as_tasks():
         result = pretrain(cfg)
+
+`command_line` is the flow scripts' parser (`python flows/pretrain.py --help`): the
+config's options, checked before Prefect starts, and the exit codes of the CLI.
 """
 
 from __future__ import annotations
