@@ -10,12 +10,17 @@ persisted or hashed: results stay in memory.
 
     with steps_as_tasks():
         result = pretrain(cfg)
+
+`command_line` is the flow scripts' parser (`python flows/pretrain.py --help`): the
+config's options, checked before Prefect starts, and the exit codes of the CLI.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import flows  # noqa: F401  (the startup setting, before prefect is imported)
 from prefect import get_run_logger, task
@@ -26,6 +31,9 @@ from catvec.base.steps import Step, steps_run_by
 
 IO_RETRIES = 3
 IO_RETRY_DELAYS = [10, 30, 60]  # seconds: a late upstream export usually lands within a minute
+
+# the name of a run's Failed state when the promotion gate kept the new version as a candidate
+NOT_PROMOTED = "NotPromoted"
 
 _TASKS: dict[Step, object] = {}
 
@@ -73,20 +81,73 @@ def run_pipeline(pipeline, cfg, what: str, **kwargs):
         raise
 
 
-def publish_artifacts(result, report_key: str, link_key: str, title: str) -> None:
-    """The version's report.md (with links to its files) and a link to its directory."""
+def publish_artifacts(result, report_key: str, link_key: str, title: str, promoted: bool = True) -> None:
+    """The version's report.md (with links to its files) and a link to its directory
+    (also for a candidate that the promotion gate kept out of `latest`)."""
     from catvec.reports.render import artifact_markdown
 
+    where = "OUT/latest points here" if promoted else "a candidate: OUT/latest did not move"
     create_markdown_artifact(key=report_key, markdown=artifact_markdown(result.path, title), description=title)
     create_link_artifact(key=link_key, link=result.path.resolve().as_uri(), link_text=str(result.path),
-                         description="the new version directory (OUT/latest points here)")
+                         description=f"the new version directory ({where})")
 
 
-def command_line(flow_fn, positional: tuple[str, ...], argv=None) -> str:
-    """`python flows/<name>.py [POSITIONAL ...]`: run the flow once and return what it returns."""
-    parser = argparse.ArgumentParser(description=(flow_fn.description or "").strip().splitlines()[0],
-                                     epilog="Every other parameter: call the flow from Python or set it in prefect.yaml.")
+def command_line(flow_fn, cls, positional: tuple[str, ...], inputs: tuple[str, ...], argv=None) -> int:
+    """`python flows/<name>.py [POSITIONAL ...] [--option VALUE ...]`: run the flow once.
+
+    The options are the config's fields (the CLI's flags, from the same dataclass) and
+    --config FILE.toml; the flow's own defaults apply to what is not given. The options are
+    validated and the `inputs` paths checked before Prefect starts, so a typo fails at once
+    (exit 2) instead of waiting through the retries that a scheduled run gives a late export.
+    Exit status: 0 done (the result path on stdout), 2 bad option or input, 3 a candidate
+    the promotion gate did not publish, 1 any other failed run.
+    """
+    import dataclasses
+    import inspect
+
+    from catvec.base.config import build_config, flow_default, read_toml
+    from catvec.cli.main import EXIT_INTERNAL, EXIT_NOT_PROMOTED, EXIT_USER_ERROR, one_line
+    from catvec.cli.options import add_config_arguments
+
+    description = (flow_fn.description or "").strip().splitlines()[0]
+    parser = argparse.ArgumentParser(prog=f"python flows/{Path(inspect.getsourcefile(flow_fn.fn)).name}",
+                                     description=f"Run the {flow_fn.name} flow once: {description}",
+                                     epilog="Options not given take the flow's defaults (as in prefect.yaml's "
+                                            "parameter form). Exit status: 0 done, 2 bad option or input, "
+                                            "3 kept as a candidate (not promoted), 1 failed.")
     for name in positional:
-        parser.add_argument(name, nargs="?", help=f"the {name} parameter (default: the flow's default)")
+        parser.add_argument(name, nargs="?", metavar=name.upper(), help=f"the {name} option, as a positional")
+    add_config_arguments(parser, cls, positional=positional)
+    flow_defaults = {f.name: flow_default(f) for f in dataclasses.fields(cls)}
+    for action in parser._actions:  # the help names the dataclass default; say where a flow's differs
+        default = flow_defaults.get(action.dest)
+        if action.dest in flow_defaults and default != getattr(cls, action.dest, None):
+            action.help = f"{action.help.rsplit(' (default:', 1)[0]} (default in a flow: {default!r})"
     args = parser.parse_args(argv)
-    return flow_fn(**{name: getattr(args, name) for name in positional if getattr(args, name) is not None})
+
+    def fail(message: str, status: int = EXIT_USER_ERROR) -> int:
+        print(f"catvec: error: {one_line(message)}", file=sys.stderr)
+        return status
+
+    names = [f.name for f in dataclasses.fields(cls)]
+    try:
+        params = read_toml(args.config, cls) if args.config else {}
+        params.update({n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
+        cfg = build_config(cls, None, **{**flow_defaults, **params})
+    except CatvecError as exc:
+        return fail(str(exc))
+    for name in inputs:
+        value = getattr(cfg, name)
+        if value and not Path(value).exists():
+            return fail(f"{name} {value} not found: give an existing path")
+
+    state = flow_fn(**params, return_state=True)
+    if state.is_completed():
+        print(state.result())
+        return 0
+    if state.name == NOT_PROMOTED:
+        return fail(state.message or "not promoted", EXIT_NOT_PROMOTED)
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, CatvecError):
+        return fail(str(exc), getattr(exc, "exit_code", EXIT_USER_ERROR))
+    return fail(f"the flow run ended {state.name}: {state.message or exc}", EXIT_INTERNAL)

@@ -10,7 +10,9 @@ parameters are FinetuneConfig's fields, with the same names and defaults.
         -> build-vocabs -> align -> prepare -> train (per mode) -> export -> publish
         -> artifacts: report.md with links, the alignment table, the model directory
 
-Run once:   python flows/finetune.py [TABLE] [TARGET] [VECTORS] [OUT]
+Run once:   python flows/finetune.py [TABLE] [TARGET] [VECTORS] [OUT] [--epochs N ...]   (--help: every option)
+Deployed:   prefect.yaml starts it when a pretrain run emits catvec.vectors.promoted, with
+            `vectors` set to the promoted version directory.
 Serve:      python flows/serve.py   (deployments and schedules from prefect.yaml)
 """
 
@@ -62,4 +64,5 @@ def finetune_flow(**params) -> str:
 
 
 if __name__ == "__main__":
-    print(command_line(finetune_flow, ("table", "target", "vectors", "out")))
+    sys.exit(command_line(finetune_flow, FinetuneConfig, ("table", "target", "vectors", "out"),
+                          inputs=("table", "vectors")))

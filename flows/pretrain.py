@@ -8,11 +8,18 @@ parameters are the fields of PretrainConfig, with the same names and defaults.
     validate config -> checksum-events -> cached-corpus? -> read-events -> extract-corpus
         -> train -> evaluate (with a holdout) -> export (staging) -> publish (move latest)
         -> artifacts: report.md with links, the version directory
+        -> promoted: event catvec.vectors.promoted (starts the finetune deployment, prefect.yaml)
+           not promoted: the run ends Failed, named NotPromoted, with the gate's reason
+
+The promotion gate (catvec.pretraining.pipeline) may keep a new version as a candidate:
+`latest` stays where it was. The run then ends in a Failed state named NotPromoted, so it
+stands out in the UI and in failure notifications, and it emits no promoted event, so the
+finetune deployment does not start; the candidate's report and link are still published.
 
 Caching is the pipeline's own corpus cache (OUT/.cache, keyed on the events file's sha256
 and the extraction parameters); refresh=True extracts again.
 
-Run once:   python flows/pretrain.py [EVENTS] [OUT]
+Run once:   python flows/pretrain.py [EVENTS] [OUT] [--epochs N ...]   (--help: every option)
 Serve:      python flows/serve.py   (deployments and schedules from prefect.yaml)
 """
 
@@ -23,13 +30,17 @@ if __package__ in (None, ""):  # run as a script: make `flows` importable from t
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flows.adapter import command_line, publish_artifacts, run_pipeline  # noqa: E402  (sets up prefect first)
+from flows.adapter import NOT_PROMOTED  # noqa: E402
 from prefect import flow, get_run_logger  # noqa: E402
+from prefect.states import Failed  # noqa: E402
 
 from catvec.base.config import PretrainConfig, build_config, with_config_signature  # noqa: E402
 from catvec.pretraining.pipeline import pretrain  # noqa: E402
 
 REPORT_KEY = "catvec-pretrain-report"
 VERSION_KEY = "catvec-pretrain-version"
+PROMOTED_EVENT = "catvec.vectors.promoted"  # the finetune deployment's trigger (prefect.yaml)
+PATH_LABEL = "catvec.path"  # the promoted version directory, absolute: the trigger passes it on as `vectors`
 
 
 def log_epoch(epoch: int, total: int, info: dict) -> None:
@@ -48,10 +59,34 @@ def pretrain_flow(**params) -> str:
     cfg = build_config(PretrainConfig, None, **params)
     get_run_logger().info("catvec pretrain: %s -> %s", cfg.events_path, cfg.out)
     result = run_pipeline(pretrain, cfg, "pretrain", on_epoch=log_epoch)
-    publish_artifacts(result, REPORT_KEY, VERSION_KEY, f"catvec pretrain {result.version}")
+    title = f"catvec pretrain {result.version}" + ("" if result.promoted else " (candidate, not promoted)")
+    publish_artifacts(result, REPORT_KEY, VERSION_KEY, title, promoted=result.promoted)
+    if not result.promoted:
+        message = not_promoted_message(result, cfg.out)
+        get_run_logger().warning(message)
+        return Failed(name=NOT_PROMOTED, message=message)
+    emit_promoted(result)
     get_run_logger().info("version %s published: %s", result.version, result.path)
     return str(result.path)
 
 
+def not_promoted_message(result, out) -> str:
+    """One line: why the gate kept the version out of `latest`, and how to publish it anyway."""
+    reasons = "; ".join((result.gate or {}).get("reasons") or ["the promotion gate refused it"])
+    return (f"version {result.version} kept as a candidate, {out}/latest unchanged: {reasons}. "
+            f"To publish it anyway: catvec promote {out} {result.version}")
+
+
+def emit_promoted(result) -> None:
+    """Tell Prefect a new version is in `latest`: the event the finetune deployment waits for."""
+    from prefect.events import emit_event
+
+    path = str(result.path.resolve())
+    emit_event(event=PROMOTED_EVENT,
+               resource={"prefect.resource.id": f"catvec.vectors.{path}", "prefect.resource.name": result.version,
+                         PATH_LABEL: path},
+               payload={"version": result.version, "parent": result.manifest.get("parent")})
+
+
 if __name__ == "__main__":
-    print(command_line(pretrain_flow, ("events", "out")))
+    sys.exit(command_line(pretrain_flow, PretrainConfig, ("events", "out"), inputs=("events",)))

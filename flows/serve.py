@@ -4,7 +4,7 @@
     PREFECT_API_URL=http://127.0.0.1:4200/api python flows/serve.py   # use a running server
 
 prefect.yaml stays the one description of the deployments (entrypoints, parameters, cron
-schedules): this script reads it, so `prefect deploy --all` plus a process worker and this
+schedules, event triggers): this script reads it, so `prefect deploy --all` plus a process worker and this
 command run the same thing. Scheduled and triggered runs execute as subprocesses of this
 one; relative paths in the parameters are relative to the repository root. Ctrl-C stops
 serving (the deployments' schedules are paused) and the server, if this script started it.
@@ -71,10 +71,15 @@ def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
 
 
 def load_deployments(path: Path = PREFECT_YAML, names: list[str] | None = None) -> list:
-    """RunnerDeployments for the deployments in prefect.yaml (all, or those named)."""
+    """RunnerDeployments for the deployments in prefect.yaml (all, or those named), with
+    their cron schedules and their event triggers (validated as `prefect deploy` does)."""
     import yaml
+    from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes
     from prefect.flows import load_flow_from_entrypoint
     from prefect.schedules import Cron
+    from pydantic import TypeAdapter
+
+    trigger_types = TypeAdapter(DeploymentTriggerTypes)
 
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     deployments = []
@@ -84,9 +89,10 @@ def load_deployments(path: Path = PREFECT_YAML, names: list[str] | None = None) 
         flow = load_flow_from_entrypoint(str(path.parent / entry["entrypoint"]))
         schedules = [Cron(s["cron"], timezone=s.get("timezone"), active=s.get("active", True))
                      for s in entry.get("schedules") or [] if "cron" in s]
+        triggers = [trigger_types.validate_python(spec) for spec in entry.get("triggers") or []]
         deployments.append(flow.to_deployment(
             name=entry["name"], description=entry.get("description"), tags=entry.get("tags"),
-            parameters=entry.get("parameters") or {}, schedules=schedules,
+            parameters=entry.get("parameters") or {}, schedules=schedules, triggers=triggers,
             concurrency_limit=entry.get("concurrency_limit")))
     return deployments
 

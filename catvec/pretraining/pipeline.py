@@ -15,11 +15,13 @@ arrive late; they are the only ones a flow retries.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
 import os
 import platform
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -107,8 +109,7 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
 
     cache_root = Path(cfg.out) / CACHE_DIR
     entry = cache_root / ("corpus-" + corpus_cache_key(cfg, checksum))
-    tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}-{secrets.token_hex(3)}"  # private to this call
     try:
         tmp.mkdir(parents=True)
         corpus = build_corpus(
@@ -121,8 +122,7 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
             from catvec.pretraining.evaluation import HOLDOUT_FILE, save_heldout
 
             save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, cfg.holdout)
-        shutil.rmtree(entry, ignore_errors=True)
-        os.rename(tmp, entry)
+        _move_into_cache(tmp, entry, replace=cfg.refresh)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -382,6 +382,34 @@ def autotune_needs_events(cfg: PretrainConfig) -> bool:
     from catvec.pretraining.autotune import open_settings
 
     return cfg.tune and bool(open_settings(cfg))
+
+
+def _move_into_cache(tmp: Path, entry: Path, replace: bool) -> None:
+    """Rename a finished extraction into place. A readable entry already there comes from an
+    overlapping run of the same input and parameters (same content), which may be training
+    from it: keep it, unless a refresh asks for a new one. One to replace (unreadable, or a
+    refresh) is moved aside first, so its name never points at a half-deleted directory."""
+    try:
+        os.rename(tmp, entry)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    if not replace and _readable_entry(entry):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    aside = entry.with_name(f".old-{tmp.name}")
+    os.rename(entry, aside)
+    os.rename(tmp, entry)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _readable_entry(entry: Path) -> bool:
+    try:
+        json.loads((entry / "corpus.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (entry / "corpus.txt").is_file()
 
 
 def _prune_cache(cache_root: Path) -> None:

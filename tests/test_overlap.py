@@ -1,0 +1,129 @@
+"""Overlapping runs into one OUT (a late nightly run and a manual one): both finish, `latest`
+names one complete version whose checksums verify, no staging is left behind, and the
+shared corpus cache (OUT/.cache) stays whole and reusable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catvec.base.store import LATEST, STAGING, VersionStore, read_manifest
+from catvec.base.vectors import load_vectors
+from catvec.pretraining import pipeline
+from catvec.pretraining.pipeline import CACHE_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["--dim", "8", "--epochs", "3", "--no-vector-map", "--no-tune", "--quiet"]
+# a promotion gate may keep the later version as a candidate (exit 3): a finished run too
+FINISHED = {0, 3}
+
+
+def pretrain_cmd(events: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "catvec.cli.main", "pretrain", "--events", str(events), "--out", str(out), *SMALL]
+
+
+def run_together(*commands) -> list[subprocess.CompletedProcess]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for cmd in commands]
+    results = []
+    for proc, cmd in zip(procs, commands):
+        stdout, stderr = proc.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr))
+    return results
+
+
+def check_out(out: Path, results) -> None:
+    for result in results:
+        assert result.returncode in FINISHED, result.stderr[-3000:]
+    printed = {Path(r.stdout.strip().splitlines()[-1]).name for r in results if r.returncode == 0}
+    store = VersionStore(out)
+    versions = store.versions()
+    assert len(versions) == 2  # both runs wrote a complete version of their own
+    assert store.latest_name() in printed
+    manifest = read_manifest(out / LATEST)  # verifies every checksum
+    assert manifest["version"] == store.latest_name()
+    for version in versions:
+        read_manifest(out / version)
+        assert len(load_vectors(out / version)) > 0
+    assert list((out / STAGING).iterdir()) == []
+    assert not list(out.glob(f".{LATEST}.*"))  # no half-made link
+    cache = out / CACHE_DIR
+    leftovers = [p.name for p in cache.iterdir() if not p.name.startswith("corpus-")]
+    assert leftovers == []
+    for entry in cache.iterdir():
+        assert sorted(p.name for p in entry.iterdir() if not p.name.startswith("holdout")) == ["corpus.json",
+                                                                                           "corpus.txt"]
+
+
+@pytest.fixture
+def other_events(sample_events, tmp_path) -> Path:
+    """Another input: the sample without its first 500 events."""
+    lines = sample_events.read_text(encoding="utf-8").splitlines(keepends=True)
+    path = tmp_path / "other.csv"
+    path.write_text(lines[0] + "".join(lines[501:]), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+def test_two_runs_of_the_same_input_at_once(sample_events, tmp_path):
+    out = tmp_path / "out"
+    results = run_together(pretrain_cmd(sample_events, out), pretrain_cmd(sample_events, out))
+    check_out(out, results)
+    assert len(list((out / CACHE_DIR).iterdir())) == 1
+    # the cache they shared is whole: a third run reuses it
+    third = run_together(pretrain_cmd(sample_events, out))[0]
+    assert third.returncode in FINISHED, third.stderr[-3000:]
+    assert read_manifest(out / Path(third.stdout.strip().splitlines()[-1]).name)["timings"]["corpus_cached"] is True
+
+
+@pytest.mark.slow
+def test_two_runs_of_different_inputs_at_once(sample_events, other_events, tmp_path):
+    out = tmp_path / "out"
+    results = run_together(pretrain_cmd(sample_events, out), pretrain_cmd(other_events, out))
+    check_out(out, results)
+    assert len(list((out / CACHE_DIR).iterdir())) == 2
+    checksums = {read_manifest(out / v)["input"]["checksum"] for v in VersionStore(out).versions()}
+    assert len(checksums) == 2
+
+
+def test_an_entry_made_meanwhile_by_another_run_is_kept(sample_events, tmp_path, monkeypatch):
+    """Two runs extract the same corpus; the first one finishes while the second is still
+    extracting. The second keeps the first one's entry (same input and parameters, so the
+    same content) instead of deleting files the first run may be training from."""
+    from catvec.base.config import PretrainConfig
+    from catvec.pretraining import corpus as corpus_module
+
+    cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
+    checksum = pipeline.checksum_events(cfg)
+    table = pipeline.read_events_table(cfg)
+    real_build, first, inode = corpus_module.build_corpus, [], []
+
+    def build_while_another_run_finishes(*args, **kwargs):
+        if not first:
+            first.append(None)
+            first[0] = pipeline.extract_corpus(table, cfg, checksum)
+            inode.append(os.stat(first[0].path).st_ino)  # the file the first run trains from
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(corpus_module, "build_corpus", build_while_another_run_finishes)
+    second = pipeline.extract_corpus(table, cfg, checksum)
+    assert second.path == first[0].path and os.stat(second.path).st_ino == inode[0]
+    assert second.keys == first[0].keys
+    assert [p.name for p in (tmp_path / CACHE_DIR).iterdir()] == [second.path.parent.name]
+
+
+def test_an_unreadable_entry_is_replaced(sample_events, tmp_path):
+    from catvec.base.config import PretrainConfig
+
+    cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
+    checksum = pipeline.checksum_events(cfg)
+    table = pipeline.read_events_table(cfg)
+    entry = pipeline.extract_corpus(table, cfg, checksum).path.parent
+    (entry / "corpus.json").write_text("{not json", encoding="utf-8")
+    assert pipeline.find_cached_corpus(cfg, checksum) is None
+    again = pipeline.extract_corpus(table, cfg, checksum)
+    assert again.path.parent == entry and pipeline.find_cached_corpus(cfg, checksum).keys == again.keys
+    assert [p.name for p in (tmp_path / CACHE_DIR).iterdir()] == [entry.name]
