@@ -32,13 +32,16 @@ if __package__ in (None, ""):  # run as a script: make `flows` importable from t
 from flows.adapter import command_line, publish_artifacts, run_pipeline  # noqa: E402  (sets up prefect first)
 from flows.adapter import NOT_PROMOTED  # noqa: E402
 from prefect import flow, get_run_logger  # noqa: E402
+from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.states import Failed  # noqa: E402
 
 from catvec.base.config import PretrainConfig, build_config, with_config_signature  # noqa: E402
 from catvec.pretraining.pipeline import pretrain  # noqa: E402
+from catvec.reports.render import drift_rows  # noqa: E402
 
 REPORT_KEY = "catvec-pretrain-report"
 VERSION_KEY = "catvec-pretrain-version"
+DRIFT_KEY = "catvec-pretrain-drift"
 PROMOTED_EVENT = "catvec.vectors.promoted"  # the finetune deployment's trigger (prefect.yaml)
 PATH_LABEL = "catvec.path"  # the promoted version directory, absolute: the trigger passes it on as `vectors`
 
@@ -61,6 +64,11 @@ def pretrain_flow(**params) -> str:
     result = run_pipeline(pretrain, cfg, "pretrain", on_epoch=log_epoch)
     title = f"catvec pretrain {result.version}" + ("" if result.promoted else " (candidate, not promoted)")
     publish_artifacts(result, REPORT_KEY, VERSION_KEY, title, promoted=result.promoted)
+    rows = drift_rows(result.manifest)
+    if rows:
+        create_table_artifact(key=DRIFT_KEY, table=rows,
+                              description=f"drift of {result.version} from its parent {result.manifest.get('parent')}, "
+                                          f"beside seed noise; overlap ratio {result.manifest['drift'].get('overlap_ratio')}")
     if not result.promoted:
         message = not_promoted_message(result, cfg.out)
         get_run_logger().warning(message)

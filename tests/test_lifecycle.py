@@ -252,3 +252,14 @@ def test_bad_gate_settings_are_refused_in_one_line(sample_events, tmp_path, caps
                  "--quiet"]) == 2
     assert "gate_drift must be between 0 and 1" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_drift_rows_feed_the_flow_table_artifact(three_nights):
+    from catvec.reports.render import drift_rows
+
+    _, v1, v2, _ = three_nights
+    assert drift_rows(v1.manifest) == []
+    rows = drift_rows(v2.manifest)
+    assert rows[-1]["keys seen"] == "anchors" and rows[-1]["keys"] == 200
+    assert rows[-1]["overlap@10"] == v2.manifest["drift"]["anchors"]["overlap"]
+    assert rows[-1]["seed noise overlap@10"] == v1.manifest["noise"]["anchors"]["overlap"]

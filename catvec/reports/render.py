@@ -9,6 +9,7 @@ metrics.json, alignment.json), so no report says anything the files do not hold.
     artifact_markdown(directory, name)    a version's report.md plus links to its files: the
                                           Prefect artifact of either flow
     alignment_rows(alignment)             alignment.json as table rows (a Prefect table artifact)
+    drift_rows(manifest)                  a version's drift from its parent, beside seed noise (ditto)
 """
 
 from __future__ import annotations
@@ -164,6 +165,22 @@ def parent_lines(manifest: dict) -> list[str]:
         verdict = "promoted (forced past: " if gate["forced"] else "promoted" if gate["promoted"] else "kept as a candidate: "
         lines += ["", f"- promotion gate: {verdict}{'; '.join(gate['reasons'])}{')' if gate['forced'] else ''}"]
     return lines
+
+
+def drift_rows(manifest: dict) -> list[dict]:
+    """A manifest's drift as table rows (a Prefect table artifact): one per frequency band and
+    one for the anchors, each beside its seed-noise value; [] without a parent."""
+    drift = manifest.get("drift") or {}
+    noise = drift.get("noise") or {}
+    rows = []
+    for name, band in [*(drift.get("bands") or {}).items(), ("anchors", drift.get("anchors"))]:
+        if not band:
+            continue
+        other = noise.get("anchors", {}) if name == "anchors" else (noise.get("bands") or {}).get(name, {})
+        rows.append({"keys seen": name, "keys": band.get("keys"), "overlap@10": band.get("overlap"),
+                     "seed noise overlap@10": other.get("overlap"), "cosine": band.get("cosine"),
+                     "seed noise cosine": other.get("cosine")})
+    return rows
 
 
 def _num(value) -> str:
