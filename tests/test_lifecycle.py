@@ -263,3 +263,18 @@ def test_drift_rows_feed_the_flow_table_artifact(three_nights):
     assert rows[-1]["keys seen"] == "anchors" and rows[-1]["keys"] == 200
     assert rows[-1]["overlap@10"] == v2.manifest["drift"]["anchors"]["overlap"]
     assert rows[-1]["seed noise overlap@10"] == v1.manifest["noise"]["anchors"]["overlap"]
+
+
+def test_a_child_keeps_its_parents_chosen_settings_unless_retuned(sample_events, tmp_path):
+    out = tmp_path / "out"
+    open_cfg = dict(FAST, window=0, ns_exponent=None, sample=None)  # left open: chosen by the run
+    first = pretrain(PretrainConfig(events=str(sample_events), out=str(out), tune=False, **open_cfg))
+    assert first.manifest["params"]["window"] == 10  # the fallback
+    child = pretrain(PretrainConfig(events=str(sample_events), out=str(out), seed=2, **open_cfg))
+    tuning = child.manifest["tuning"]
+    assert tuning["inherited_from"] == first.version and not tuning["ran"]
+    assert tuning["chosen"] == {"window": 10, "ns_exponent": 0.0, "sample": 0.0}
+    assert {k: child.manifest["params"][k] for k in ("window", "ns_exponent", "sample")} == tuning["chosen"]
+    again = pretrain(PretrainConfig(events=str(sample_events), out=str(out), seed=3, retune=True, tune=False,
+                                    **dict(open_cfg, window=5)))
+    assert "inherited_from" not in again.manifest["tuning"] and again.manifest["params"]["window"] == 5

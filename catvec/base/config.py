@@ -103,6 +103,8 @@ class PretrainConfig:
                                       "the parent's on the same items")
     force: bool = opt(False, "publish even when the promotion gate refuses (the refusal is still recorded)")
     warm_start: bool = opt(False, "start known items from the parent's input and context vectors; new items start fresh")
+    retune: bool = opt(False, "with a parent, choose the settings left open again (tuning) instead of keeping the "
+                              "parent's; other settings are another space, so expect the drift gate to object")
 
     def validate(self) -> "PretrainConfig":
         _check_types(self)

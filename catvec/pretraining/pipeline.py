@@ -140,6 +140,28 @@ def choose_settings(cfg: PretrainConfig, events_table, corpus, on_trial=None) ->
     return autotune.choose_settings(cfg, events_table, corpus.stats["tokens"], on_trial=on_trial)
 
 
+@step(name="inherit-settings")
+def inherit_settings(cfg: PretrainConfig, parent: str, parent_manifest: dict) -> tuple[PretrainConfig, dict]:
+    """A version with a parent keeps the parent's chosen settings (window, epochs, ns_exponent,
+    sample, scorer, min_support) where this run left them open: the same settings keep
+    versions comparable (tuned afresh each night they can differ enough to move every
+    neighbour list), and the nightly run skips the tuning trainings."""
+    from catvec.pretraining.autotune import open_settings
+
+    params = parent_manifest.get("params") or {}
+    open_ = open_settings(cfg)
+    missing = [n for n in open_ if params.get(n) is None or params.get(n) == ""]
+    if missing:  # a parent without them (an older format): tune as usual
+        return None, {}
+    chosen = {n: params[n] for n in open_}
+    cfg = dataclasses.replace(cfg, **chosen)
+    supports = dict((parent_manifest.get("scoring") or {}).get("supports") or {})
+    record = {"ran": False, "reason": f"kept the settings of the parent {parent} (--retune chooses them again)",
+              "inherited_from": parent, "settings": open_, "chosen": chosen, "supports": supports}
+    log.info("settings kept from the parent %s: %s", parent, ", ".join(f"{n}={v}" for n, v in chosen.items()))
+    return cfg, record
+
+
 @step(name="load-parent")
 def load_parent(store: VersionStore, parent: str | None, cfg: PretrainConfig):
     """The parent version (OUT/latest when the run starts) when alignment, the gate or a warm
@@ -309,9 +331,15 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             corpus = extract_corpus(table, cfg, checksum)
         timings["extract_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
-        if autotune_needs_events(cfg) and table is None:
-            table = read_events_table(cfg, events)
-        cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
+        inherited, tuning = (None, {})
+        if parent_manifest is not None and not cfg.retune and autotune_needs_events(cfg):
+            inherited, tuning = inherit_settings(cfg, parent, parent_manifest)
+        if inherited is not None:
+            cfg = inherited
+        else:
+            if autotune_needs_events(cfg) and table is None:
+                table = read_events_table(cfg, events)
+            cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
         timings["tune_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         init = parent_vectors if cfg.warm_start else None
