@@ -6,6 +6,7 @@ the older slice (events before it) is the first night, every event the second ni
 
 1. `pretrain` on the older slice -> v1; `pretrain` on every event (another seed) into the
    same OUT -> v2: aligned to v1 and judged by the gate against the seed-noise baseline;
+   the same with `--retune` (settings chosen again instead of kept from v1);
 2. every event with the item column shuffled across rows (no signal left) -> refused?
 3. warm start vs cold start on every event with v1 as parent, the settings v2 chose fixed
    (`--no-tune`): held-out HR@10, drift and training time per number of epochs.
@@ -66,8 +67,12 @@ def main() -> int:
         shutil.copytree(out, parent_dir, symlinks=True)
         v2 = pretrain(config("all", seed=2))
         v3 = pretrain(config("shuffled", seed=3))
+        retuned_out = work / "retuned"
+        shutil.copytree(parent_dir, retuned_out, symlinks=True)
+        retuned = pretrain(dataclasses.replace(config("all", seed=2), out=str(retuned_out), retune=True))
         runs = [("v1: older slice", len(older), v1), ("v2: every event", len(ratings), v2),
-                ("v3: every event, items shuffled", len(ratings), v3)]
+                ("v3: every event, items shuffled", len(ratings), v3),
+                ("v2 tuned afresh (`--retune`), for comparison", len(ratings), retuned)]
 
         chosen = v2.manifest["params"]
         fixed = {name: chosen[name] for name in ("window", "epochs", "ns_exponent", "sample", "scorer", "min_support")}
@@ -100,7 +105,8 @@ def report(runs, warm_rows, fixed: dict, cut: float, n_older: int, n_all: int) -
     when = datetime.fromtimestamp(cut, timezone.utc).date().isoformat()
     lines = [f"MovieLens ml-latest-small, split at the {SPLIT_QUANTILE:.0%} time quantile ({when}): "
              f"{n_older:,} older events, {n_all:,} in all. `python benchmarks/lifecycle.py`.", "",
-             "**Three nights into one OUT** (defaults, `--holdout last`):", ""]
+             "**Three nights into one OUT** (defaults, `--holdout last`; the last row is v2 again with "
+             "`--retune`, into a copy of OUT holding v1 only):", ""]
     rows = []
     for label, n_events, result in runs:
         m = result.manifest
