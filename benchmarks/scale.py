@@ -66,11 +66,13 @@ def write_partitioned(n_events: int, folder: Path, single: Path | None) -> None:
     """Generated events as month partitions (month=YYYY-MM-01/part-0.parquet)."""
     import polars as pl
 
-    if folder.is_dir():
+    if folder.is_dir() and (single is None or single.is_file()):
         return
     frame = generate_frame(n_events, ITEMS, max(1, n_events // EVENTS_PER_USER))
     if single is not None:
         frame.write_parquet(single)
+    if folder.is_dir():
+        return
     frame = frame.with_columns(month=pl.from_epoch("timestamp").dt.truncate("1mo").dt.date())
     tmp = folder.with_name(folder.name + ".tmp")
     for (month,), part in frame.group_by("month", maintain_order=True):
@@ -132,7 +134,12 @@ def main(argv=None) -> int:
     p.add_argument("--memory", default="512MB", help="--memory given to the sharded runs")
     p.add_argument("--engines", default="local,dask")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results-scale.md"))
+    p.add_argument("--generate", nargs=3, metavar=("N", "FOLDER", "SINGLE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.generate:
+        n, folder, single = args.generate
+        write_partitioned(int(n), Path(folder), Path(single) if single else None)
+        return 0
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     engines = [e for e in args.engines.split(",") if e]
     work = DATA / "scale"
@@ -142,9 +149,8 @@ def main(argv=None) -> int:
     for n in sizes:
         folder = work / f"events_{n}"
         single = work / f"events_{n}.parquet" if n == sizes[0] else None
-        write_partitioned(n, folder, single)
-        if single is not None and not single.is_file():
-            generate_frame(n, ITEMS, max(1, n // EVENTS_PER_USER)).write_parquet(single)
+        # in a subprocess: a child's peak RSS starts from its parent's RSS at fork time
+        subprocess.run([sys.executable, __file__, "--generate", str(n), str(folder), str(single or "")], check=True)
         corpus = str(work / "corpus.txt")
         if n == sizes[0]:
             base = child({"mode": "single", "events": str(single), "out": corpus})

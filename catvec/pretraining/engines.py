@@ -72,11 +72,21 @@ class DaskEngine:
         run = uuid.uuid4().hex[:8]
         futures = [self.client.submit(fn, job, key=f"catvec-shard-{run}-{i}", pure=False, retries=RETRIES)
                    for i, job in enumerate(jobs)]
+        from distributed import as_completed
+
+        # Each result is taken, and its future released, as soon as its task finishes: a
+        # result left held on a worker that dies later would make the scheduler run the
+        # finished task again (Prefect issue #15442 is that behaviour through prefect-dask).
+        results = {}
+        index = {future.key: i for i, future in enumerate(futures)}
         try:
-            return self.client.gather(futures)
+            for future in as_completed(futures, loop=self.client.loop):
+                results[index[future.key]] = future.result()
+                future.release()
         finally:
             for future in futures:
                 future.release()
+        return [results[i] for i in range(len(jobs))]
 
 
 def open_engine(cfg):

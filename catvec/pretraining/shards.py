@@ -78,7 +78,13 @@ def count_rows(src) -> int:
     import polars as pl
 
     if src.kind == "parquet":
-        return int(src.scan().select(pl.len()).collect().item())
+        try:
+            return int(src.scan().select(pl.len()).collect().item())
+        except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
+            src.check_parts()  # names the part that cannot be read
+            from catvec.base.sources import first_line
+
+            raise CatvecError(f"{src.name}: cannot read the events ({first_line(exc)})") from None
     total, sample = 0, b""
     for part in src.parts:
         if "://" in part and not part.startswith("file://"):
