@@ -26,6 +26,20 @@ from catvec.base.errors import CatvecError, InputNotFound
 PARQUET = (".parquet", ".pq")
 CSV = (".csv", ".tsv", ".txt")
 GLOB_CHARS = "*?["
+# what people type for a tab on a command line or in TOML
+SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "\\x09": "\t", "space": " ", "semicolon": ";", "pipe": "|", "comma": ","}
+
+
+def separator(text: str) -> str:
+    """The CSV delimiter a --sep value means ("" = the default).
+
+    Example: separator("tab") == separator(chr(92) + "t") == chr(9)
+    """
+    text = SEPARATOR_NAMES.get(text.lower() if len(text) > 1 else text, text)
+    if len(text) > 1 or len(text.encode("utf-8")) > 1 or text in ('"', "\n", "\r"):
+        raise CatvecError(f"sep: {text!r} is not a delimiter; use one single-byte character such as , ; | "
+                          "or \\t for a tab")
+    return text
 
 
 @dataclass(frozen=True)
@@ -116,8 +130,6 @@ def resolve_source(spec, what: str = "events", flag: str = "--events", sep: str 
         raise CatvecError(f"{what} {_name(spec)} mixes CSV and Parquet files; pass one format")
     kind = kinds.pop()
     if kind == "csv":
-        from catvec.base.tables import separator
-
         delimiter = separator(sep) or ("\t" if all(p.lower().endswith(".tsv") for p in parts) else ",")
     else:
         delimiter = ","

@@ -16,23 +16,10 @@ import os
 from pathlib import Path
 
 from catvec.base.errors import CatvecError, InputNotFound
-from catvec.base.sources import file_checksum, first_line, is_multi_part, parquet_parts, resolve_source  # noqa: F401
+from catvec.base.sources import (SEPARATOR_NAMES, file_checksum, first_line, is_multi_part,  # noqa: F401
+                                 parquet_parts, resolve_source, separator)
 
 READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
-# what people type for a tab on a command line or in TOML
-SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "\\x09": "\t", "space": " ", "semicolon": ";", "pipe": "|", "comma": ","}
-
-
-def separator(text: str) -> str:
-    """The CSV delimiter a --sep value means ("" = the default).
-
-    Example: separator("tab") == separator(chr(92) + "t") == chr(9)
-    """
-    text = SEPARATOR_NAMES.get(text.lower() if len(text) > 1 else text, text)
-    if len(text) > 1 or len(text.encode("utf-8")) > 1 or text in ('"', "\n", "\r"):
-        raise CatvecError(f"sep: {text!r} is not a delimiter; use one single-byte character such as , ; | "
-                          "or \\t for a tab")
-    return text
 
 
 def read_frame(source, what: str = "events", flag: str = "--events", sep: str = ""):
