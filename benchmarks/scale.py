@@ -52,8 +52,13 @@ if args.get("scheduler"):
     with Client(args["scheduler"], timeout="5s") as client:
         peaks = client.run(lambda: __import__("resource").getrusage(__import__("resource").RUSAGE_SELF).ru_maxrss)
         workers = max(peaks.values())
+digest = hashlib.sha256()
+with open(args["out"], "rb") as fh:  # in blocks: reading the corpus whole would add its size to the peak
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(block)
+sha = digest.hexdigest()[:16]
 print(json.dumps({"wall": wall, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "worker_kb": workers,
-                  "tokens": corpus.stats["tokens"], "sha": hashlib.sha256(Path(args["out"]).read_bytes()).hexdigest()[:16]}))
+                  "tokens": corpus.stats["tokens"], "sha": sha}))
 """
 
 

@@ -193,6 +193,15 @@ def test_partition_with_unreadable_file(published, capsys, tmp_path, inputs):
     assert str(bad) in message and "fix or remove the file" in message
 
 
+def test_partitions_with_a_loose_file(published, capsys, tmp_path, inputs):
+    import shutil
+
+    folder = tmp_path / "hive"
+    shutil.copytree(inputs / "hive", folder)
+    shutil.copy(inputs / "one.parquet", folder / "loose.parquet")
+    assert "loose.parquet lies outside the key=value partition folders" in refused(published, capsys, "--events", folder)
+
+
 def test_since_after_until_cli(published, capsys, inputs):
     message = refused(published, capsys, "--events", inputs / "hive", "--since", "2026-10-02", "--until", "2026-10-01")
     assert "is after until" in message

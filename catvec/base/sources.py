@@ -179,7 +179,12 @@ def _expand(piece: str, what: str, flag: str) -> tuple[list[str], bool]:
         if not found:
             raise CatvecError(f"{what} path {piece} is a folder without .parquet files; pass a CSV, TSV or "
                               "Parquet file, or a folder of Parquet parts")
-        return found, any("=" in part for p in found for part in Path(p).relative_to(path).parent.parts)
+        inside = [any("=" in seg for seg in Path(p).relative_to(path).parent.parts) for p in found]
+        if any(inside) and not all(inside):
+            loose = found[inside.index(False)]
+            raise CatvecError(f"{piece}: {loose} lies outside the key=value partition folders of the other parts; "
+                              "move it into a partition or out of the folder")
+        return found, any(inside)
     if not path.exists():
         raise InputNotFound(f"{what} file {piece} not found; pass {flag} PATH (CSV, TSV or Parquet)")
     return [str(path)], False
