@@ -95,8 +95,10 @@ class Source:
                 first, first_schema = part, schema
             elif schema != first_schema:
                 diff = sorted(set(schema.items()) ^ set(first_schema.items()), key=str)[:3]
-                raise CatvecError(f"{part}: columns differ from {first} ({', '.join(f'{k}: {v}' for k, v in diff)}); "
-                                  f"every part of {self.name} needs the same columns and types")
+                shape = "a Parquet folder" if self.kind == "parquet" else "a list of CSV files"
+                raise CatvecError(f"{self.name}: cannot read the {self.what} as {shape}: {part} has columns that "
+                                  f"differ from {first} ({', '.join(f'{k}: {v}' for k, v in diff)}); every part "
+                                  "needs the same columns and types")
         return first_schema or {}
 
     def checksum(self) -> str:
