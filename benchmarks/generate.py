@@ -20,6 +20,14 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def generate(path: Path, n_events: int, n_items: int, n_users: int, seed: int = 0) -> Path:
+    frame = generate_frame(n_events, n_items, n_users, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_csv(path)
+    return path
+
+
+def generate_frame(n_events: int, n_items: int, n_users: int, seed: int = 0):
+    """The events of `generate` as a polars frame (user_id, item_id, timestamp)."""
     import polars as pl
 
     rng = np.random.default_rng(seed)
@@ -45,9 +53,7 @@ def generate(path: Path, n_events: int, n_items: int, n_users: int, seed: int = 
     frame = pl.DataFrame({"user_id": np.char.add("u", user[order].astype(str)),
                           "item_id": (item[order] + 100000).astype(np.int64),
                           "timestamp": t[order].astype(np.int64)})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_csv(path)
-    return path
+    return frame
 
 
 def main(argv=None) -> int:

@@ -35,7 +35,9 @@ class PretrainConfig:
     """Everything `catvec pretrain` and the pretrain flow take."""
 
     # input
-    events: str = opt("", "events file (.csv, .tsv, .parquet); empty = the bundled sample")
+    events: str = opt("", "events: a .csv, .tsv or .parquet file, a folder of Parquet parts (hive partitions "
+                          "such as date=2026-10-01/), a glob, a URL (file://, s3://, ...) or a comma list of "
+                          "these (a list in TOML); empty = the bundled sample", list_ok=True)
     out: str = opt("artifacts", "output directory; each run adds a version and moves OUT/latest")
     user_col: str = opt("user_id", "user column")
     item_col: str = opt("item_id", "item (category) column")
@@ -47,7 +49,17 @@ class PretrainConfig:
     time_format: str = opt("", "strftime format of text times that are not ISO-8601, e.g. %d/%m/%Y %H:%M; "
                                "empty = ISO-8601 or epoch numbers only")
     drop_nulls: bool = opt(False, "drop events with an empty user/item/time instead of refusing the file")
+    since: str = opt("", "keep events at or after this ISO-8601 date or time (naive = UTC); also skips "
+                         "date partitions before it")
+    until: str = opt("", "keep events at or before this ISO-8601 date (the whole day) or time")
     # extraction
+    shards: int = opt(0, "extract in this many shards of whole users, one at a time (local) or in parallel "
+                         "(dask); 0 = from --memory and the input size")
+    memory: str = opt("", "memory for one shard's extraction, e.g. 512MB or 4GB; empty = a quarter of this "
+                          "machine's memory")
+    engine: str = opt("local", "where shards are extracted: local (this process) or dask (a dask.distributed "
+                               "cluster, --scheduler; pip install catvec[dask])")
+    scheduler: str = opt("", "dask scheduler address (tcp://host:8786) for --engine dask")
     session_gap: str = opt("", "split a user's history after this inactivity gap, e.g. 30m, 2h, 1d")
     collapse_repeats: bool = opt(True, "collapse immediate repeats of the same item")
     min_count: int = opt(1, "drop items seen in fewer events than this")
@@ -151,7 +163,19 @@ class PretrainConfig:
                 raise CatvecError(f"export: unknown format {fmt!r}; use word2vec and/or projector")
         if not self.out:
             raise CatvecError("out must name an output directory")
+        _at_least("shards", self.shards, 0)
+        _one_of("engine", self.engine, ("local", "dask"))
+        if self.engine == "dask" and not self.scheduler:
+            raise CatvecError("engine dask needs a scheduler address: pass --scheduler tcp://HOST:8786")
+        if self.scheduler and self.engine != "dask":
+            raise CatvecError(f"scheduler {self.scheduler!r} is used by engine dask only; pass --engine dask")
+        self.memory_bytes  # noqa: B018  (parses, or raises the clear error)
         return self
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """memory in bytes (None: a quarter of this machine's memory), parsed here and nowhere else."""
+        return parse_size(self.memory, "memory") if self.memory else None
 
     @property
     def events_path(self) -> Path:
@@ -186,6 +210,18 @@ def parse_duration(text: str, name: str = "duration") -> float:
         number = match.group(1)
         raise CatvecError(f"{name}: {number} has no unit; write {number}s, {number}m, {number}h or {number}d")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b)?\s*", re.I)
+
+
+def parse_size(text: str, name: str = "size") -> int:
+    """'512MB' -> bytes (KB, MB, GB, TB as powers of 1024; KiB... also read). A unit is required."""
+    match = _SIZE.fullmatch(str(text))
+    if not match or float(match.group(1)) <= 0 or not match.group(2):
+        raise CatvecError(f"{name}: cannot read {text!r} as a memory size; write e.g. 512MB or 4GB")
+    power = "bkmgt".index(match.group(2)[0].lower())
+    return int(float(match.group(1)) * 1024**power)
 
 
 # ---- loading -----------------------------------------------------------------------
@@ -241,6 +277,10 @@ def read_toml(path: str | Path, cls) -> dict:
             close = difflib.get_close_matches(key.replace("-", "_"), list(types_), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise CatvecError(f"config file {path}: unknown key {key!r}{hint}")
+        if isinstance(value, list) and cls.__dataclass_fields__[key].metadata.get("list_ok"):
+            if not all(isinstance(v, str) for v in value):
+                raise CatvecError(f"config file {path}: {key} must be a list of paths, got {value!r}")
+            value = ",".join(value)
         data[key] = _coerce(key, value, types_[key], f"config file {path}")
     return data
 

@@ -3,7 +3,7 @@
 `fault_point("name")` does nothing unless the environment variable CATVEC_KILL_AT names
 this point; then the process kills itself with SIGKILL on the spot, as a power cut or an
 OOM killer would. Tests use it to prove that a run killed anywhere leaves the previous
-`latest` intact. Points: events-read, training-epoch (pretrain), finetune-epoch, vectors-written (also
+`latest` intact. Points: events-read, shard-extract (each shard task, also on a Dask worker), training-epoch (pretrain), finetune-epoch, vectors-written (also
 the fine-tuned embedding export), before-commit, before-publish (both commands).
 """
 

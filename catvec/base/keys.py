@@ -84,9 +84,7 @@ def normalize_keys(column):
         s = s.cast(pl.Utf8)
         if not s.len():
             return s
-        s = s.set(s == "", None)
-        # vectorised form of to_key's rule: "-007.0" -> "-007", and a zero loses its sign
-        return s.str.replace(_INTEGRAL_TEXT, "${1}${2}").str.replace(r"^-(0+)$", "${1}")
+        return s.to_frame().select(key_expr(s.name, dtype)).to_series()
     if dtype == pl.Boolean:
         return s.map_elements(to_key, return_dtype=pl.Utf8)
     if dtype.is_integer():
@@ -100,6 +98,30 @@ def normalize_keys(column):
     if dtype == pl.Null:
         return s.cast(pl.Utf8)
     return s.map_elements(to_key, return_dtype=pl.Utf8, skip_nulls=True)
+
+
+def key_expr(name: str, dtype):
+    """`normalize_keys` as a polars expression on column `name` of type `dtype`, for lazy
+    scans (sharded extraction filters on the user key before anything is collected).
+
+    Example: pl.scan_parquet(path).select(key_expr("user_id", pl.Int64))
+    """
+    import polars as pl
+
+    col = pl.col(name)
+    if dtype == pl.Utf8 or dtype == pl.Categorical or dtype == pl.Enum:
+        text = col.cast(pl.Utf8)
+        text = pl.when(text != "").then(text)
+        # vectorised form of to_key's rule: "-007.0" -> "-007", and a zero loses its sign
+        return text.str.replace(_INTEGRAL_TEXT, "${1}${2}").str.replace(r"^-(0+)$", "${1}").alias(name)
+    if dtype.is_integer() or dtype == pl.Null:
+        return col.cast(pl.Utf8)
+    if dtype.is_float():
+        value = col.fill_nan(None)
+        integral = (value.round(0) == value) & (value.abs() < 2.0**63)
+        return (pl.when(integral).then(value.cast(pl.Int64, strict=False).cast(pl.Utf8))
+                .otherwise(value.map_elements(to_key, return_dtype=pl.Utf8, skip_nulls=True))).alias(name)
+    return col.map_elements(to_key, return_dtype=pl.Utf8, skip_nulls=True)
 
 
 def _to_polars(column):

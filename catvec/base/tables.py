@@ -1,11 +1,12 @@
 """Reading a table from a file or a DataFrame: the one reader events and labeled tables share.
 
 CSV / TSV are read with every column as text, so ids never pass through float; Parquet
-(a file, or a folder of .parquet parts read in name order) keeps its types. A UTF-8
+keeps its types. Folders of Parquet parts (hive partitions become columns), globs, comma
+lists and URLs are resolved into parts by catvec.base.sources and read in part order. A UTF-8
 byte-order mark and spaces around header names are removed. The delimiter is one
 single-byte character; `\\t` or `tab` typed on a command line mean a tab. The checksum
-is the sha256 of the file (computed while polars parses it), of a folder's parts in
-order, or of the rows of a DataFrame.
+is the sha256 of the file (computed while polars parses it), a digest over the parts of
+a multi-part input (`Source.checksum`), or of the rows of a DataFrame.
 """
 
 from __future__ import annotations
@@ -15,28 +16,10 @@ import os
 from pathlib import Path
 
 from catvec.base.errors import CatvecError, InputNotFound
+from catvec.base.sources import (SEPARATOR_NAMES, file_checksum, first_line, is_multi_part,  # noqa: F401
+                                 parquet_parts, resolve_source, separator)
 
 READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
-# what people type for a tab on a command line or in TOML
-SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "\\x09": "\t", "space": " ", "semicolon": ";", "pipe": "|", "comma": ","}
-
-
-def separator(text: str) -> str:
-    """The CSV delimiter a --sep value means ("" = the default).
-
-    Example: separator("tab") == separator(chr(92) + "t") == chr(9)
-    """
-    text = SEPARATOR_NAMES.get(text.lower() if len(text) > 1 else text, text)
-    if len(text) > 1 or len(text.encode("utf-8")) > 1 or text in ('"', "\n", "\r"):
-        raise CatvecError(f"sep: {text!r} is not a delimiter; use one single-byte character such as , ; | "
-                          "or \\t for a tab")
-    return text
-
-
-def parquet_parts(folder: Path) -> list[Path]:
-    """The .parquet files of a folder (a partitioned dataset), in name order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")
-                  and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
 
 
 def read_frame(source, what: str = "events", flag: str = "--events", sep: str = ""):
@@ -56,12 +39,13 @@ def read_frame(source, what: str = "events", flag: str = "--events", sep: str = 
             return frame, "<DataFrame>", frame_checksum(frame)
     except ImportError:  # pragma: no cover
         pass
+    if is_multi_part(source):
+        src = resolve_source(source, what, flag, sep)
+        return read_source(src), src.name, src.checksum()
     path = Path(source)
     name = str(path)
     if not path.exists():
         raise InputNotFound(f"{what} file {name} not found; pass {flag} PATH (CSV, TSV or Parquet)")
-    if path.is_dir():
-        return _read_parquet_folder(path, what), name, folder_checksum(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise CatvecError(f"{name}: unknown format {path.suffix or '(no extension)'!r}; use .csv, .tsv or .parquet")
@@ -111,18 +95,16 @@ def _from_pandas(source):
                              for name, c in zip(names, source.columns)])
 
 
-def _read_parquet_folder(folder: Path, what: str):
+def read_source(src, lf=None):
+    """Every part of a multi-part Source (or the lazy frame `lf` over it) as one polars
+    frame; the parts are checked first, so a bad part or a schema that differs is named."""
     import polars as pl
 
-    parts = parquet_parts(folder)
-    if not parts:
-        raise CatvecError(f"{what} path {folder} is a folder without .parquet files; pass a CSV, TSV or "
-                          "Parquet file, or a folder of Parquet parts")
+    src.check_parts()
     try:
-        frames = [pl.read_parquet(part) for part in parts]
-        return _clean_header(pl.concat(frames, how="vertical"))
+        return _clean_header((src.scan() if lf is None else lf).collect())
     except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
-        raise CatvecError(f"{folder}: cannot read the {what} as a Parquet folder ({first_line(exc)}); "
+        raise CatvecError(f"{src.name}: cannot read the {src.what} as {src.kind} ({first_line(exc)}); "
                           "every part needs the same columns and types") from None
 
 
@@ -130,33 +112,12 @@ def _clean_header(frame):
     return frame.rename({c: c.lstrip("\ufeff").strip() for c in frame.columns})
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (library messages can run to many lines)."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def source_checksum(path) -> str:
-    """"sha256:<hex>" of an input file or Parquet folder."""
-    path = Path(path)
-    return folder_checksum(path) if path.is_dir() else file_checksum(path)
-
-
-def folder_checksum(folder: Path) -> str:
-    """sha256 over the relative names and sha256s of a folder's Parquet parts, in order."""
-    from catvec.base.store import sha256_file
-
-    digest = hashlib.sha256()
-    for part in parquet_parts(folder):
-        digest.update(f"{part.relative_to(folder).as_posix()}\0{sha256_file(part)}\n".encode())
-    return "sha256:" + digest.hexdigest()
-
-
-def file_checksum(path) -> str:
-    """"sha256:<hex>" of a file: how manifests name an input."""
-    from catvec.base.store import sha256_file
-
-    return "sha256:" + sha256_file(path)
+def source_checksum(spec) -> str:
+    """"sha256:<hex>" of an input file, folder, glob or list (see catvec.base.sources)."""
+    path = Path(str(spec))
+    if not is_multi_part(spec) and not path.is_file():
+        raise InputNotFound(f"events file {spec} not found; pass --events PATH (CSV, TSV or Parquet)")
+    return resolve_source(spec).checksum()
 
 
 def frame_checksum(frame) -> str:

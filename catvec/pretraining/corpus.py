@@ -45,6 +45,8 @@ class Corpus:
     stats: dict = field(default_factory=dict)
     basket: bool = False
     heldout: object = None  # polars DataFrame user, item, role ('test' | 'valid'), or None
+    counts: list[int] | None = None  # tokens of each key in the file, in keys order
+    length_counts: list | None = None  # [(line length, lines)], ascending: shards merge their stats from it
 
     @property
     def longest(self) -> int:
@@ -59,9 +61,13 @@ def extraction_options(cfg) -> dict:
 
 def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bool = False,
                  collapse_repeats: bool = True, min_count: int = 1, min_sequence_length: int = 2,
-                 max_sequence_length: int = 10000, holdout: int = 0, source: str = "events") -> Corpus:
+                 max_sequence_length: int = 10000, holdout: int = 0, source: str = "events",
+                 rare_items=None, allow_empty: bool = False) -> Corpus:
     """EventsTable -> Corpus written at `path`.
 
+    A shard of a larger input passes `rare_items` (the items under min_count in the whole
+    input, from `count_items` over every shard) instead of counting its own, and
+    `allow_empty` (a shard may lose every event to the filters).
     Example: build_corpus(read_events("data/events.csv"), "corpus.txt", session_gap_s=1800)
     """
     import polars as pl
@@ -69,6 +75,42 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
     frame = events.frame
     stats = {"events_read": events.stats.get("events_read", frame.height),
              "dropped": dict(events.stats.get("dropped", {}))}
+    seq_frame, heldout = _sequences(events, session_gap_s, basket, collapse_repeats, holdout)
+    if collapse_repeats and not basket:
+        stats["dropped"]["repeats_collapsed"] = frame.height - seq_frame.height - (heldout.height if heldout is not None else 0)
+    if heldout is not None:
+        stats["heldout"] = {"events": heldout.height, "users": int(heldout["user"].n_unique())}
+        if basket:
+            stats["heldout"]["baskets"] = stats["heldout"].pop("users")
+
+    if rare_items is not None or min_count > 1:
+        if rare_items is None:
+            counts = seq_frame.group_by("item").len()
+            rare = counts.filter(pl.col("len") < min_count)
+        else:
+            rare = (seq_frame.filter(pl.col("item").is_in(pl.Series(list(rare_items), dtype=pl.Utf8).implode()))
+                    .group_by("item").len())
+        if rare.height:
+            seq_frame = seq_frame.join(rare.select("item"), on="item", how="anti", maintain_order="left")
+            stats["dropped"]["rare_item_events"] = int(rare["len"].sum())
+            stats["dropped"]["rare_items"] = rare.height
+    return _write_corpus(seq_frame, heldout, stats, path, basket=basket, min_count=min_count,
+                         min_sequence_length=min_sequence_length, max_sequence_length=max_sequence_length,
+                         session_gap_s=session_gap_s, source=source, allow_empty=allow_empty)
+
+
+def count_items(events, *, session_gap_s: float | None = None, basket: bool = False,
+                collapse_repeats: bool = True, holdout: int = 0):
+    """Events of each item after rules 1-3 and the holdout: what min_count is judged on
+    (a polars frame item, len). Shards add theirs up before any of them drops an item."""
+    seq_frame, _ = _sequences(events, session_gap_s, basket, collapse_repeats, holdout)
+    return seq_frame.group_by("item").len()
+
+
+def _sequences(events, session_gap_s, basket, collapse_repeats, holdout):
+    """Rules 1-3 and the holdout -> (frame user, item, seq; held-out frame or None)."""
+    import polars as pl
+
     lf = sequence_frame(events, session_gap_s=session_gap_s, basket=basket, collapse_repeats=collapse_repeats)
     heldout = None
     if holdout and basket:
@@ -83,20 +125,13 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
         seq_frame = marked.filter(~pl.col("_held")).select("user", "item", "seq")
     else:
         seq_frame = lf.select("user", "item", "seq").collect()
-    if collapse_repeats and not basket:
-        stats["dropped"]["repeats_collapsed"] = frame.height - seq_frame.height - (heldout.height if heldout is not None else 0)
-    if heldout is not None:
-        stats["heldout"] = {"events": heldout.height, "users": int(heldout["user"].n_unique())}
-        if basket:
-            stats["heldout"]["baskets"] = stats["heldout"].pop("users")
+    return seq_frame, heldout
 
-    if min_count > 1:
-        counts = seq_frame.group_by("item").len()
-        rare = counts.filter(pl.col("len") < min_count)
-        if rare.height:
-            seq_frame = seq_frame.join(rare.select("item"), on="item", how="anti", maintain_order="left")
-            stats["dropped"]["rare_item_events"] = int(rare["len"].sum())
-            stats["dropped"]["rare_items"] = rare.height
+
+def _write_corpus(seq_frame, heldout, stats, path, *, basket, min_count, min_sequence_length,
+                  max_sequence_length, session_gap_s, source, allow_empty) -> Corpus:
+    """Rules 5-6 (short sequences, long ones split), token ids by frequency, the file."""
+    import polars as pl
 
     # Rows of a sequence are contiguous (seq ascending), so run lengths are its lengths.
     lengths = seq_frame["seq"].rle().struct.unnest().rename({"value": "seq"})
@@ -105,7 +140,7 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
         seq_frame = seq_frame.filter(~pl.col("seq").is_in(short["seq"].implode()))
         stats["dropped"]["short_sequence_events"] = int(short["len"].sum())
         stats["dropped"]["short_sequences"] = short.height
-    if seq_frame.height == 0:
+    if seq_frame.height == 0 and not allow_empty:
         raise CatvecError(
             f"{source}: every event was dropped by the filters (min_count={min_count}, "
             f"min_sequence_length={min_sequence_length}{', session_gap' if session_gap_s else ''}); "
@@ -114,7 +149,7 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
 
     # Split long sequences into chunks of at most max_sequence_length tokens (a window
     # function over every row: only worth it when some sequence is that long).
-    if int(lengths["len"].max()) > max_sequence_length:
+    if int(lengths["len"].max() or 0) > max_sequence_length:
         pos = pl.int_range(pl.len()).over("seq")
         seq_frame = seq_frame.with_columns(chunk=(pos // max_sequence_length))
         n_split = int(seq_frame.filter(pl.col("chunk") == 1)["seq"].n_unique())
@@ -139,6 +174,8 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
     os.replace(tmp, path)
 
     n = lines["n"]
+    if not lines.height:  # an empty shard
+        n = pl.Series([0])
     stats.update({
         "users": _count_users(seq_frame["user"], basket),
         "sequences": lengths.height - short.height,
@@ -154,7 +191,8 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
     })
     stats["events_dropped"] = stats["events_read"] - stats["tokens"]
     log.info("corpus: %d sequences, %d tokens, %d items", stats["lines"], stats["tokens"], stats["vocab_size"])
-    return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=basket, heldout=heldout)
+    return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=basket, heldout=heldout,
+                  counts=vocab["len"].to_list(), length_counts=lines.group_by("n").len().sort("n").rows())
 
 
 def _count_users(users, basket: bool) -> int:

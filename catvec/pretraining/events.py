@@ -18,13 +18,15 @@ strftime format. Empty ids or times refuse the file unless drop_nulls is set.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
 from catvec.base.keys import normalize_keys
 from catvec.base.steps import step
-from catvec.base.tables import read_frame
+from catvec.base.sources import is_multi_part, resolve_source
+from catvec.base.tables import read_frame, read_source
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +46,32 @@ class EventsTable:
 
 def read_events(source, *, user_col="user_id", item_col="item_id", time_col="timestamp",
                 session_col="", basket_col="", sep="", time_unit="auto", time_format="",
-                drop_nulls=False) -> EventsTable:
-    """Read an events file (.csv, .tsv, .parquet) or a pandas / polars DataFrame.
+                drop_nulls=False, since="", until="") -> EventsTable:
+    """Read events: a file (.csv, .tsv, .parquet), a Parquet folder, a glob, a comma list,
+    a URL, or a pandas / polars DataFrame. `since` / `until` (ISO-8601) keep the events
+    in that time range, both ends included.
 
     Example: read_events("data/events.csv").frame.columns == ["user", "item", "t", "row"]
     """
+    window = time_window(since, until)
+    if window != (None, None) and isinstance(source, (str, list, tuple, Path)) and is_multi_part(source):
+        src = resolve_source(source, "events", "--events", sep)
+        raw, name, checksum = read_source(src, scan_events(src, window)), src.name, src.checksum()
+    else:
+        raw, name, checksum = read_frame(source, "events", "--events", sep)
+    return events_from_frame(raw, name, checksum, user_col=user_col, item_col=item_col, time_col=time_col,
+                             session_col=session_col, basket_col=basket_col, time_unit=time_unit,
+                             time_format=time_format, drop_nulls=drop_nulls, window=window)
+
+
+def events_from_frame(raw, name: str, checksum: str, *, user_col="user_id", item_col="item_id",
+                      time_col="timestamp", session_col="", basket_col="", time_unit="auto", time_format="",
+                      drop_nulls=False, window=(None, None), row=None) -> EventsTable:
+    """A raw polars frame (the input's own columns) -> EventsTable. `row` names a column of
+    positions in the whole input (a shard of it keeps the global tie-break); `window` is
+    `time_window(since, until)` in microseconds."""
     import polars as pl
 
-    raw, name, checksum = read_frame(source, "events", "--events", sep)
     basket = bool(basket_col)
     needed = {"item_col": item_col}
     if basket:
@@ -63,11 +83,11 @@ def read_events(source, *, user_col="user_id", item_col="item_id", time_col="tim
     if session_col:
         needed["session_col"] = session_col
     _check_columns(raw, needed, name)
-    if raw.height == 0:
+    if raw.height == 0 and row is None:
         raise CatvecError(f"{name}: no events (the file has a header but no rows)")
 
     stats = {"events_read": raw.height, "dropped": {}}
-    cols = {"row": pl.int_range(0, raw.height, dtype=pl.Int64, eager=True)}
+    cols = {"row": raw[row].cast(pl.Int64) if row else pl.int_range(0, raw.height, dtype=pl.Int64, eager=True)}
     cols["item"] = normalize_keys(raw[item_col])
     if basket:
         cols["group"] = normalize_keys(raw[basket_col])
@@ -79,6 +99,14 @@ def read_events(source, *, user_col="user_id", item_col="item_id", time_col="tim
     use_time = bool(time_col) and time_col in raw.columns
     cols["t"] = _parse_times(raw[time_col], time_col, time_unit, name, time_format) if use_time else pl.Series([0] * raw.height, dtype=pl.Int64)
     frame = pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
+    if window != (None, None):
+        if not use_time:
+            raise CatvecError(f"{name}: since / until need a time column; pass --time-col NAME")
+        lo, hi = window
+        inside = pl.lit(True) if lo is None else pl.col("t") >= lo
+        frame = frame.filter(inside if hi is None else inside & (pl.col("t") <= hi))
+        # events outside the window are not read: the stats do not depend on partition pruning
+        stats["events_read"] = frame.height
 
     checks = [("item", item_col)]
     checks += [("group", basket_col)] if basket else [("user", user_col)]
@@ -99,7 +127,10 @@ def read_events(source, *, user_col="user_id", item_col="item_id", time_col="tim
             )
         frame = frame.filter(~missing)
         stats["dropped"][f"empty_{label}"] = n_missing
-    if frame.height == 0:
+    if frame.height == 0 and row is None:
+        if window != (None, None) and stats["events_read"] == 0:
+            raise CatvecError(f"{name}: no events between since and until ({window_text(window)}); "
+                              "widen the range")
         raise CatvecError(f"{name}: every event was dropped for empty values; nothing left to learn from")
     fault_point("events-read")
     order = ["user", "item", "t"] + (["group"] if "group" in frame.columns else []) + ["row"]
@@ -113,7 +144,69 @@ def read_events_table(cfg, events=None) -> EventsTable:
     return read_events(events if events is not None else cfg.events_path,
                        user_col=cfg.user_col, item_col=cfg.item_col, time_col=cfg.time_col,
                        session_col=cfg.session_col, basket_col=cfg.basket_col, sep=cfg.sep,
-                       time_unit=cfg.time_unit, time_format=cfg.time_format, drop_nulls=cfg.drop_nulls)
+                       time_unit=cfg.time_unit, time_format=cfg.time_format, drop_nulls=cfg.drop_nulls,
+                       since=cfg.since, until=cfg.until)
+
+
+def time_window(since: str = "", until: str = "") -> tuple[int | None, int | None]:
+    """`since` / `until` (ISO-8601 dates or date-times, naive = UTC) -> (lo, hi) in
+    microseconds since the epoch, None for an open end. A date alone as `until` means the
+    whole day. Example: time_window("2026-10-01", "2026-10-31")"""
+    bounds = []
+    for label, text in (("since", since), ("until", until)):
+        text = (text or "").strip()
+        if not text:
+            bounds.append(None)
+            continue
+        import polars as pl
+
+        series = pl.Series([text], dtype=pl.Utf8)
+        if not bool(series.str.contains(ISO_TIME)[0]):
+            raise CatvecError(f"{label}: {text!r} is not an ISO-8601 date or time; write e.g. 2026-10-01 "
+                              "or 2026-10-01T12:00:00Z")
+        value = int(_parse_text_times(series, label, label)[0])
+        if label == "until" and len(text) == 10:  # a whole day
+            value += 86_400_000_000 - 1
+        bounds.append(value)
+    if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
+        raise CatvecError(f"since {since!r} is after until {until!r}; swap them or widen the range")
+    return bounds[0], bounds[1]
+
+
+def window_text(window) -> str:
+    from datetime import datetime, timezone
+
+    return " .. ".join("open" if v is None else datetime.fromtimestamp(v / 1e6, timezone.utc).isoformat()
+                       for v in window)
+
+
+def scan_events(src, window, row_index: str | None = None):
+    """A lazy scan of a Source with the hive partitions outside `window` pruned."""
+    lf = src.scan(row_index)
+    schema = lf.collect_schema()
+    predicate = partition_filter({k: schema[k] for k in src.hive_keys if k in schema}, window)
+    return lf if predicate is None else lf.filter(predicate)
+
+
+def partition_filter(schema: dict, window):
+    """A polars predicate on the date-typed hive keys of `schema` that skips partitions
+    outside `window` (with a day's margin: a partition's date may be local time), or None."""
+    import polars as pl
+
+    from datetime import datetime, timedelta, timezone
+
+    lo, hi = window
+    predicate = None
+    for col, dtype in schema.items():
+        if dtype != pl.Date:
+            continue
+        keep = pl.lit(True)
+        if lo is not None:
+            keep = keep & (pl.col(col) >= (datetime.fromtimestamp(lo / 1e6, timezone.utc) - timedelta(days=1)).date())
+        if hi is not None:
+            keep = keep & (pl.col(col) <= (datetime.fromtimestamp(hi / 1e6, timezone.utc) + timedelta(days=1)).date())
+        predicate = keep if predicate is None else predicate & keep
+    return predicate
 
 
 def _check_columns(raw, needed: dict, name: str) -> None:

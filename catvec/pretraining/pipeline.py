@@ -34,6 +34,7 @@ from catvec.base.steps import step
 from catvec.base.store import VersionStore, check_writable, publish_version, read_manifest, write_json
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
+from catvec.pretraining.shards import wants_shards
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ CACHE_DIR = ".cache"
 CACHE_KEEP = 3
 EXTRACT_FIELDS = ("user_col", "item_col", "time_col", "session_col", "basket_col", "sep", "time_unit",
                   "time_format", "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
-                  "max_sequence_length", "holdout")
+                  "max_sequence_length", "holdout", "since", "until")
 
 
 @dataclass
@@ -63,10 +64,8 @@ def checksum_events(cfg: PretrainConfig, events=None) -> str:
     if events is not None:
         return read_frame(events)[2]
     path = cfg.events_path
-    if not path.is_file() and not path.is_dir():
-        read_frame(path)  # raises the clear not-found message
     try:
-        return source_checksum(path)
+        return source_checksum(path)  # a file, folder, glob, list or URL; a clear message when missing
     except OSError as exc:
         raise CatvecError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
@@ -104,15 +103,17 @@ def find_cached_corpus(cfg: PretrainConfig, checksum: str):
 
 @step(name="extract-corpus")
 def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
-    """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place)."""
+    """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place). Without
+    an events table, cfg's input is extracted in shards on cfg.engine (catvec.pretraining.shards)."""
     from catvec.pretraining.corpus import build_corpus, extraction_options
+    from catvec.pretraining.shards import extract_sharded
 
     cache_root = Path(cfg.out) / CACHE_DIR
     entry = cache_root / ("corpus-" + corpus_cache_key(cfg, checksum))
     tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}-{secrets.token_hex(3)}"  # private to this call
     try:
         tmp.mkdir(parents=True)
-        corpus = build_corpus(
+        corpus = extract_sharded(cfg, tmp / "corpus.txt") if events_table is None else build_corpus(
             events_table, tmp / "corpus.txt",
             **extraction_options(cfg), min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
             max_sequence_length=cfg.max_sequence_length, holdout=HOLDOUT_MODES[cfg.holdout],
@@ -325,7 +326,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         corpus = find_cached_corpus(cfg, checksum) if events is None else None
         timings["corpus_cached"] = corpus is not None
         if corpus is None:
-            table = read_events_table(cfg, events)
+            table = None if wants_shards(cfg, events) else read_events_table(cfg, events)
             timings["read_seconds"] = round(time.perf_counter() - t, 4)
             t = time.perf_counter()
             corpus = extract_corpus(table, cfg, checksum)

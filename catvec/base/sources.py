@@ -1,0 +1,281 @@
+"""Where a table comes from: one file, a folder of Parquet parts (hive partitions such as
+`date=2026-10-01/` become columns), a glob, a comma list of any of these, or URLs
+(`file://`, `s3://`, ... through fsspec), resolved into a `Source`: its parts in a fixed
+order, their format, and a lazy polars scan over all of them.
+
+The checksum of a multi-part source hashes each part's name (hive keys + file name) and its content
+sha256 (local files) or the size and ETag / checksum its file system reports (remote
+objects, which are never downloaded for it), in part order: cheap, and the same for the
+same files wherever they are listed from.
+
+Example:
+    src = resolve_source("events/")          # a hive-partitioned folder
+    src.scan().filter(pl.col("date") >= date(2026, 10, 1)).collect()
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from catvec.base.errors import CatvecError, InputNotFound
+
+PARQUET = (".parquet", ".pq")
+CSV = (".csv", ".tsv", ".txt")
+GLOB_CHARS = "*?["
+# what people type for a tab on a command line or in TOML
+SEPARATOR_NAMES = {"\\t": "\t", "tab": "\t", "\\x09": "\t", "space": " ", "semicolon": ";", "pipe": "|", "comma": ","}
+
+
+def separator(text: str) -> str:
+    """The CSV delimiter a --sep value means ("" = the default).
+
+    Example: separator("tab") == separator(chr(92) + "t") == chr(9)
+    """
+    text = SEPARATOR_NAMES.get(text.lower() if len(text) > 1 else text, text)
+    if len(text) > 1 or len(text.encode("utf-8")) > 1 or text in ('"', "\n", "\r"):
+        raise CatvecError(f"sep: {text!r} is not a delimiter; use one single-byte character such as , ; | "
+                          "or \\t for a tab")
+    return text
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str                 # as given, for messages
+    parts: tuple[str, ...]    # local paths or URLs, in order
+    kind: str                 # "csv" | "parquet"
+    hive: bool = False        # a part sits below key=value folders
+    sep: str = ","
+    what: str = "events"
+
+    @property
+    def hive_keys(self) -> list[str]:
+        """The names of the key=value folders the parts sit in."""
+        keys = {seg.split("=", 1)[0] for p in self.parts for seg in Path(_path_of(p)).parent.parts if "=" in seg}
+        return sorted(keys) if self.hive else []
+
+    @property
+    def single_file(self) -> bool:
+        return len(self.parts) == 1 and not self.hive and "://" not in self.parts[0]
+
+    def scan(self, row_index: str | None = None):
+        """A polars LazyFrame over every part (header names cleaned, hive keys as columns)."""
+        import polars as pl
+
+        parts = list(self.parts)
+        if self.kind == "parquet":
+            lf = pl.scan_parquet(parts, hive_partitioning=self.hive, row_index_name=row_index)
+        else:
+            lf = pl.scan_csv(parts, separator=self.sep, infer_schema=False, encoding="utf8",
+                             truncate_ragged_lines=False, row_index_name=row_index)
+        names = lf.collect_schema().names()
+        cleaned = {c: c.lstrip("\ufeff").strip() for c in names}
+        return lf.rename({k: v for k, v in cleaned.items() if k != v}) if any(k != v for k, v in cleaned.items()) else lf
+
+    def check_parts(self) -> dict:
+        """Read every part's schema (a Parquet footer, a CSV header): names the part that
+        cannot be read or whose columns differ from the first part's. Returns the schema."""
+        import polars as pl
+
+        first, first_schema = None, None
+        for part in self.parts:
+            try:
+                if self.kind == "parquet":
+                    schema = dict(pl.read_parquet_schema(part))
+                else:
+                    schema = dict(pl.scan_csv(part, separator=self.sep, infer_schema=False).collect_schema())
+                    schema = {k.lstrip("\ufeff").strip(): v for k, v in schema.items()}
+            except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
+                raise CatvecError(f"{part}: cannot read this part of {self.name} as {self.kind} "
+                                  f"({first_line(exc)}); fix or remove the file") from None
+            if first_schema is None:
+                first, first_schema = part, schema
+            elif schema != first_schema:
+                diff = sorted(set(schema.items()) ^ set(first_schema.items()), key=str)[:3]
+                shape = "a Parquet folder" if self.kind == "parquet" else "a list of CSV files"
+                raise CatvecError(f"{self.name}: cannot read the {self.what} as {shape}: {part} has columns that "
+                                  f"differ from {first} ({', '.join(f'{k}: {v}' for k, v in diff)}); every part "
+                                  "needs the same columns and types")
+        return first_schema or {}
+
+    def checksum(self) -> str:
+        """"sha256:<hex>": one file's sha256, or a digest over the parts' names and hashes."""
+        if self.single_file:
+            return file_checksum(self.parts[0])
+        digest = hashlib.sha256()
+        for part, part_hash in zip(self.parts, _part_hashes(self.parts)):
+            digest.update(f"{part_name(part)}\0{part_hash}\n".encode())
+        return "sha256:" + digest.hexdigest()
+
+
+def resolve_source(spec, what: str = "events", flag: str = "--events", sep: str = "") -> Source:
+    """A path, folder, glob, URL or comma list of them (or a list) -> Source.
+
+    Example: resolve_source("a.parquet,b.parquet").parts == ("a.parquet", "b.parquet")
+    """
+    pieces = _pieces(spec)
+    parts: list[str] = []
+    hive = False
+    for piece in pieces:
+        found, piece_hive = _expand(piece, what, flag)
+        parts += found
+        hive = hive or piece_hive
+    kinds = {_kind(p) for p in parts}
+    if None in kinds:
+        bad = next(p for p in parts if _kind(p) is None)
+        raise CatvecError(f"{bad}: unknown format {Path(_path_of(bad)).suffix or '(no extension)'!r}; "
+                          "use .csv, .tsv or .parquet")
+    if len(kinds) > 1:
+        raise CatvecError(f"{what} {_name(spec)} mixes CSV and Parquet files; pass one format")
+    kind = kinds.pop()
+    if kind == "csv":
+        delimiter = separator(sep) or ("\t" if all(p.lower().endswith(".tsv") for p in parts) else ",")
+    else:
+        delimiter = ","
+    return Source(name=_name(spec), parts=tuple(parts), kind=kind, hive=hive, sep=delimiter, what=what)
+
+
+def is_multi_part(spec) -> bool:
+    """True when `spec` is more than one plain local file (a folder, glob, list or URL)."""
+    if isinstance(spec, (list, tuple)):
+        return True
+    text = str(spec)
+    if Path(text).is_file():
+        return False
+    return Path(text).is_dir() or "://" in text or "," in text or any(c in text for c in GLOB_CHARS)
+
+
+def _pieces(spec) -> list[str]:
+    if isinstance(spec, (list, tuple)):
+        pieces = [str(p).strip() for p in spec]
+    else:
+        text = str(spec)
+        # a path that holds a comma is one path; otherwise a comma separates paths
+        pieces = [text] if Path(text).exists() else [p.strip() for p in text.split(",")]
+    pieces = [p for p in pieces if p]
+    if not pieces:
+        raise CatvecError("events: no input given; pass --events PATH")
+    return pieces
+
+
+def _name(spec) -> str:
+    return ",".join(str(p) for p in spec) if isinstance(spec, (list, tuple)) else str(spec)
+
+
+def _expand(piece: str, what: str, flag: str) -> tuple[list[str], bool]:
+    """One piece -> its parts (sorted) and whether they sit in hive partitions."""
+    if "://" in piece and not piece.startswith("file://"):
+        return _expand_remote(piece, what, flag)
+    local = piece[len("file://"):] if piece.startswith("file://") else piece
+    if any(c in local for c in GLOB_CHARS):
+        found = sorted(p for p in glob.glob(local, recursive=True) if os.path.isfile(p))
+        if not found:
+            raise InputNotFound(f"{what} pattern {piece} matches no file; pass {flag} PATH")
+        return found, any("=" in part for p in found for part in Path(p).parent.parts)
+    path = Path(local)
+    if path.is_dir():
+        found = [str(p) for p in parquet_parts(path)]
+        if not found:
+            raise CatvecError(f"{what} path {piece} is a folder without .parquet files; pass a CSV, TSV or "
+                              "Parquet file, or a folder of Parquet parts")
+        inside = [any("=" in seg for seg in Path(p).relative_to(path).parent.parts) for p in found]
+        if any(inside) and not all(inside):
+            loose = found[inside.index(False)]
+            raise CatvecError(f"{piece}: {loose} lies outside the key=value partition folders of the other parts; "
+                              "move it into a partition or out of the folder")
+        return found, any(inside)
+    if not path.exists():
+        raise InputNotFound(f"{what} file {piece} not found; pass {flag} PATH (CSV, TSV or Parquet)")
+    return [str(path)], False
+
+
+def _expand_remote(url: str, what: str, flag: str) -> tuple[list[str], bool]:
+    fs, path = _filesystem(url)
+    protocol = url.split("://", 1)[0]
+    try:
+        if any(c in path for c in GLOB_CHARS):
+            found = sorted(p for p in fs.glob(path) if fs.isfile(p))
+        elif fs.isdir(path):
+            found = sorted(p for p in fs.find(path) if p.lower().endswith(PARQUET)
+                           and not any(s.startswith((".", "_")) for s in p[len(path):].split("/") if s))
+            if not found:
+                raise CatvecError(f"{what} path {url} is a folder without .parquet files")
+        elif fs.exists(path):
+            found = [path]
+        else:
+            found = []
+    except OSError as exc:
+        raise CatvecError(f"{url}: cannot list ({first_line(exc)})") from None
+    if not found:
+        raise InputNotFound(f"{what} {url} not found; pass {flag} URL")
+    return [f"{protocol}://{p}" for p in found], any("=" in s for p in found for s in p.split("/")[:-1])
+
+
+def _filesystem(url: str):
+    try:
+        from fsspec.core import url_to_fs
+    except ImportError:  # pragma: no cover
+        raise CatvecError(f"{url}: remote inputs need fsspec (pip install fsspec and the file system's "
+                          "package, e.g. s3fs)") from None
+    try:
+        return url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise CatvecError(f"{url}: no file system for this URL ({first_line(exc)}); install its fsspec "
+                          "package, e.g. s3fs for s3://") from None
+
+
+def _kind(part: str) -> str | None:
+    suffix = Path(_path_of(part)).suffix.lower()
+    return "parquet" if suffix in PARQUET else "csv" if suffix in CSV else None
+
+
+def _path_of(part: str) -> str:
+    return part.split("://", 1)[1] if "://" in part else part
+
+
+def parquet_parts(folder: Path) -> list[Path]:
+    """The .parquet files of a folder (a partitioned dataset), in name order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in PARQUET
+                  and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts))
+
+
+def part_name(part: str) -> str:
+    """What a part is called in a checksum: its hive keys and file name, not where the folder lives."""
+    path = Path(_path_of(part))
+    return "/".join([s for s in path.parent.parts if "=" in s] + [path.name])
+
+
+def _part_hashes(parts) -> list[str]:
+    """Content sha256 of local parts (in threads: hashlib releases the GIL), size + ETag of remote ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(part: str) -> str:
+        if "://" in part and not part.startswith("file://"):
+            fs, path = _filesystem(part)
+            info = fs.info(path)
+            tag = info.get("ETag") or info.get("etag") or info.get("checksum") or info.get("md5Hash") or info.get("mtime")
+            return f"{info.get('size')}:{tag}"
+        return file_checksum(_path_of(part))
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, len(parts))) as pool:
+            return list(pool.map(one, parts))
+    except OSError as exc:
+        raise CatvecError(f"{getattr(exc, 'filename', '') or 'input'}: cannot read the file "
+                          f"({exc.strerror or exc})") from None
+
+
+def file_checksum(path) -> str:
+    """"sha256:<hex>" of a file: how manifests name an input."""
+    from catvec.base.store import sha256_file
+
+    return "sha256:" + sha256_file(path)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library messages can run to many lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
