@@ -1,10 +1,14 @@
 """The pretrain pipeline: `pretrain(cfg)` and the steps it calls, top to bottom.
 
     pretrain(cfg, events=None)
-        checksum_events -> find_cached_corpus? -> read_events_table -> extract_corpus
-        -> choose_settings (fills what was left open; catvec.pretraining.autotune)
-        -> train_skipgram -> evaluate_holdout (with a holdout) -> export_version (staging)
-        -> publish_version (OUT/<version>, then OUT/latest)
+        checksum_events -> load_parent (when OUT has a latest) -> find_cached_corpus?
+        -> read_events_table -> extract_corpus (sharded when large: catvec.pretraining.shards)
+        -> inherit_settings (with a parent) | choose_settings (fills what was left open;
+           catvec.pretraining.autotune)
+        -> train_skipgram (warm start: from the parent)
+        -> compare_parent (align, drift vs seed noise) | measure_seed_noise (first version)
+        -> evaluate_holdout (with a holdout; the parent's too) -> gate (catvec.pretraining.lifecycle)
+        -> export_version (staging) -> publish_version (OUT/<version>; OUT/latest if promoted)
 
 Each step is a plain function marked with `@step` (catvec.base.steps); the CLI calls
 `pretrain` directly and the Prefect flow calls it with every step running as a task
@@ -319,7 +323,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
     store = VersionStore(cfg.out)
     store.prepare()
     parent = store.latest_name()
-    parent_vectors, parent_manifest = load_parent(store, parent, cfg)
+    parent_vectors, parent_manifest = load_parent(store, parent, cfg) if parent else (None, None)
     with store.staged() as (name, staging):
         t = time.perf_counter()
         table = None
