@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 from catvec.base.errors import CatvecError, InputNotFound
@@ -48,14 +49,10 @@ def read_frame(source, what: str = "events", flag: str = "--events", sep: str = 
 
     if isinstance(source, pl.DataFrame):
         return source, "<DataFrame>", frame_checksum(source)
-    try:
-        import pandas as pd
-
-        if isinstance(source, pd.DataFrame):
-            frame = _from_pandas(source)
-            return frame, "<DataFrame>", frame_checksum(frame)
-    except ImportError:  # pragma: no cover
-        pass
+    pd = sys.modules.get("pandas")  # a pandas DataFrame implies pandas is loaded: no import (~0.3 s) for a path
+    if pd is not None and isinstance(source, pd.DataFrame):
+        frame = _from_pandas(source)
+        return frame, "<DataFrame>", frame_checksum(frame)
     path = Path(source)
     name = str(path)
     if not path.exists():
