@@ -201,8 +201,8 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
 
         save_heldout(corpus.heldout, staging / HOLDOUT_FILE, cfg.holdout)
         extra.append(HOLDOUT_FILE)
-    draw_map = cfg.vector_map and len(vectors) >= 3  # PCA of fewer points says nothing
-    if cfg.vector_map and not draw_map:
+    draw_map = cfg.draws_map and len(vectors) >= 3  # PCA of fewer points says nothing
+    if cfg.draws_map and not draw_map:
         log.info("vector map skipped: only %d vectors", len(vectors))
     if draw_map:
         from catvec.reports.plots import MAP_FILE, plot_vector_map, read_item_attributes

@@ -168,7 +168,7 @@ def test_the_artifact_is_the_report_with_links(sample_events, tmp_path):
     from catvec.reports.render import artifact_markdown
 
     result = pipeline.pretrain(PretrainConfig(events=str(sample_events), out=str(tmp_path), holdout="last",
-                                              dim=8, epochs=2, exact=True))
+                                              dim=8, epochs=2, exact=True, vector_map=True))
     text = artifact_markdown(result.path, "unused title")
     report = (result.path / "report.md").read_text(encoding="utf-8")
     assert text.startswith(report.rstrip("\n"))
