@@ -3,6 +3,7 @@ retries only where the input may be late, a bad config fails at once, a failed r
 publishes nothing."""
 
 import dataclasses
+import typing
 import shutil
 from pathlib import Path
 
@@ -33,8 +34,9 @@ def test_parameters_are_the_config_fields(pretrain_module):
         typ = field_types(PretrainConfig)[f.name]
         if typ in json_types:
             assert schema[f.name]["type"] == json_types[typ], f.name
-        else:  # float | None: empty means "chosen by tuning"
-            assert {"type": "number"} in schema[f.name]["anyOf"], f.name
+        else:  # float | None: empty means "chosen by tuning"; bool | None (vector_map): "implied"
+            base = next(t for t in typing.get_args(typ) if t is not type(None))
+            assert {"type": json_types[base]} in schema[f.name]["anyOf"], f.name
 
 
 def test_only_the_input_steps_retry(adapter):
