@@ -39,6 +39,7 @@ REPO = HERE.parent
 TINY = 2_000
 # events -> (items, users) of the generated file
 SHAPES = {TINY: (200, 100), 300_000: (5_000, 8_000), 5_000_000: (30_000, 100_000)}
+EXTRA_FLAGS: list[str] = []  # --catvec-flags
 SETTINGS = {"dim": 64, "window": 5, "negative": 5, "ns_exponent": 0.75, "sample": 0.001, "alpha": 0.025,
             "min_alpha": 0.0001, "min_count": 1, "seed": 1}
 
@@ -82,7 +83,7 @@ def run_bare(events: Path, out: Path, epochs: int, workers: int) -> dict:
 def run_catvec(events: Path, out: Path, epochs: int, workers: int, extra=()) -> dict:
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in SETTINGS.items()]
     cmd = [sys.executable, "-m", "catvec.cli.main", "pretrain", "--events", str(events), "--out", str(out),
-           "--no-tune", f"--epochs={epochs}", f"--workers={workers}", *flags, "-q", *extra]
+           "--no-tune", f"--epochs={epochs}", f"--workers={workers}", *flags, "-q", *EXTRA_FLAGS, *extra]
 
     def parse(_stdout: str) -> dict:
         m = json.loads((out / "latest" / "manifest.json").read_text())
@@ -148,8 +149,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--tiny-repeats", type=int, default=9, help="repeats on the tiny corpus, where load noise "
                                                                  "is as large as the fixed cost")
+    p.add_argument("--catvec-flags", default="", help="more flags for every catvec run, e.g. \"--no-gate\"")
     p.add_argument("--out", default=str(HERE / "results-first-vectors.md"))
     args = p.parse_args(argv)
+    EXTRA_FLAGS[:] = args.catvec_flags.split()
     sys.path.insert(0, str(HERE))
     from generate import DATA, generate
 
@@ -189,7 +192,7 @@ def write_results(args, rows: list[list], loads: list[str], started: float) -> s
 
     command = (f".venv/bin/python benchmarks/first_vectors.py --sizes {args.sizes} --epochs {args.epochs} "
                f"--large-epochs {args.large_epochs} --workers {args.workers} --repeats {args.repeats} "
-               f"--tiny-repeats {args.tiny_repeats}")
+               f"--tiny-repeats {args.tiny_repeats}" + (f" --catvec-flags=\"{args.catvec_flags}\"" if args.catvec_flags else ""))
     s = SETTINGS
     lines = ["# Time to first vectors: `catvec pretrain` vs bare gensim", "", *machine_lines(),
              f"- command: `{command}` ({time.perf_counter() - started:.0f}s)",
