@@ -276,3 +276,34 @@ def test_pretrain_writes_map_and_report(tmp_path, sample_items, drawn):
     assert entries and all(e.split(" (")[0] in set(attributes.values()) | {"other / none"} for e in entries)
     counts = [int(re.search(r"\((\d+)\)$", e).group(1)) for e in entries]
     assert sum(counts) == len(vectors)
+
+
+def test_pretrain_draws_the_map_only_when_asked(tmp_path, sample_items):
+    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.pipeline import pretrain
+
+    def files(**extra):
+        cfg = PretrainConfig(out=str(tmp_path / str(len(extra)) / str(sorted(extra))), epochs=1, dim=8, exact=True,
+                             tune=False, **extra)
+        result = pretrain(cfg)
+        report = (result.path / "report.md").read_text()
+        assert ("vector_map.png" in report) == ("vector_map.png" in result.manifest["files"])
+        return set(result.manifest["files"]) & {"vector_map.png"}, (result.path / "vector_map.png").exists()
+
+    assert files() == (set(), False)                                                  # off by default
+    assert files(vector_map=True) == ({"vector_map.png"}, True)                       # asked for
+    assert files(item_attributes=str(sample_items)) == ({"vector_map.png"}, True)     # implied by attributes
+    assert files(item_attributes=str(sample_items), vector_map=False) == (set(), False)
+
+
+def test_flows_draw_the_map_by_default():
+    import inspect
+
+    from catvec.base.config import PretrainConfig, with_config_signature
+
+    @with_config_signature(PretrainConfig)
+    def flow(**params):  # how flows/pretrain.py gets its parameters
+        return params
+
+    assert PretrainConfig().vector_map is None
+    assert inspect.signature(flow).parameters["vector_map"].default is True

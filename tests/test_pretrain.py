@@ -181,3 +181,17 @@ def test_import_and_help_stay_light():
             "print(sorted(m for m in ('torch','gensim','prefect','polars','pandas','dask','matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out.replace("'", '"')) == []
+
+
+def test_pretrain_loads_no_heavy_library_it_does_not_use(tmp_path, sample_events):
+    """A pretrain run (the CLI in a fresh process) trains with gensim and polars only: torch,
+    prefect, dask, pandas and matplotlib (the map is off by default) stay unloaded."""
+    code = ("import sys; from catvec.cli.main import main;"
+            f"rc = main(['pretrain', '--events', {str(sample_events)!r}, '--out', {str(tmp_path)!r}, '--no-tune',"
+            "'--epochs', '1', '--dim', '8', '--exact', '--quiet']);"
+            "print(rc, sorted(m for m in ('torch','prefect','dask','pandas','matplotlib','gensim','polars') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 ['gensim', 'polars']"
+    assert (tmp_path / "latest" / "vectors.safetensors").is_file()
+    assert not (tmp_path / "latest" / "vector_map.png").exists()

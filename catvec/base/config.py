@@ -94,7 +94,10 @@ class PretrainConfig:
     query_last: int = opt(1, "with holdout: the query is the mean of the user's last N items")
     item_attributes: str = opt("", "optional CSV of item attributes (item column + attribute_col) to colour the vector map")
     attribute_col: str = opt("", "column of item_attributes to colour by; empty = its second column")
-    vector_map: bool = opt(True, "draw a 2D PCA map of the vectors (vector_map.png) into each version")
+    # Off by default in the CLI and the library: matplotlib's import and one drawing cost about
+    # a second per run, more than everything else catvec adds to gensim (docs/benchmarks.md).
+    vector_map: bool | None = opt(None, "draw a 2D PCA map of the vectors (vector_map.png, about 1 s) into each "
+                                        "version; empty = only with --item-attributes", flow_default=True)
     # output
     export: str = opt("", "also write interop files into the version: word2vec, projector (comma list)")
     keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
@@ -117,6 +120,11 @@ class PretrainConfig:
     warm_start: bool = opt(False, "start known items from the parent's input and context vectors; new items start fresh")
     retune: bool = opt(False, "with a parent, choose the settings left open again (tuning) instead of keeping the "
                               "parent's; other settings are another space, so expect the drift gate to object")
+
+    @property
+    def draws_map(self) -> bool:
+        """Whether a version gets vector_map.png: asked for, or implied by item attributes."""
+        return bool(self.item_attributes) if self.vector_map is None else self.vector_map
 
     def validate(self) -> "PretrainConfig":
         _check_types(self)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import unicodedata
 
 import numpy as np
@@ -84,6 +85,10 @@ def normalize_keys(column):
         s = s.cast(pl.Utf8)
         if not s.len():
             return s
+        # Both rules of key_expr need a "." or a leading "-": literal scans are far cheaper
+        # than its regexes, and most id columns have neither.
+        if not (s.str.contains(".", literal=True) | s.str.starts_with("-")).any():
+            return s.set(s == "", None)
         return s.to_frame().select(key_expr(s.name, dtype)).to_series()
     if dtype == pl.Boolean:
         return s.map_elements(to_key, return_dtype=pl.Utf8)
@@ -129,15 +134,11 @@ def _to_polars(column):
 
     if isinstance(column, pl.Series):
         return column
-    try:
-        import pandas as pd
-
-        if isinstance(column, pd.Series):
-            if column.dtype == object:
-                return pl.Series(column.name or "key", [to_key(v) for v in column], dtype=pl.Utf8)
-            return pl.from_pandas(column)
-    except ImportError:  # pragma: no cover
-        pass
+    pd = sys.modules.get("pandas")  # a pandas Series implies pandas is loaded: no import for other columns
+    if pd is not None and isinstance(column, pd.Series):
+        if column.dtype == object:
+            return pl.Series(column.name or "key", [to_key(v) for v in column], dtype=pl.Utf8)
+        return pl.from_pandas(column)
     values = list(column)
     if any(not isinstance(v, (int, float, type(None))) for v in values):
         return pl.Series("key", [to_key(v) for v in values], dtype=pl.Utf8)

@@ -325,12 +325,9 @@ def _fsync_dir(path: Path) -> None:
 # ---- manifests, checksums, atomic JSON --------------------------------------------
 
 def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """Hex sha256 of the whole file (hashlib.file_digest: one reused buffer, no Python loop)."""
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def write_json(path: Path, data) -> None:

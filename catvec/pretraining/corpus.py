@@ -221,7 +221,7 @@ def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool =
     # A frame in input order (row ascending) needs no row key: a stable sort gives the
     # same order with one key column less to compare.
     in_order = frame["row"].is_sorted()
-    lf = frame.lazy().sort(order[:-1] if in_order else order, maintain_order=in_order)
+    lf = _stable_sort(frame, order[:-1] if in_order else order).lazy()
 
     # A sequence starts where the grouping keys change or the gap is exceeded.
     start = pl.lit(False)
@@ -233,6 +233,20 @@ def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool =
     if collapse_repeats and not basket:
         lf = lf.filter(~((pl.col("seq") == pl.col("seq").shift(1)) & (pl.col("item") == pl.col("item").shift(1))).fill_null(False))
     return lf.select("user", "item", "t", "seq", *(["group"] if basket else []))
+
+
+def _stable_sort(frame, by: list[str]):
+    """frame.sort(by, maintain_order=True), done as one stable sort per column from the last
+    to the first, each text column sorted by its rank among its distinct values: the same
+    order, several times faster than polars' multi-column sort on text keys."""
+    import polars as pl
+
+    for col in reversed(by):
+        key = frame[col]
+        if key.dtype == pl.Utf8:
+            key = key.cast(pl.Enum(key.unique().drop_nulls().sort())).to_physical()
+        frame = frame.sort(key, maintain_order=True)
+    return frame
 
 
 BASKET_HOLDOUT_SHARE = 10  # percent of the baskets with 2+ items, for each of test and valid

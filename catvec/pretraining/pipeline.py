@@ -275,8 +275,8 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
 
         save_heldout(corpus.heldout, staging / HOLDOUT_FILE, cfg.holdout)
         extra.append(HOLDOUT_FILE)
-    draw_map = cfg.vector_map and len(vectors) >= 3  # PCA of fewer points says nothing
-    if cfg.vector_map and not draw_map:
+    draw_map = cfg.draws_map and len(vectors) >= 3  # PCA of fewer points says nothing
+    if cfg.draws_map and not draw_map:
         log.info("vector map skipped: only %d vectors", len(vectors))
     if draw_map:
         from catvec.reports.plots import MAP_FILE, plot_vector_map, read_item_attributes
@@ -285,7 +285,9 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
         plot_vector_map(vectors, staging / MAP_FILE, attributes=attributes, title=f"catvec {manifest.get('version', '')}")
         extra.append(MAP_FILE)
     images = [MAP_FILE] if draw_map else []
-    if (manifest.get("drift") or {}).get("bands") and cfg.vector_map:
+    # a child version pays a training for its drift baseline already: its plot is drawn unless
+    # pictures were turned off (--no-vector-map)
+    if (manifest.get("drift") or {}).get("bands") and cfg.vector_map is not False:
         from catvec.reports.plots import plot_drift
         from catvec.reports.render import DRIFT_FILE
 

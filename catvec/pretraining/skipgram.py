@@ -137,30 +137,20 @@ def _warm_start(model, token_keys: list[str], init: Vectors) -> int:
 
 
 class _LossProbe:
-    """Mean SGNS loss on a fixed sample of (center, context, negatives) from the corpus."""
+    """Mean SGNS loss on a fixed sample of (center, context, negatives) from the corpus.
+
+    The pairs are every (token, neighbour within the window) of the first lines of the
+    corpus, up to about 20 x LOSS_SAMPLE_PAIRS, in file order; LOSS_SAMPLE_PAIRS of them
+    are drawn once. Built with numpy (one pass per window offset), not a loop per pair."""
 
     def __init__(self, path, model, window, negative, ns_exponent, seed):
         self.model = model
         rng = np.random.default_rng(seed + 7919)
-        key_to_index = model.wv.key_to_index
-        centers, contexts = [], []
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                idx = [key_to_index[t] for t in line.split() if t in key_to_index]
-                for i in range(len(idx)):
-                    lo, hi = max(0, i - window), min(len(idx), i + window + 1)
-                    for j in range(lo, hi):
-                        if j != i:
-                            centers.append(idx[i])
-                            contexts.append(idx[j])
-                if len(centers) >= 20 * LOSS_SAMPLE_PAIRS:
-                    break
-        centers = np.asarray(centers, dtype=np.int64)
-        contexts = np.asarray(contexts, dtype=np.int64)
+        centers, contexts = _window_pairs(_first_lines(path, model.wv.key_to_index, window), window)
         if len(centers) > LOSS_SAMPLE_PAIRS:
             pick = rng.choice(len(centers), LOSS_SAMPLE_PAIRS, replace=False)
             centers, contexts = centers[pick], contexts[pick]
-        counts = np.array([model.wv.get_vecattr(k, "count") for k in model.wv.index_to_key], dtype=np.float64)
+        counts = np.asarray(model.wv.expandos["count"], dtype=np.float64)
         weights = counts ** ns_exponent
         weights /= weights.sum()
         self.centers, self.contexts = centers, contexts
@@ -170,10 +160,51 @@ class _LossProbe:
     def loss(self) -> float:
         if self.n_pairs == 0:
             return float("nan")
-        w_in = self.model.wv.vectors.astype(np.float64)
-        w_out = self.model.syn1neg.astype(np.float64)
-        c = w_in[self.centers]                                     # (pairs, dim)
-        pos = np.einsum("pd,pd->p", c, w_out[self.contexts])       # (pairs,)
-        neg = np.einsum("pd,pkd->pk", c, w_out[self.negatives])    # (pairs, k)
+        w_in, w_out = self.model.wv.vectors, self.model.syn1neg
+        # Dot products of float32 rows (as gensim computes them), the loss in float64.
+        c = w_in[self.centers]                                             # (pairs, dim)
+        pos = np.einsum("pd,pd->p", c, w_out[self.contexts]).astype(np.float64)        # (pairs,)
+        neg = np.matmul(w_out[self.negatives], c[:, :, None])[..., 0].astype(np.float64)  # (pairs, k)
         loss = np.logaddexp(0.0, -pos) + np.logaddexp(0.0, neg).sum(axis=1)
         return float(loss.mean())
+
+
+def _first_lines(path, key_to_index, window) -> list[np.ndarray]:
+    """The model indices of the tokens of the corpus' first lines (tokens outside the
+    vocabulary left out), enough lines for 20 x LOSS_SAMPLE_PAIRS window pairs."""
+    lookup = np.full(max((int(k) for k in key_to_index), default=-1) + 1, -1, dtype=np.int64)
+    for key, index in key_to_index.items():
+        lookup[int(key)] = index
+    lines, n_pairs = [], 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            tok = np.array(line.split(), dtype=np.int64)
+            idx = lookup[np.minimum(tok, len(lookup) - 1)]
+            idx = idx[(idx >= 0) & (tok < len(lookup))]
+            lines.append(idx)
+            # pairs of a line of n tokens: each token with its neighbours up to `window` away
+            m = min(len(idx), window + 1)
+            n_pairs += m * (m - 1) + 2 * window * max(0, len(idx) - window - 1)
+            if n_pairs >= 20 * LOSS_SAMPLE_PAIRS:
+                break
+    return lines
+
+
+def _window_pairs(lines: list[np.ndarray], window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(centers, contexts): every token with each neighbour within `window` in its line,
+    ordered by line, then center position, then context position."""
+    if not lines:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    tokens = np.concatenate(lines)
+    line_of = np.repeat(np.arange(len(lines)), [len(x) for x in lines])
+    longest = max(len(x) for x in lines)
+    at, near = [], []
+    for d in range(1, min(window, longest - 1) + 1):
+        p = np.flatnonzero(line_of[:-d] == line_of[d:])            # positions p with p + d in the same line
+        at += [p, p + d]
+        near += [p + d, p]
+    if not at:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    at, near = np.concatenate(at), np.concatenate(near)
+    order = np.lexsort((near, at))
+    return tokens[at[order]], tokens[near[order]]

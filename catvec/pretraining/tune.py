@@ -158,7 +158,7 @@ def write_config_toml(cfg: PretrainConfig, path, comments=()) -> Path:
     """A PretrainConfig as a `[pretrain]` TOML table that `catvec pretrain --config` reads."""
     lines = [f"# {line}" for line in comments] + ["[pretrain]"]
     for name in field_types(type(cfg)):
-        if name in NOT_WRITTEN:
+        if name in NOT_WRITTEN or getattr(cfg, name) is None:  # TOML has no null: left out = the default
             continue
         lines.append(f"{name} = {_toml_value(getattr(cfg, name))}")
     path = Path(path)

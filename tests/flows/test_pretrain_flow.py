@@ -3,6 +3,7 @@ retries only where the input may be late, a bad config fails at once, a failed r
 publishes nothing."""
 
 import dataclasses
+import typing
 import shutil
 from pathlib import Path
 
@@ -34,8 +35,9 @@ def test_parameters_are_the_config_fields(pretrain_module):
         typ = field_types(PretrainConfig)[f.name]
         if typ in json_types:
             assert schema[f.name]["type"] == json_types[typ], f.name
-        else:  # float | None: empty means "chosen by tuning"
-            assert {"type": "number"} in schema[f.name]["anyOf"], f.name
+        else:  # float | None: empty means "chosen by tuning"; bool | None (vector_map): "implied"
+            base = next(t for t in typing.get_args(typ) if t is not type(None))
+            assert {"type": json_types[base]} in schema[f.name]["anyOf"], f.name
 
 
 def test_only_the_input_steps_retry(adapter):
@@ -171,7 +173,7 @@ def test_the_artifact_is_the_report_with_links(sample_events, tmp_path):
     from catvec.reports.render import artifact_markdown
 
     result = pipeline.pretrain(PretrainConfig(events=str(sample_events), out=str(tmp_path), holdout="last",
-                                              dim=8, epochs=2, exact=True))
+                                              dim=8, epochs=2, exact=True, vector_map=True))
     text = artifact_markdown(result.path, "unused title")
     report = (result.path / "report.md").read_text(encoding="utf-8")
     assert text.startswith(report.rstrip("\n"))
