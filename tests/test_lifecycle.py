@@ -136,14 +136,14 @@ def three_nights(sample_events, shuffled_events, tmp_path_factory):
 
 def test_second_version_is_aligned_to_its_parent_and_promoted(three_nights):
     out, v1, v2, _ = three_nights
-    assert v1.gate is None and v1.promoted and "alignment" not in v1.manifest
+    assert v1.gate is None and v1.promoted and "alignment" not in v1.manifest and "noise" not in v1.manifest
     m = v2.manifest
     assert m["parent"] == v1.version and v2.promoted
     assert m["alignment"]["applied"] and m["alignment"]["anchors"] == 200
     assert m["alignment"]["median_cosine_before"] < 0.5 < 0.9 < m["alignment"]["median_cosine"]
     a, b = load_vectors(v1.path), load_vectors(v2.path)
     assert lifecycle.median_cosine(a.matrix, b.matrix) > 0.9  # the files on disk are the aligned ones
-    assert 0.5 < m["drift"]["overlap_ratio"] and m["noise"]["anchors"]["overlap"] > 0.5
+    assert 0.5 < m["drift"]["overlap_ratio"] and m["drift"]["noise"]["anchors"]["overlap"] > 0.5
     assert m["gate"]["promoted"] and m["gate"]["checks"]["drift"]["threshold"] == 0.5
     report = (v2.path / "report.md").read_text(encoding="utf-8")
     assert "## Against the parent" in report and "seed noise" in report
@@ -154,7 +154,7 @@ def test_shuffled_items_are_refused_and_kept_as_a_candidate(three_nights):
     assert not v3.promoted and v3.path.is_dir() and (v3.path / "COMPLETE").is_file()
     assert VersionStore(out).latest_name() == v2.version
     assert "seed-noise overlap" in v3.gate["reasons"][0]
-    assert v3.manifest["drift"]["noise_from"] == "parent"  # v2's baseline, measured once, reused
+    assert v3.manifest["drift"]["noise_from"] == "parent"  # v2's baseline, on v2's data
     hows = [entry["how"] for entry in json.loads((out / "promotions.json").read_text())]
     assert hows == ["first", "gate"]
 
@@ -168,8 +168,11 @@ def test_cli_exit_3_names_the_way_out(sample_events, shuffled_events, tmp_path, 
     assert len(err) == 1 and err[0].startswith("catvec: not promoted: neighbour overlap@10")
     assert "catvec promote" in err[0] and "--force" in err[0]
     assert VersionStore(out).latest_name() == before
+    noise_file = out / before / "noise.json"
+    measured = noise_file.read_bytes()
     assert main(["pretrain", "--events", str(shuffled_events), "--out", str(out), "--seed", "3", "--force",
                  *FAST_FLAGS]) == 0
+    assert noise_file.read_bytes() == measured  # the second child reused the parent's baseline
     forced = VersionStore(out).latest_name()
     assert forced != before and read_manifest(out / forced)["gate"]["forced"]
 
@@ -262,7 +265,8 @@ def test_drift_rows_feed_the_flow_table_artifact(three_nights):
     rows = drift_rows(v2.manifest)
     assert rows[-1]["keys seen"] == "anchors" and rows[-1]["keys"] == 200
     assert rows[-1]["overlap@10"] == v2.manifest["drift"]["anchors"]["overlap"]
-    assert rows[-1]["seed noise overlap@10"] == v1.manifest["noise"]["anchors"]["overlap"]
+    stored = json.loads((v1.path / "noise.json").read_text(encoding="utf-8"))  # measured by v2's run, kept with v1
+    assert rows[-1]["seed noise overlap@10"] == stored["anchors"]["overlap"] == v2.manifest["drift"]["noise"]["anchors"]["overlap"]
 
 
 def test_a_child_keeps_its_parents_chosen_settings_unless_retuned(sample_events, tmp_path):
@@ -278,3 +282,24 @@ def test_a_child_keeps_its_parents_chosen_settings_unless_retuned(sample_events,
     again = pretrain(PretrainConfig(events=str(sample_events), out=str(out), seed=3, retune=True, tune=False,
                                     **dict(open_cfg, window=5)))
     assert "inherited_from" not in again.manifest["tuning"] and again.manifest["params"]["window"] == 5
+
+
+def test_seed_noise_falls_back_to_this_runs_data_when_the_parents_is_gone(sample_events, tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_text("".join(sample_events.read_text(encoding="utf-8").splitlines(keepends=True)[:-1]),
+                      encoding="utf-8")  # not the child's input, so the child's corpus cannot stand in for it
+    out = tmp_path / "out"
+    pretrain(PretrainConfig(events=str(events), out=str(out), **FAST))
+    shutil.rmtree(out / ".cache")
+    events.write_text(events.read_text(encoding="utf-8") + "u1,1001,1700000000\n", encoding="utf-8")  # changed
+    child = pretrain(PretrainConfig(events=str(sample_events), out=str(out), seed=2, **FAST))
+    assert child.manifest["drift"]["noise_from"].startswith("this version")
+    assert child.promoted
+
+
+def test_the_parents_corpus_is_extracted_again_when_the_cache_lost_it(sample_events, tmp_path):
+    out = tmp_path / "out"
+    first = pretrain(PretrainConfig(events=str(sample_events), out=str(out), **FAST))
+    shutil.rmtree(out / ".cache")
+    child = pretrain(PretrainConfig(events=str(sample_events), out=str(out), seed=2, **FAST))
+    assert child.manifest["drift"]["noise_from"] == "parent" and (first.path / "noise.json").is_file()

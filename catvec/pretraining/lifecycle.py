@@ -11,10 +11,10 @@ next. A version with a parent (OUT/latest when the run starts) is therefore:
 2. compared: per frequency band, neighbour overlap@10 with the parent (rotation-free)
    and the aligned cosine of each shared key; new and dropped keys by count and by
    traffic; with a holdout, the parent's quality on the new version's held-out items;
-3. judged against seed noise: the same numbers between two seeds of one training on the
-   same data (`seed_noise`, one extra training). Every gated version, the first too,
-   measures it once and stores it in its manifest ("noise"), so the next run compares
-   against the noise of its parent's data without training that data again;
+3. judged against seed noise: the same numbers between two seeds of the parent's training
+   on the parent's data (`seed_noise`, one extra training). The first run that needs it
+   measures it and stores it beside the parent (OUT/<parent>/noise.json), so a first
+   version costs nothing extra and a second child of the same parent reuses it;
 4. gated: `gate_decision` refuses a version whose anchor overlap falls below
    `gate_drift` x the noise overlap, or whose held-out HR@10 falls more than
    `gate_quality_se` standard errors below the parent's on the same items.
@@ -35,6 +35,7 @@ NEIGHBOURS = 10
 BANDS = (("1-4", 1, 4), ("5-19", 5, 19), ("20-99", 20, 99), ("100+", 100, None))
 MAX_QUERIES = 2000          # keys per band whose neighbour lists are compared (a fixed sample)
 MIN_GATE_ANCHORS = 30       # fewer anchors: too little to judge drift, the gate lets it pass
+NOISE_FILE = "noise.json"   # a version's seed-noise baseline, written beside it by its first child
 
 
 # ---- alignment -------------------------------------------------------------------------
@@ -223,6 +224,7 @@ def seed_noise(corpus, cfg, vectors: Vectors) -> dict:
     other, _ = align(other, vectors, cfg.align_min_count)
     report = compare(other, vectors, cfg.align_min_count)
     report["seed"] = cfg.seed + 1000003
+    report["anchors"]["min_count"] = cfg.align_min_count
     log.info("seed noise: anchor overlap@10 %s, median cosine %s", report["anchors"]["overlap"],
              report["anchors"]["cosine"])
     return report

@@ -6,7 +6,7 @@
         -> inherit_settings (with a parent) | choose_settings (fills what was left open;
            catvec.pretraining.autotune)
         -> train_skipgram (warm start: from the parent)
-        -> compare_parent (align, drift vs seed noise) | measure_seed_noise (first version)
+        -> measure_seed_noise (the parent's, once) -> compare_parent (align, drift vs that noise)
         -> evaluate_holdout (with a holdout; the parent's too) -> gate (catvec.pretraining.lifecycle)
         -> export_version (staging) -> publish_version (OUT/<version>; OUT/latest if promoted)
 
@@ -199,29 +199,72 @@ def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None, init=None):
 
 
 @step(name="compare-parent")
-def compare_parent(vectors, parent_vectors, parent_manifest: dict, corpus, cfg: PretrainConfig):
-    """Align to the parent, measure the drift beside the seed-noise baseline (the parent's,
-    measured when it was made; this run's own when the parent predates baselines). Returns
-    (vectors, record) where record holds alignment, drift and this version's noise."""
+def compare_parent(vectors, parent_vectors, parent_noise: dict, cfg: PretrainConfig):
+    """Align to the parent and measure the drift beside the parent's seed-noise baseline.
+    Returns (vectors, record) where record holds alignment and drift."""
     from catvec.pretraining import lifecycle
 
     record = {}
     if cfg.align:
         vectors, record["alignment"] = lifecycle.align(vectors, parent_vectors, cfg.align_min_count)
     if cfg.gate:
-        record["noise"] = lifecycle.seed_noise(corpus, cfg, vectors)
-        noise = parent_manifest.get("noise") or record["noise"]
-        record["drift"] = lifecycle.drift_report(vectors, parent_vectors, cfg.align_min_count, noise)
-        record["drift"]["noise_from"] = "parent" if parent_manifest.get("noise") else "this version"
+        record["drift"] = lifecycle.drift_report(vectors, parent_vectors, cfg.align_min_count, parent_noise)
+        record["drift"]["noise_from"] = parent_noise.get("from", "parent")
     return vectors, record
 
 
 @step(name="seed-noise")
-def measure_seed_noise(vectors, corpus, cfg: PretrainConfig) -> dict:
-    """A first version's seed-noise baseline, stored with it for the version that follows."""
+def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_manifest: dict, corpus, vectors,
+                       cfg: PretrainConfig) -> dict:
+    """The parent's seed-noise baseline: two seeds of its training on its data. Measured once,
+    by the first run that needs it, and kept in OUT/<parent>/noise.json for every later child
+    (a rerun after a refusal pays nothing). The parent's corpus comes from the corpus cache or
+    is extracted again from its input when that is unchanged; when neither is possible the
+    baseline is measured on this run's data instead, and says so."""
     from catvec.pretraining import lifecycle
 
-    return lifecycle.seed_noise(corpus, cfg, vectors)
+    path = store.root / parent / lifecycle.NOISE_FILE
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored.get("anchors", {}).get("min_count") == cfg.align_min_count:
+            return stored
+    except (OSError, ValueError, AttributeError):
+        pass
+    found = parent_corpus(store, parent_manifest, cfg)
+    if found is None:
+        log.warning("the parent's corpus is gone (cache pruned, input changed): seed noise measured on this run's data")
+        noise = lifecycle.seed_noise(corpus, cfg, vectors)
+        return {**noise, "from": "this version (the parent's data is no longer available)"}
+    parent_cfg, parent_data = found
+    noise = {**lifecycle.seed_noise(parent_data, parent_cfg, parent_vectors), "from": "parent"}
+    try:
+        write_json(path, noise)
+    except OSError as exc:  # a read-only parent: measured again next time, no harm
+        log.warning("could not store the seed-noise baseline in %s (%s)", path, exc)
+    return noise
+
+
+def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfig):
+    """(config, Corpus) the parent was trained on: from OUT/.cache, or extracted again from
+    its input if that still has the recorded checksum; None when neither works."""
+    known = {f.name for f in dataclasses.fields(PretrainConfig)}
+    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in known}
+    source = (parent_manifest.get("input") or {})
+    if not params or source.get("path") in (None, "", "<DataFrame>"):
+        return None
+    try:
+        parent_cfg = dataclasses.replace(PretrainConfig(**params), out=str(store.root), refresh=False,
+                                         align_min_count=cfg.align_min_count)
+        found = find_cached_corpus(parent_cfg, source["checksum"])
+        if found is None:
+            if checksum_events(parent_cfg) != source["checksum"]:
+                return None
+            table = None if wants_shards(parent_cfg, None) else read_events_table(parent_cfg)
+            found = extract_corpus(table, parent_cfg, source["checksum"])
+    except (CatvecError, OSError, TypeError, KeyError) as exc:
+        log.info("the parent's corpus cannot be rebuilt: %s", exc)
+        return None
+    return parent_cfg, found
 
 
 @step(name="evaluate")
@@ -357,14 +400,12 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         lineage = {}
         if parent_vectors is not None:
             t = time.perf_counter()
-            vectors, lineage = compare_parent(vectors, parent_vectors, parent_manifest, corpus, cfg)
+            noise = {}
+            if cfg.gate:
+                noise = measure_seed_noise(store, parent, parent_vectors, parent_manifest, corpus, vectors, cfg)
+                timings["noise_seconds"] = round(time.perf_counter() - t, 4)
+            vectors, lineage = compare_parent(vectors, parent_vectors, noise, cfg)
             timings["compare_seconds"] = round(time.perf_counter() - t, 4)
-        elif cfg.gate:
-            # no parent yet: measure the baseline now, so the next run is judged against the noise
-            # of this version's data (the child's own noise says nothing when the child is garbage)
-            t = time.perf_counter()
-            lineage["noise"] = measure_seed_noise(vectors, corpus, cfg)
-            timings["noise_seconds"] = round(time.perf_counter() - t, 4)
         quality = parent_quality = None
         if cfg.holdout != "none":
             t = time.perf_counter()

@@ -18,9 +18,8 @@ from catvec.pretraining import pipeline
 
 # tune=False: a corpus-cache hit then reads no events (tuning needs them for its split)
 FAST = dict(dim=8, epochs=2, exact=True, vector_map=False, tune=False)
-# a first version (no parent): the seed-noise baseline is measured after training, for the next run
 STEPS_IN_ORDER = ["checksum-events", "cached-corpus", "read-events", "extract-corpus", "choose-settings", "train",
-                  "seed-noise", "export", "publish"]
+                  "export", "publish"]
 
 
 def test_parameters_are_the_config_fields(pretrain_module):
@@ -43,7 +42,7 @@ def test_parameters_are_the_config_fields(pretrain_module):
 def test_only_the_input_steps_retry(adapter):
     steps = steps_of(pipeline)
     # the steps that only run with a parent version or a holdout
-    lifecycle = ["load-parent", "inherit-settings", "compare-parent"]
+    lifecycle = ["load-parent", "inherit-settings", "seed-noise", "compare-parent"]
     assert sorted(s.info.name for s in steps) == sorted(STEPS_IN_ORDER + ["evaluate"] + lifecycle)
     retries = {s.info.name: adapter.task_of(s).retries for s in steps}
     assert retries == {name: (adapter.IO_RETRIES if name in ("checksum-events", "read-events") else 0)
