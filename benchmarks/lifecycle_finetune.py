@@ -18,7 +18,7 @@ then, without retraining, scored with v1 / v2 aligned / v2 unaligned swapped in
 
 Writes its section of benchmarks/results-lifecycle-finetune.md. Skips (exit 0) when the data is absent.
 
-    .venv/bin/python benchmarks/lifecycle_finetune.py                 # about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/lifecycle_finetune.py                 # about 15 minutes on 2 cores
     .venv/bin/python benchmarks/lifecycle_finetune.py --seeds 1
 """
 
