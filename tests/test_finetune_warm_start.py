@@ -209,3 +209,20 @@ def test_swapped_vectors_load_back(tmp_path, inputs):
     source = item_vectors()
     at = {k: i for i, k in enumerate(exported.keys)}
     assert np.array_equal(exported.matrix[at[source.keys[3]]], source.matrix[3] * 2)
+
+
+def test_offsets_survive_a_chain_of_warm_starts_through_a_frozen_model(tmp_path, inputs):
+    """finetune model -> frozen warm start on v + 0.5 -> warm start on v + 1: the first model's
+    fine-tuned offsets are still there, since a warm-started model records its starting vectors."""
+    models = tmp_path / "models"
+    assert train(inputs, models, "--embedding-lr", "0.01") == 0
+    first = latest_of(models)
+    v1 = item_vectors()
+    assert warm(inputs, models, other_vectors(tmp_path, "half", v1.matrix + 0.5), first,
+                "--epochs", "0", "--mode", "frozen") == 0
+    second = latest_of(models)
+    assert warm(inputs, models, other_vectors(tmp_path, "one", v1.matrix + 1.0), second, "--epochs", "0") == 0
+    rows = {m: load_model(m).model.embedding_layers()["item_id"].full_weight().numpy() for m in (first, latest_of(models))}
+    assert np.allclose(rows[latest_of(models)][1:], rows[first][1:] + 1.0, atol=1e-5)
+    record = json.loads((latest_of(models) / "metrics.json").read_text())["warm_start"]["columns"]["item_id"]
+    assert record["offsets"] == "carried"

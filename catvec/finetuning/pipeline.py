@@ -216,7 +216,6 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
     cfg: the settings of this fit (an --auto candidate); default run.cfg."""
     import torch
 
-    from catvec.base.scoring import unit_rows
     from catvec.finetuning.device import resolve_device
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
     from catvec.finetuning.training import evaluate, fit, fit_full_batch, score_as_is, with_class_weights
@@ -307,7 +306,7 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
         report += f"\n## Training curves\n\n![training curves]({CURVES_FILE})\n"
         extra = (CURVES_FILE,)
     data = run.prepared.data
-    initial = initial_rows(main.model, start_matrices(run.aligned, run.cfg.normalize))
+    initial = initial_rows(main.model, start_matrices(run.aligned, run.cfg.normalize), bool(run.warm_record))
     return write_model_dir(staging, main.model, roles, run.vocabs, run.prepared.scaler, data.y_mean, data.y_std,
                            metrics, alignment, report, {"version": version, **(manifest or {})}, extra_files=extra,
                            initial=initial)

@@ -174,10 +174,14 @@ def warm_rows(layer, old_layer, vocab, old_vocab, initial) -> tuple[np.ndarray, 
     at = np.fromiter((position.get(k, -1) for k in vocab.index_to_key), dtype=np.int64, count=len(vocab))
     known = at >= 0
     src = np.where(known, at, 0)
-    # a fine-tuned row carries its offset from the vector it started from; a fixed row
-    # (frozen, partial) is its starting vector, so it simply becomes the new one
-    offsets = {"finetune": "carried" if initial is not None else "dropped", "scratch": "no vectors"}.get(
-        old_layer.mode, "fixed")
+    # a row carries its offset from the vector it started from, when that was stored; a fixed
+    # row (frozen, partial) without a record is its starting vector, so it becomes the new one
+    if old_layer.mode == "scratch":
+        offsets = "no vectors"
+    elif initial is not None:
+        offsets = "carried"
+    else:
+        offsets = "dropped" if old_layer.mode == "finetune" else "fixed"
     rows = new.copy()
     keep = known & ~new_mask                            # no new vector: the previous row as it was
     rows[keep] = old[src[keep]]
@@ -190,8 +194,10 @@ def warm_rows(layer, old_layer, vocab, old_vocab, initial) -> tuple[np.ndarray, 
     return rows.astype(np.float32, copy=False), record
 
 
-def initial_rows(model, matrices: dict) -> dict:
-    """column -> the rows a finetune-mode pretrained column started from (for initial.safetensors):
-    only where those rows were trainable, since fixed rows are their own record."""
+def initial_rows(model, matrices: dict, warm_started: bool = False) -> dict:
+    """column -> the vectors a pretrained column started from (for initial.safetensors): where
+    its rows may differ from them, i.e. trainable rows or rows that carried offsets in a warm
+    start; fixed rows of a model started from the vectors are their own record."""
     return {col: np.ascontiguousarray(matrices[col], dtype=np.float32)
-            for col, layer in model.embedding_layers().items() if col in matrices and layer.mode == "finetune"}
+            for col, layer in model.embedding_layers().items()
+            if col in matrices and (layer.mode == "finetune" or warm_started)}
