@@ -8,7 +8,7 @@
     alignment.json        {column: AlignmentReport} for the pretrained columns
     report.md             a short human summary
     embeddings/<column>/  the fine-tuned rows as a weight directory (catvec.base.vectors format)
-    initial.safetensors   {column: rows it started from}, finetune-mode pretrained columns only:
+    initial.safetensors   {column: vectors it started from}, finetune mode or a warm start only:
                           what a later --warm-start needs to carry each row's fine-tuned offset
     manifest.json, COMPLETE   checksums of the files above; COMPLETE is written last
 

@@ -11,10 +11,11 @@ then starts every parameter from the previous model where shape and meaning matc
                                        started from): the previous model's fine-tuned
                                        offset carried over to the new vector. Frozen and
                                        partial rows never moved, so they become the new
-                                       vector; a finetune-mode model stores the rows it
-                                       started from (initial.safetensors) for this; an
-                                       older one without that file starts from the new
-                                       vector (offset dropped, recorded as such)
+                                       vector; a finetune-mode or warm-started model
+                                       stores the vectors it started from
+                                       (initial.safetensors) for this; an older one
+                                       without that file starts from the new vector
+                                       (offset dropped, recorded as such)
         without a new vector           the previous row (<unk>, OOV rows, scratch columns)
     keys only the previous model knew  dropped
     new keys                           the new vector, else the OOV init (as in any run)
@@ -53,7 +54,7 @@ class WarmStart:
     model: object                  # LoadedModel of the previous model
     version: str                   # its version name
     settings: dict                 # INHERITED -> the previous model's value
-    initial: dict                  # column -> (num, dim) rows its finetune-mode embeddings started from
+    initial: dict                  # column -> (num, dim) vectors its embedding started from (initial.safetensors)
 
     @property
     def path(self) -> Path:
