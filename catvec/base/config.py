@@ -410,6 +410,9 @@ class FinetuneConfig:
     resume: bool = opt(False, "continue from the last checkpoint of an interrupted run with the same inputs")
     min_coverage: float = opt(0.5, "warn when fewer table rows than this have a pretrained vector")
     keep: int = opt(0, "keep only the newest N versions (0 = keep all; latest is never deleted)")
+    warm_start: str = opt("", "continue a previous model (a model version dir, MODELS/latest or MODELS): its "
+                              "head, roles and scaling are kept, its embedding rows move with the new vectors; "
+                              "with --epochs 0 it is only scored with the new vectors swapped in")
 
     def validate(self) -> "FinetuneConfig":
         _check_types(self)
@@ -419,8 +422,12 @@ class FinetuneConfig:
         for name in ("weight_decay", "emb_l2", "min_coverage"):
             if getattr(self, name) < 0:
                 raise CatvecError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("epochs", "patience", "min_freq"):
+        for name in ("patience", "min_freq"):
             _at_least(name, getattr(self, name), 1)
+        if self.epochs == 0 and not self.warm_start:
+            raise CatvecError("epochs 0 scores a model as it is and needs --warm-start MODEL; "
+                              "pass --epochs 1 or more to train")
+        _at_least("epochs", self.epochs, 0 if self.warm_start else 1)
         _at_least("batch_size", self.batch_size, 2)
         for name in ("unfreeze_after", "keep", "threads"):
             _at_least(name, getattr(self, name), 0)
@@ -445,6 +452,15 @@ class FinetuneConfig:
             _one_of("metric", self.metric, ("rmse", "mae", "auc", "accuracy", "macro_f1", "log_loss"))
         if self.split_col and self.group_col:
             raise CatvecError("split_col and group_col cannot be combined: the split column decides alone")
+        if self.warm_start:
+            if self.mode == "scratch":
+                raise CatvecError("mode scratch starts from random rows; it cannot be combined with warm_start")
+            if self.auto == "on":
+                raise CatvecError("auto on searches new models; it cannot be combined with warm_start, "
+                                  "which continues one model")
+            if self.epochs == 0 and self.compare:
+                raise CatvecError("epochs 0 scores the warm-started model without training; "
+                                  "it cannot be combined with compare, whose scratch run needs epochs")
         if not self.out:
             raise CatvecError("out must name an output directory")
         self.hidden_sizes

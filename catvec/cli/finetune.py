@@ -17,6 +17,9 @@ FINETUNE_EXAMPLE = """examples:
   catvec finetune --config finetune.toml --embedding-lr 0.003   # flags override the file
   catvec finetune --table labels.csv --target genre --metric macro_f1 --compare   # --auto picks the model
   catvec finetune --table clicks.parquet --target clicked --hash-buckets item_id=100000 --device cuda
+  catvec finetune --warm-start models/latest --vectors artifacts/latest --table labels.csv --epochs 0
+      # the model with the new (aligned) vectors swapped in, scored, no training
+  catvec finetune --warm-start models/latest --vectors artifacts/latest --table labels.csv --epochs 5
 """
 
 PREDICT_EXAMPLE = """examples:
@@ -72,9 +75,17 @@ def run_finetune(args) -> int:
         for bar in bars.values():
             bar.close()
     auto = [auto_line(result.metrics["auto"])] if "auto" in result.metrics else []
-    say(args, *alignment_lines(result.alignment), *auto, *comparison_lines(result.metrics))
+    warm = [warm_start_line(result.metrics["warm_start"])] if "warm_start" in result.metrics else []
+    say(args, *alignment_lines(result.alignment), *auto, *warm, *comparison_lines(result.metrics))
     print(result.path)
     return 0
+
+
+def warm_start_line(record: dict) -> str:
+    columns = "; ".join(f"{col}: {r['moved']} rows moved with their vector (offsets {r['offsets']}), "
+                        f"{r['kept']} kept, {r['new_keys']} new keys, {r['dropped_keys']} keys dropped"
+                        for col, r in record["columns"].items())
+    return f"warm start from {record['from']}: {len(record['copied'])} tensors copied; {columns}"
 
 
 def role_lines(roles) -> list[str]:

@@ -84,6 +84,20 @@ class PretrainedEmbedding(nn.Module):
             weight[~self.pretrained_mask] = self.new_rows.detach()
         return weight
 
+    def load_rows(self, matrix) -> None:
+        """Set every row (num_embeddings, dim) in place, whatever the mode (a warm start)."""
+        rows = torch.as_tensor(np.asarray(matrix, dtype=np.float32))              # (n, dim)
+        if tuple(rows.shape) != (self.num_embeddings, self.embedding_dim):
+            raise ValueError(f"expected rows of shape {(self.num_embeddings, self.embedding_dim)}, "
+                             f"got {tuple(rows.shape)}")
+        with torch.no_grad():
+            if self.mode in ("scratch", "finetune"):
+                self.weight.copy_(rows)
+                return
+            self.fixed.copy_(rows)
+            if self.mode == "partial":
+                self.new_rows.copy_(rows[~self.pretrained_mask])
+
     def unfreeze(self) -> bool:
         """frozen / partial -> finetune (all rows trainable). True if anything changed."""
         if self.mode not in ("frozen", "partial"):

@@ -8,6 +8,8 @@
     alignment.json        {column: AlignmentReport} for the pretrained columns
     report.md             a short human summary
     embeddings/<column>/  the fine-tuned rows as a weight directory (catvec.base.vectors format)
+    initial.safetensors   {column: vectors it started from}, finetune mode or a warm start only:
+                          what a later --warm-start needs to carry each row's fine-tuned offset
     manifest.json, COMPLETE   checksums of the files above; COMPLETE is written last
 
 Loading reads safetensors and JSON only, after checking every checksum.
@@ -27,6 +29,7 @@ from catvec.finetuning.vocab import Vocab
 
 MODEL_FORMAT = "catvec-model"
 MODEL_FORMAT_VERSION = 1
+INITIAL_FILE = "initial.safetensors"
 FILES = ["model.safetensors", "model.json", "vocabs.json", "metrics.json", "alignment.json", "report.md"]
 
 
@@ -49,8 +52,9 @@ def embedding_dir_name(column: str) -> str:
 
 def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Scaler, y_mean: float,
                     y_std: float, metrics: dict, alignment: dict, report: str, manifest: dict,
-                    extra_files: tuple[str, ...] = ()) -> Path:
-    """Write every file of a model directory into `staging`, the COMPLETE marker last."""
+                    extra_files: tuple[str, ...] = (), initial: dict | None = None) -> Path:
+    """Write every file of a model directory into `staging`, the COMPLETE marker last.
+    initial: {column: (num, dim) rows it started from}, written to initial.safetensors."""
     from safetensors.torch import save_file
 
     from catvec.base.store import finish_manifest, write_json
@@ -67,6 +71,10 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
     write_json(staging / "metrics.json", metrics)
     write_json(staging / "alignment.json", alignment)
     (staging / "report.md").write_text(report, encoding="utf-8")
+    if initial:
+        from safetensors.numpy import save_file as save_arrays
+        save_arrays(initial, str(staging / INITIAL_FILE), metadata={"format": MODEL_FORMAT})
+        extra_files = (*extra_files, INITIAL_FILE)
     exported = {}
     for col, layer in model.embedding_layers().items():
         weight = layer.full_weight().numpy()                         # (len(vocab), dim)

@@ -1,10 +1,14 @@
 """The finetune pipeline: `finetune(cfg)` and the steps it calls, top to bottom.
 
     finetune(cfg, table=None)
+        [load_previous_model: cfg.warm_start, its settings and roles into cfg]
         load_table, load_pretrained (io: a flow retries them while an input is missing)
-        -> assign_roles -> build_vocabs -> align_columns -> prepare_data
+        -> assign_roles [-> check_fits: the previous model fits these roles and vectors]
+        -> build_vocabs -> align_columns -> prepare_data
         -> train_model (cfg.mode, or each --auto candidate, keeping the best on validation;
-                        with cfg.compare also "scratch", on the same split)
+                        with cfg.compare also "scratch", on the same split; with a warm
+                        start the model starts from the previous one, see warm_start.py;
+                        epochs 0 scores it without training)
         -> fit_baselines (cfg.compare: linear probe and kNN on the frozen vectors)
         -> export_model (a complete model dir in staging) -> publish_version (OUT/latest)
 
@@ -78,6 +82,8 @@ class FinetuneRun:
     fits: dict = field(default_factory=dict)         # mode -> FitResult
     baselines: list = field(default_factory=list)    # catvec.finetuning.baselines.BaselineResult
     auto: dict | None = None                         # --auto: candidates and the choice (metrics.json)
+    warm: object = None                              # catvec.finetuning.warm_start.WarmStart
+    warm_record: dict | None = None                  # what the warm start copied (manifest, metrics.json)
 
 
 @dataclass
@@ -111,6 +117,14 @@ def load_pretrained(cfg: FinetuneConfig) -> dict:
         return {}
     dirs = dict.fromkeys([*cfg.pretrained_map.values()] or [cfg.vectors])
     return {d: pretrained_input(load_vectors(d), cfg.pretrained_input, d) for d in dirs}
+
+
+@step(name="load-previous-model", io=True)
+def load_previous_model(cfg: FinetuneConfig):
+    """--warm-start: the previous model and the settings it was trained with."""
+    from catvec.finetuning.warm_start import load_warm_start
+
+    return load_warm_start(cfg.warm_start)
 
 
 @step(name="resolve-roles")
@@ -180,11 +194,13 @@ def prepare_data(run: FinetuneRun) -> Prepared:
     is_test = test_rows(frame, cfg.split_col)
     tr, va = ~is_val & ~is_test, is_val
     x_cat, x_cont = feature_arrays(frame, roles, vocabs, None, name)
-    scaler = Scaler.fit(x_cont[tr])
+    # a warm start keeps the previous model's scaling: its weights were trained on those inputs
+    scaler = run.warm.model.scaler if run.warm else Scaler.fit(x_cont[tr])
     x_cont = scaler.transform(x_cont)
     y_mean, y_std = 0.0, 1.0
     if roles.task == "regression":
-        y_mean, y_std = float(y[tr].mean()), float(y[tr].std() or 1.0)
+        y_mean, y_std = (run.warm.model.y_mean, run.warm.model.y_std) if run.warm else \
+            (float(y[tr].mean()), float(y[tr].std() or 1.0))
         y = ((y - y_mean) / y_std).astype(np.float32)
     n_classes = len(roles.classes or [])
     splits = (tr, va, is_test) if is_test.any() else (tr, va)
@@ -200,15 +216,16 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
     cfg: the settings of this fit (an --auto candidate); default run.cfg."""
     import torch
 
-    from catvec.base.scoring import unit_rows
     from catvec.finetuning.device import resolve_device
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
-    from catvec.finetuning.training import evaluate, fit, fit_full_batch, with_class_weights
+    from catvec.finetuning.training import evaluate, fit, fit_full_batch, score_as_is, with_class_weights
+    from catvec.finetuning.warm_start import column_dims, warm_start_model
 
     cfg = cfg or run.cfg
     roles, vocabs, aligned, prepared = run.roles, run.vocabs, run.aligned, run.prepared
+    warm = run.warm if mode != "scratch" else None
     torch.manual_seed(cfg.seed)
-    dims = cfg.emb_dim_overrides
+    dims = {**cfg.emb_dim_overrides, **(column_dims(warm) if warm else {})}
     columns = []
     for col in roles.cat_cols:
         n = len(vocabs[col])
@@ -221,9 +238,10 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
             "out_dim": len(roles.classes) if roles.task == "multiclass" else 1,
             "hidden": cfg.hidden_sizes, "dropout": cfg.dropout, "emb_dropout": cfg.emb_dropout,
             "interactions": cfg.interactions, "sparse": cfg.sparse}
-    scale = unit_rows if cfg.normalize == "unit" else (lambda m: m)
-    model = TabularEmbeddingModel(spec, matrices={c: scale(a.matrix) for c, a in aligned.items()},
+    model = TabularEmbeddingModel(spec, matrices=start_matrices(aligned, cfg.normalize),
                                   masks={c: a.mask for c, a in aligned.items()}, seed=cfg.seed)
+    if warm is not None:
+        run.warm_record = warm_start_model(model, warm, vocabs)
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     # tiny batches run fastest on one thread; more only pays on large tables
     rows = len(prepared.data.y[0])
@@ -232,7 +250,9 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
     try:
         data = with_class_weights(prepared.data, cfg.class_weight)
         device = resolve_device(cfg.device)
-        if cfg.solver == "lbfgs":
+        if cfg.epochs == 0:
+            result = score_as_is(model, data, on_epoch, device)
+        elif cfg.solver == "lbfgs":
             result = fit_full_batch(model, data, cfg, on_epoch, device)
         else:
             result = fit(model, data, cfg, checkpoint_dir, resume=cfg.resume, on_epoch=on_epoch, device=device)
@@ -265,6 +285,7 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     the scratch baseline's metrics beside it when it was trained."""
     from catvec.finetuning.metrics import metrics_json
     from catvec.finetuning.modeldir import write_model_dir
+    from catvec.finetuning.warm_start import initial_rows
     from catvec.reports.render import finetune_markdown
 
     cfg, roles, main = run.cfg, run.roles, run.fits[run.cfg.mode]
@@ -272,6 +293,9 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     metrics = metrics_json(main, scratch, roles.task, cfg.metric, run.baselines)
     if run.auto:
         metrics["auto"] = run.auto
+    if run.warm_record:
+        metrics["warm_start"] = run.warm_record
+        manifest = {**(manifest or {}), "warm_start": run.warm_record}
     alignment = alignment_json(run)
     report = finetune_markdown(metrics, alignment, roles, run.labeled.name, cfg, version)
     extra = ()
@@ -282,8 +306,10 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
         report += f"\n## Training curves\n\n![training curves]({CURVES_FILE})\n"
         extra = (CURVES_FILE,)
     data = run.prepared.data
+    initial = initial_rows(main.model, start_matrices(run.aligned, run.cfg.normalize), bool(run.warm_record))
     return write_model_dir(staging, main.model, roles, run.vocabs, run.prepared.scaler, data.y_mean, data.y_std,
-                           metrics, alignment, report, {"version": version, **(manifest or {})}, extra_files=extra)
+                           metrics, alignment, report, {"version": version, **(manifest or {})}, extra_files=extra,
+                           initial=initial)
 
 
 # ---- composition -----------------------------------------------------------------------
@@ -302,10 +328,20 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     resolve_device(cfg.device)          # --device cuda without CUDA fails here, before any work
     _check_out_is_not_vectors(cfg)
     check_writable(cfg.out)
-    run = FinetuneRun(cfg)
+    warm = None
+    if cfg.warm_start:
+        from catvec.finetuning.warm_start import inherit
+
+        warm = load_previous_model(cfg)
+        cfg = inherit(cfg, warm)
+    run = FinetuneRun(cfg, warm=warm)
     run.labeled = load_table(cfg, table)
     run.vectors = load_pretrained(cfg)
     run.roles = assign_roles(run)
+    if warm is not None:
+        from catvec.finetuning.warm_start import check_fits
+
+        check_fits(warm, run.roles, run.vectors)
     if on_roles is not None:
         on_roles(run.roles)
     run.vocabs = build_vocabs(run)
@@ -360,6 +396,13 @@ def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
         run.fits["scratch"] = train_model(run, "scratch", checkpoints / "scratch", report("scratch"), cfg=cfg)
     if cfg.compare:
         run.baselines = fit_baselines(run)
+
+
+def start_matrices(aligned: dict, normalize: str) -> dict:
+    """{pretrained column: the rows its embedding starts from}: aligned, unit rows with normalize unit."""
+    from catvec.base.scoring import unit_rows
+
+    return {c: unit_rows(a.matrix) if normalize == "unit" else a.matrix for c, a in aligned.items()}
 
 
 def alignment_json(run: FinetuneRun) -> dict:

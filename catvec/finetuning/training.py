@@ -106,11 +106,7 @@ def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
             unfrozen = True
             optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
             log.info("epoch %d: embeddings unfrozen", epoch)
-        train_loss = _train_epoch(model, data, s, optimizers, epoch)
-        # train-split metrics (eval mode) beside validation ones, for the training curves
-        on_train = {"train_" + k.removeprefix("val_"): v for k, v in evaluate(model, data, split=0).items()
-                    if k != "val_loss"}
-        row = {"epoch": epoch, "train_loss": train_loss, **on_train, **evaluate(model, data, split=1)}
+        row = epoch_row(model, data, epoch, _train_epoch(model, data, s, optimizers, epoch))
         history.append(row)
         if best is None or improves(row[watch], best[watch], watch):
             best = {"epoch": epoch, watch: row[watch], "spec": copy.deepcopy(model.spec),
@@ -151,13 +147,29 @@ def fit_full_batch(model: TabularEmbeddingModel, data: TrainData, cfg, on_epoch=
         loss.backward()
         return loss
 
-    loss = float(opt.step(closure).detach())
-    on_train = {"train_" + k.removeprefix("val_"): v for k, v in evaluate(model, data, split=0).items()
-                if k != "val_loss"}
-    row = {"epoch": 1, "train_loss": loss, **on_train, **evaluate(model, data, split=1)}
+    row = epoch_row(model, data, 1, float(opt.step(closure).detach()))
     if on_epoch is not None:
         on_epoch(1, 1, row)
     return FitResult(model=model.cpu(), history=[row], best_epoch=1, stopped_early=False)
+
+
+def score_as_is(model: TabularEmbeddingModel, data: TrainData, on_epoch=None, device=None) -> FitResult:
+    """epochs 0: no training, the model scored as it is (a warm start with other vectors
+    swapped in). One history row, epoch 0, whose train_loss is the training split's loss."""
+    model.to(device or "cpu")
+    model.eval()
+    row = epoch_row(model, data, 0, evaluate(model, data, split=0)["val_loss"])
+    if on_epoch is not None:
+        on_epoch(0, 0, row)
+    return FitResult(model=model.cpu(), history=[row], best_epoch=0, stopped_early=False)
+
+
+def epoch_row(model, data: TrainData, epoch: int, train_loss: float) -> dict:
+    """One history row: the training loss, train-split metrics (eval mode, for the training
+    curves) and the validation metrics."""
+    on_train = {"train_" + k.removeprefix("val_"): v for k, v in evaluate(model, data, split=0).items()
+                if k != "val_loss"}
+    return {"epoch": epoch, "train_loss": train_loss, **on_train, **evaluate(model, data, split=1)}
 
 
 def stopping_metric(cfg) -> str:

@@ -15,7 +15,7 @@ from catvec.pretraining import pipeline
 FAST = dict(target="spend", epochs=2, exact=True, hidden="8", auto="off")
 STEPS_IN_ORDER = ["load-table", "load-vectors", "resolve-roles", "build-vocabs", "align", "prepare", "train",
                   "export", "publish"]
-ALL_STEPS = STEPS_IN_ORDER + ["baselines"]      # baselines: only with --compare
+ALL_STEPS = STEPS_IN_ORDER + ["baselines", "load-previous-model"]   # only with --compare, --warm-start
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_only_the_loads_retry(adapter):
     steps = steps_of(ft)
     assert sorted(s.info.name for s in steps) == sorted(ALL_STEPS)
     retrying = sorted(s.info.name for s in steps if adapter.task_of(s).retries)
-    assert retrying == ["load-table", "load-vectors"]
+    assert retrying == ["load-previous-model", "load-table", "load-vectors"]
 
 
 def test_loads_retry_only_while_an_input_is_missing(adapter, tmp_path):
