@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(BIN)/catvec pretrain
+	$(BIN)/catvec versions artifacts
 	$(BIN)/catvec similar --vectors artifacts/latest --k 5 1001
 	$(BIN)/catvec recommend --vectors artifacts/latest --events data/events.csv --k 10 --out artifacts/recommendations.csv
 	$(BIN)/catvec finetune --vectors artifacts/latest --table data/labels.csv --target spend \
