@@ -59,8 +59,9 @@ def next_item(tmp: Path) -> tuple[list[list], dict]:
     rows = []
     runs = {"catvec defaults": {}, "gensim text defaults": TEXT_DEFAULTS}
     quality = {}
-    for label, params in runs.items():
-        result = pretrain(movielens_config(out=str(tmp / "next"), holdout="last", **params))
+    for i, (label, params) in enumerate(runs.items()):
+        # an OUT each: a second run into one OUT would be a child of the first (settings, gate)
+        result = pretrain(movielens_config(out=str(tmp / f"next{i}"), holdout="last", **params))
         q = result.manifest["quality"]
         quality[label] = q
         p = result.manifest["params"]

@@ -57,9 +57,11 @@ def pretrain_catvec(events: str, out: str, epochs: str, workers: str, refresh: s
     from catvec.base.config import PretrainConfig
     from catvec.pretraining.pipeline import pretrain
 
-    # the fixed fallbacks (no tuning): one training, comparable with bare gensim below
+    # the fixed fallbacks (no tuning): one training, comparable with bare gensim below; the second
+    # (cached) run into the same OUT has a parent, so alignment and the gate are off: they would
+    # add the parent's seed-noise training to what is meant to time the corpus cache
     cfg = PretrainConfig(events=events, out=out, epochs=int(epochs), workers=int(workers), refresh=refresh == "1",
-                         tune=False)
+                         tune=False, align=False, gate=False)
     t = time.perf_counter()
     result = pretrain(cfg)
     corpus = next(Path(out, ".cache").glob("corpus-*")) / "corpus.txt"

@@ -177,7 +177,8 @@ def load_parent(store: VersionStore, parent: str | None, cfg: PretrainConfig):
         return None, None
     directory = store.root / parent
     try:
-        vectors, manifest = load_vectors(directory), read_manifest(directory)
+        vectors = load_vectors(directory)  # checks the manifest and every checksum
+        manifest = read_manifest(directory, verify=False)
     except CatvecError as exc:
         raise CatvecError(f"parent version {parent} (OUT/latest) cannot be used: {exc}; promote a sound version "
                           f"with `catvec promote {store.root} VERSION`, or pass --no-align --no-gate") from None
