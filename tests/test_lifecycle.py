@@ -303,3 +303,13 @@ def test_the_parents_corpus_is_extracted_again_when_the_cache_lost_it(sample_eve
     shutil.rmtree(out / ".cache")
     child = pretrain(PretrainConfig(events=str(sample_events), out=str(out), seed=2, **FAST))
     assert child.manifest["drift"]["noise_from"] == "parent" and (first.path / "noise.json").is_file()
+
+
+def test_settings_are_inherited_with_no_tune_too_and_warm_start_without_parent_is_cold(sample_events, tmp_path):
+    out = tmp_path / "out"
+    open_cfg = dict(FAST, window=0, ns_exponent=None, sample=None)
+    first = pretrain(PretrainConfig(events=str(sample_events), out=str(out), warm_start=True,
+                                    **dict(open_cfg, window=7), tune=False))
+    assert "warm_start" not in first.manifest  # nothing to start from
+    child = pretrain(PretrainConfig(events=str(sample_events), out=str(out), tune=False, seed=2, **open_cfg))
+    assert child.manifest["params"]["window"] == 7 and child.manifest["tuning"]["inherited_from"] == first.version

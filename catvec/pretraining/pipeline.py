@@ -38,6 +38,7 @@ from catvec.base.steps import step
 from catvec.base.store import VersionStore, check_writable, publish_version, read_manifest, write_json
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
+from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.shards import wants_shards
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,6 @@ def inherit_settings(cfg: PretrainConfig, parent: str, parent_manifest: dict) ->
     sample, scorer, min_support) where this run left them open: the same settings keep
     versions comparable (tuned afresh each night they can differ enough to move every
     neighbour list), and the nightly run skips the tuning trainings."""
-    from catvec.pretraining.autotune import open_settings
-
     params = parent_manifest.get("params") or {}
     open_ = open_settings(cfg)
     missing = [n for n in open_ if params.get(n) is None or params.get(n) == ""]
@@ -383,7 +382,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         timings["extract_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         inherited, tuning = (None, {})
-        if parent_manifest is not None and not cfg.retune and autotune_needs_events(cfg):
+        if parent_manifest is not None and not cfg.retune and open_settings(cfg):  # with or without --no-tune
             inherited, tuning = inherit_settings(cfg, parent, parent_manifest)
         if inherited is not None:
             cfg = inherited
@@ -394,6 +393,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         timings["tune_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         init = parent_vectors if cfg.warm_start else None
+        if cfg.warm_start and init is None:
+            log.warning("--warm-start: %s has no version yet; this one starts cold", cfg.out)
         vectors, train_stats = train_skipgram(corpus, cfg, on_epoch, init)
         vectors.supports = tuning.get("supports") or {}
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
@@ -426,7 +427,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
         manifest.update(lineage)
-        if cfg.warm_start:
+        if init is not None:
             manifest["warm_start"] = {"from": parent, "keys": train_stats.get("warm_keys", 0)}
         manifest["tuning"] = tuning
         manifest["scoring"] = {"scorer": vectors.scorer, "min_support": vectors.min_support,
@@ -456,8 +457,6 @@ def _publish_reason(parent: str | None, gate: dict | None) -> str:
 
 
 def autotune_needs_events(cfg: PretrainConfig) -> bool:
-    from catvec.pretraining.autotune import open_settings
-
     return cfg.tune and bool(open_settings(cfg))
 
 
