@@ -38,6 +38,7 @@ from catvec.base.steps import step
 from catvec.base.store import VersionStore, check_writable, publish_version, read_manifest, write_json
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
+from catvec.pretraining.inputs import check_unchanged, sweep_leftovers, watch_input
 from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.shards import wants_shards
 
@@ -107,9 +108,11 @@ def find_cached_corpus(cfg: PretrainConfig, checksum: str):
 
 
 @step(name="extract-corpus")
-def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
+def extract_corpus(events_table, cfg: PretrainConfig, checksum: str, watch=None):
     """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place). Without
-    an events table, cfg's input is extracted in shards on cfg.engine (catvec.pretraining.shards)."""
+    an events table, cfg's input is extracted in shards on cfg.engine (catvec.pretraining.shards).
+    `watch` (catvec.pretraining.inputs): the corpus enters the cache under `checksum` only if
+    the input is still the one that checksum was taken of."""
     from catvec.pretraining.corpus import build_corpus, extraction_options
     from catvec.pretraining.shards import extract_sharded
 
@@ -128,6 +131,10 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
             from catvec.pretraining.evaluation import HOLDOUT_FILE, save_heldout
 
             save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, cfg.holdout)
+        if events_table is not None and events_table.checksum not in ("", checksum):
+            raise CatvecError(f"{events_table.source}: the file changed while this run read it (its checksum "
+                              "differs from the one taken first); nothing was kept: run again once it is complete")
+        check_unchanged(watch, "extraction")
         _move_into_cache(tmp, entry, replace=cfg.refresh)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -257,10 +264,11 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
                                          align_min_count=cfg.align_min_count)
         found = find_cached_corpus(parent_cfg, source["checksum"])
         if found is None:
+            watch = watch_input(parent_cfg)
             if checksum_events(parent_cfg) != source["checksum"]:
                 return None
             table = None if wants_shards(parent_cfg, None) else read_events_table(parent_cfg)
-            found = extract_corpus(table, parent_cfg, source["checksum"])
+            found = extract_corpus(table, parent_cfg, source["checksum"], watch)
     except (CatvecError, OSError, TypeError, KeyError) as exc:
         log.info("the parent's corpus cannot be rebuilt: %s", exc)
         return None
@@ -364,9 +372,12 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
     check_writable(cfg.out)
     t0 = time.perf_counter()
     timings = {}
+    watch = watch_input(cfg, events)
     checksum = checksum_events(cfg, events)
+    check_unchanged(watch, "while its checksum was taken")
     store = VersionStore(cfg.out)
     store.prepare()
+    sweep_leftovers(store.root, CACHE_DIR)
     parent = store.latest_name()
     parent_vectors, parent_manifest = load_parent(store, parent, cfg) if parent else (None, None)
     with store.staged() as (name, staging):
@@ -378,7 +389,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             table = None if wants_shards(cfg, events) else read_events_table(cfg, events)
             timings["read_seconds"] = round(time.perf_counter() - t, 4)
             t = time.perf_counter()
-            corpus = extract_corpus(table, cfg, checksum)
+            corpus = extract_corpus(table, cfg, checksum, watch)
         timings["extract_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         inherited, tuning = (None, {})
@@ -438,6 +449,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             manifest["warnings"] = warnings
         if events is not None:
             manifest["input"]["path"] = "<DataFrame>"
+        check_unchanged(watch, "training and evaluation")
         export_version(vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
         promoted = gate is None or gate["promoted"]
