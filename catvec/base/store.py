@@ -27,13 +27,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.base.errors import CatvecError, InputNotFound
+from catvec.base.errors import CatvecError, InputNotFound, WriteError
 from catvec.base.faults import fault_point
 from catvec.base.steps import step
 
@@ -100,9 +101,13 @@ class VersionStore:
         name, staging = self.stage()
         try:
             yield name, staging
+        except WriteError:  # already one line naming the file
+            self.discard(staging)
+            raise
         except OSError as exc:
             self.discard(staging)
-            raise CatvecError(f"writing to {self.root} failed ({describe_os_error(exc)}); latest is unchanged") from None
+            where = exc.filename or self.root
+            raise CatvecError(f"writing to {where} failed ({describe_os_error(exc)}); latest is unchanged") from None
         except BaseException:
             self.discard(staging)
             raise
@@ -301,6 +306,37 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+@contextmanager
+def writing(path, partial=None):
+    """`with writing(path):` a failed write (an OSError, or a safetensors error that carries
+    one) becomes WriteError, one line naming `path` and why; the half-written file (`partial`,
+    default `path`) is removed.
+
+    Example: with writing(out / "model.safetensors"): save_file(tensors, str(out / "model.safetensors"))
+    """
+    try:
+        yield
+    except WriteError:
+        raise
+    except Exception as exc:
+        cause = _os_error(exc)
+        if cause is None:
+            raise
+        try:
+            Path(partial or path).unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise WriteError(f"{path}: cannot write the file ({describe_os_error(cause)})") from None
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind a write failure: itself, or the errno a safetensors error reports."""
+    if isinstance(exc, OSError):
+        return exc
+    match = re.search(r"os error (\d+)", str(exc)) if type(exc).__name__ == "SafetensorError" else None
+    return OSError(int(match.group(1)), os.strerror(int(match.group(1)))) if match else None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -334,12 +370,13 @@ def write_json(path: Path, data) -> None:
     """Write JSON through a temp file + fsync + rename: never a half-written file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with writing(path, partial=tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
 
 def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) -> dict:
@@ -349,8 +386,9 @@ def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) 
     manifest["files"] = {name: "sha256:" + sha256_file(directory / name) for name in files}
     write_json(directory / MANIFEST, manifest)
     marker = directory / COMPLETE
-    marker.write_text("sha256:" + sha256_file(directory / MANIFEST) + "\n", encoding="utf-8")
-    fsync_file(marker)
+    with writing(marker):
+        marker.write_text("sha256:" + sha256_file(directory / MANIFEST) + "\n", encoding="utf-8")
+        fsync_file(marker)
     return manifest
 
 

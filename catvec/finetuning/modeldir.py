@@ -57,23 +57,26 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
     initial: {column: (num, dim) rows it started from}, written to initial.safetensors."""
     from safetensors.torch import save_file
 
-    from catvec.base.store import finish_manifest, write_json
+    from catvec.base.store import finish_manifest, write_json, writing
 
     from catvec.base.vectors import Vectors, save_vectors
 
     staging = Path(staging)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(staging / "model.safetensors"), metadata={"format": MODEL_FORMAT})
+    with writing(staging / "model.safetensors"):
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": MODEL_FORMAT})
     write_json(staging / "model.json", {
         "spec": model.spec, "roles": roles.__dict__, "scaler": scaler.__dict__,
         "y_mean": y_mean, "y_std": y_std})
     write_json(staging / "vocabs.json", {col: vocab.to_json() for col, vocab in vocabs.items()})
     write_json(staging / "metrics.json", metrics)
     write_json(staging / "alignment.json", alignment)
-    (staging / "report.md").write_text(report, encoding="utf-8")
+    with writing(staging / "report.md"):
+        (staging / "report.md").write_text(report, encoding="utf-8")
     if initial:
         from safetensors.numpy import save_file as save_arrays
-        save_arrays(initial, str(staging / INITIAL_FILE), metadata={"format": MODEL_FORMAT})
+        with writing(staging / INITIAL_FILE):
+            save_arrays(initial, str(staging / INITIAL_FILE), metadata={"format": MODEL_FORMAT})
         extra_files = (*extra_files, INITIAL_FILE)
     exported = {}
     for col, layer in model.embedding_layers().items():
