@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.base.config import HOLDOUT_MODES, PretrainConfig, export_formats
+from catvec.base.config import HOLDOUT_MODES, PretrainConfig, apply_settings, export_formats
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
 from catvec.base.store import VersionStore, check_writable, publish_version, read_manifest, write_json
@@ -165,7 +165,7 @@ def inherit_settings(cfg: PretrainConfig, parent: str, parent_manifest: dict) ->
     if missing:  # a parent without them (an older format): tune as usual
         return None, {}
     chosen = {n: params[n] for n in open_}
-    cfg = dataclasses.replace(cfg, **chosen)
+    cfg = apply_settings(cfg, chosen, str(Path(cfg.out) / parent / "manifest.json"))  # checked like flags
     supports = dict((parent_manifest.get("scoring") or {}).get("supports") or {})
     record = {"ran": False, "reason": f"kept the settings of the parent {parent} (--retune chooses them again)",
               "inherited_from": parent, "settings": open_, "chosen": chosen, "supports": supports}
@@ -255,13 +255,14 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
     """(config, Corpus) the parent was trained on: from OUT/.cache, or extracted again from
     its input if that still has the recorded checksum; None when neither works."""
     known = {f.name for f in dataclasses.fields(PretrainConfig)}
-    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in known}
+    unused = ("out", "refresh", "align_min_count", "item_attributes", "attribute_col")  # not the corpus's business
+    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in known and k not in unused}
     source = (parent_manifest.get("input") or {})
     if not params or source.get("path") in (None, "", "<DataFrame>"):
         return None
+    where = str(store.root / (parent_manifest.get("version") or "latest") / "manifest.json")
+    parent_cfg = apply_settings(PretrainConfig(out=str(store.root), align_min_count=cfg.align_min_count), params, where)
     try:
-        parent_cfg = dataclasses.replace(PretrainConfig(**params), out=str(store.root), refresh=False,
-                                         align_min_count=cfg.align_min_count)
         found = find_cached_corpus(parent_cfg, source["checksum"])
         if found is None:
             watch = watch_input(parent_cfg)
