@@ -152,11 +152,15 @@ class VersionStore:
         entries.append({"version": name, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "how": how})
         write_json(self.root / PROMOTIONS, entries)
 
-    def latest_name(self) -> str | None:
+    def latest_name(self, check: bool = True) -> str | None:
+        """The version `latest` names; `check`: refuse a link that leaves OUT (only `catvec
+        promote`, which mends it, reads it without the check)."""
         link = self.root / LATEST
         if not link.is_symlink() and not link.exists():
             return None
         target = os.readlink(link) if link.is_symlink() else None
+        if target and check:
+            check_inside(self.root, link)
         return Path(target).name if target else None
 
     def versions(self) -> list[str]:
@@ -237,10 +241,11 @@ def promote(out, version: str) -> str:
     directory = store.root / name
     if not directory.is_dir():
         raise CatvecError(f"version {name} not found in {store.root}; `catvec versions {store.root}` lists them")
+    check_inside(store.root, directory)
     read_manifest(directory)  # incomplete or damaged: one line, latest untouched
     with store.locked():
-        current = store.latest_name()
-        if current == name:
+        current = store.latest_name(check=False)  # a latest that leaves OUT is what this mends
+        if current == name and (store.root / LATEST).resolve() == directory.resolve():
             return "unchanged"
         how = "rollback" if current is not None and name < current else "promote"
         store.publish(name)
@@ -399,7 +404,21 @@ def resolve_version_dir(path) -> Path:
         raise InputNotFound(f"weight directory {path} not found; run `catvec pretrain --out DIR` first")
     if path.is_dir() and not (path / MANIFEST).exists() and (path / LATEST).exists():
         path = path / LATEST
+    if path.name == LATEST and path.is_symlink():
+        check_inside(path.parent, path)
     return path
+
+
+def check_inside(root, path) -> Path:
+    """`path` (OUT/latest or OUT/<version>), all its links followed, as a version directly
+    inside `root`; a link that leaves OUT is refused in one line. Trust nothing read back:
+    a `latest` edited to point elsewhere would feed other files to every later command."""
+    root, path = Path(root), Path(path)
+    real = path.resolve()
+    if real.parent != root.resolve():
+        raise CatvecError(f"{path} points outside {root} (to {real}); a version must lie inside its output "
+                          f"directory: point latest at one with `catvec promote {root} VERSION`")
+    return real
 
 
 def read_manifest(path, verify: bool = True) -> dict:
