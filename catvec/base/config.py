@@ -361,9 +361,10 @@ def _at_most(name: str, value, high) -> None:
                           "(hours of training or all memory)")
 
 
-def apply_settings(cfg, values: dict, where: str):
+def apply_settings(cfg, values: dict, where: str, way_out: str = ""):
     """cfg with `values` read back from a file (a parent's manifest), each checked exactly
-    as the same flag would be; a bad one is refused in one line naming `where` and the field.
+    as the same flag would be; a bad one is refused in one line naming `where` and the field,
+    then `way_out` (default: replace that version, or give the flag).
 
     Example: apply_settings(cfg, {"window": 5}, "OUT/v1/manifest.json").window == 5
     """
@@ -377,7 +378,7 @@ def apply_settings(cfg, values: dict, where: str):
                 value = _coerce(name, value, types_[name], "setting")
             checked[name] = value
         except CatvecError as exc:
-            raise _refused(where, name, value, exc) from None
+            raise _refused(where, name, value, exc, way_out) from None
     try:
         return dataclasses.replace(cfg, **checked).validate()
     except CatvecError as exc:
@@ -385,13 +386,14 @@ def apply_settings(cfg, values: dict, where: str):
             try:
                 dataclasses.replace(cfg, **{name: value}).validate()
             except CatvecError as alone:
-                raise _refused(where, name, value, alone) from None
+                raise _refused(where, name, value, alone, way_out) from None
         raise CatvecError(f"{where}: the settings {', '.join(checked)} are refused together ({exc})") from None
 
 
-def _refused(where: str, name: str, value, exc: CatvecError) -> CatvecError:
-    return CatvecError(f"{where}: the setting {name} = {value!r} is refused ({exc}); fix or replace that version "
-                       f"(catvec promote OUT VERSION), or give --{name.replace('_', '-')} yourself")
+def _refused(where: str, name: str, value, exc: CatvecError, way_out: str = "") -> CatvecError:
+    way_out = way_out or (f"fix or replace that version (catvec promote OUT VERSION), or give "
+                          f"--{name.replace('_', '-')} yourself")
+    return CatvecError(f"{where}: the setting {name} = {value!r} is refused ({exc}); {way_out}")
 
 
 # ---- finetune ----------------------------------------------------------------------

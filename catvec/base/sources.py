@@ -280,8 +280,8 @@ def first_line(exc: BaseException) -> str:
 
 def input_state(spec, sep: str = "") -> tuple:
     """What tells whether an input's bytes changed, without reading them: its parts (listed
-    again, so a part added to a folder shows) with each local part's size, mtime (ns), inode
-    and device, or a remote part's size and ETag. Taken before the checksum and compared
+    again, so a part added to a folder shows) with each local part's size, mtime and ctime
+    (ns), inode and device, or a remote part's size and ETag. Taken before the checksum and compared
     after the input was read: a difference means the file changed during the run.
 
     Example: input_state("events.csv") == input_state("events.csv")  # nothing wrote to it
@@ -297,7 +297,8 @@ def _part_state(part: str):
         st = os.stat(_path_of(part))
     except OSError:
         return None  # gone: differs from any state it had
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    # ctime too: a copy that keeps the mtime (cp -p, touch -r) still sets it
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 def _remote_tag(part: str) -> tuple:

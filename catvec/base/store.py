@@ -76,8 +76,13 @@ class VersionStore:
         self.prepare()
         name = new_version_name()
         path = self.root / STAGING / name
-        path.mkdir()
-        (path / ".pid").write_text(str(os.getpid()), encoding="utf-8")
+        try:
+            with writing(path / ".pid"):
+                path.mkdir()
+                (path / ".pid").write_text(str(os.getpid()), encoding="utf-8")
+        except WriteError:
+            self.discard(path)
+            raise
         return name, path
 
     def commit(self, name: str, staging: Path) -> Path:

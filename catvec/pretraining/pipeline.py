@@ -261,7 +261,8 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
     if not params or source.get("path") in (None, "", "<DataFrame>"):
         return None
     where = str(store.root / (parent_manifest.get("version") or "latest") / "manifest.json")
-    parent_cfg = apply_settings(PretrainConfig(out=str(store.root), align_min_count=cfg.align_min_count), params, where)
+    parent_cfg = apply_settings(PretrainConfig(out=str(store.root), align_min_count=cfg.align_min_count), params, where,
+                                f"promote a sound version (catvec promote {store.root} VERSION) or pass --no-gate")
     try:
         found = find_cached_corpus(parent_cfg, source["checksum"])
         if found is None:
