@@ -88,20 +88,36 @@ def test_a_file_replaced_while_read_is_refused_and_not_cached(tmp_path, monkeypa
     assert all(k.startswith("a") for k in load_vectors(again.path).keys)
 
 
-def test_a_file_rewritten_after_extraction_is_refused_before_publishing(tmp_path, monkeypatch):
-    events = write_events(tmp_path / "events.csv", "a", 1)
-    out = tmp_path / "out"
+def rewrite_after_training(monkeypatch, events: Path):
     real = pipeline.train_skipgram
+    first = events.read_bytes()
 
     def train_then_rewrite(*args, **kwargs):
         result = real(*args, **kwargs)
-        write_events(events, "c", 3)  # in place: same inode, other size / mtime
+        write_events(events, "c", 3)  # in place: same inode, other size / ctime
         return result
 
     monkeypatch.setattr(pipeline, "train_skipgram", train_then_rewrite)
-    with pytest.raises(CatvecError, match="replaced or rewritten while this run read it"):
-        pretrain(small(events, out))
-    assert VersionStore(out).versions() == []
+    return "sha256:" + hashlib.sha256(first).hexdigest()
+
+
+def test_a_file_rewritten_after_its_last_read_keeps_the_checksum_of_what_was_read(tmp_path, monkeypatch):
+    events = write_events(tmp_path / "events.csv", "a", 1)
+    first = rewrite_after_training(monkeypatch, events)
+    result = pretrain(small(events, tmp_path / "out"))  # one read, before training: the bytes it checked
+    assert result.manifest["input"]["checksum"] == first != sha(events)
+    assert all(k.startswith("a") for k in load_vectors(result.path).keys)
+
+
+def test_a_file_rewritten_before_the_evaluation_reads_it_again_is_refused(tmp_path, monkeypatch):
+    events = write_events(tmp_path / "events.csv", "a", 1)
+    out = tmp_path / "out"
+    pretrain(small(events, out, holdout="last"))  # caches the corpus
+    rewrite_after_training(monkeypatch, events)
+    # a cache hit: the events are read only for the evaluation, after training
+    with pytest.raises(CatvecError, match=r"events.csv: the file changed while this run read it \(evaluation"):
+        pretrain(small(events, out, holdout="last"))
+    assert len(VersionStore(out).versions()) == 1
     assert not list((out / ".staging").iterdir())
 
 

@@ -38,7 +38,7 @@ from catvec.base.steps import step
 from catvec.base.store import VersionStore, check_writable, publish_version, read_manifest, write_json
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
-from catvec.pretraining.inputs import check_unchanged, sweep_leftovers, watch_input
+from catvec.pretraining.inputs import check_read, check_unchanged, sweep_leftovers, watch_input
 from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.shards import wants_shards
 
@@ -131,10 +131,7 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str, watch=None)
             from catvec.pretraining.evaluation import HOLDOUT_FILE, save_heldout
 
             save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, cfg.holdout)
-        if events_table is not None and events_table.checksum not in ("", checksum):
-            raise CatvecError(f"{events_table.source}: the file changed while this run read it (its checksum "
-                              "differs from the one taken first); nothing was kept: run again once it is complete")
-        check_unchanged(watch, "extraction")
+        check_read(events_table, checksum, watch, "extraction")
         _move_into_cache(tmp, entry, replace=cfg.refresh)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -401,7 +398,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             cfg = inherited
         else:
             if autotune_needs_events(cfg) and table is None:
-                table = read_events_table(cfg, events)
+                table = check_read(read_events_table(cfg, events), checksum, watch, "tuning")
             cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
         timings["tune_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
@@ -425,7 +422,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         if cfg.holdout != "none":
             t = time.perf_counter()
             if table is None:
-                table = read_events_table(cfg, events)
+                table = check_read(read_events_table(cfg, events), checksum, watch, "evaluation")
             quality = evaluate_holdout(vectors, cfg, table)
             if parent_vectors is not None and cfg.gate:
                 parent_quality = evaluate_holdout(parent_vectors, cfg, table)
@@ -451,7 +448,6 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             manifest["warnings"] = warnings
         if events is not None:
             manifest["input"]["path"] = "<DataFrame>"
-        check_unchanged(watch, "training and evaluation")
         export_version(vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
         promoted = gate is None or gate["promoted"]
