@@ -154,3 +154,18 @@ def test_leftovers_of_killed_runs_are_swept_and_a_live_runs_are_kept(tmp_path):
     pretrain(small(events, out))
     assert not killed.exists() and not aside.exists() and not json_tmp.exists()
     assert live.is_dir()
+
+
+def test_a_sharded_extraction_killed_midway_is_swept_by_the_next_run(tmp_path):
+    events = write_events(tmp_path / "events.csv", "a", 1)
+    out = tmp_path / "out"
+    env = dict(os.environ, CATVEC_KILL_AT="shard-extract", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    killed = subprocess.run([sys.executable, "-m", "catvec.cli.main", "pretrain", "--events", str(events), "--out",
+                             str(out), "--shards", "2", "--dim", "8", "--epochs", "2", "--no-tune", "--quiet"],
+                            env=env, capture_output=True, text=True)
+    assert killed.returncode == -9
+    assert [p.name for p in (out / CACHE_DIR).iterdir() if p.name.startswith(".tmp-corpus-")]  # what it left
+    pretrain(small(events, out, shards=2))
+    left = cache_entries(out)
+    assert left and all(name.startswith("corpus-") for name in left), left  # the new entry only, no temp dir
+    assert not list((out / ".staging").iterdir())
