@@ -54,3 +54,14 @@ def test_cli_exit_2_one_line(tmp_path, capsys):
                  "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "item_id" in err and "List" in err and "internal error" not in err
+
+
+def test_a_nested_feature_column_of_a_labeled_table_is_refused(tmp_path, capsys, inputs):
+    vectors_dir, table = inputs
+    frame = pl.read_csv(table).with_columns(pl.concat_list(pl.col("color"), pl.lit("x")).alias("color"))
+    path = tmp_path / "labels.parquet"
+    frame.write_parquet(path)
+    assert main(["finetune", "--vectors", str(vectors_dir), "--table", str(path), "--target", "y",
+                 "--cat-cols", "item_id,color", "--out", str(tmp_path / "models"), "--epochs", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "column 'color' has the type List" in err
