@@ -34,6 +34,7 @@ IO_RETRY_DELAYS = [10, 30, 60]  # seconds: a late upstream export usually lands 
 
 # the name of a run's Failed state when the promotion gate kept the new version as a candidate
 NOT_PROMOTED = "NotPromoted"
+REFUSED = "Refused"  # a run that checked its inputs before any task and refused them: one line, no traceback
 
 _TASKS: dict[Step, object] = {}
 
@@ -147,6 +148,8 @@ def command_line(flow_fn, cls, positional: tuple[str, ...], inputs: tuple[str, .
         return 0
     if state.name == NOT_PROMOTED:
         return fail(state.message or "not promoted", EXIT_NOT_PROMOTED)
+    if state.name == REFUSED:
+        return fail(state.message or "refused")
     exc = state.result(raise_on_failure=False)
     if isinstance(exc, CatvecError):
         return fail(str(exc), getattr(exc, "exit_code", EXIT_USER_ERROR))

@@ -22,12 +22,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `flows` importable from the repository root
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.adapter import command_line, publish_artifacts, run_pipeline  # noqa: E402  (sets up prefect first)
+from flows.adapter import REFUSED, command_line, publish_artifacts, run_pipeline  # noqa: E402  (sets up prefect first)
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_table_artifact  # noqa: E402
+from prefect.states import Failed  # noqa: E402
 
 from catvec.base.config import FinetuneConfig, build_config, with_config_signature  # noqa: E402
-from catvec.finetuning.pipeline import finetune  # noqa: E402
+from catvec.base.errors import CatvecError, InputNotFound  # noqa: E402
+from catvec.finetuning.pipeline import check_fit, finetune  # noqa: E402
 from catvec.reports.render import alignment_rows  # noqa: E402
 
 REPORT_KEY = "catvec-finetune-report"
@@ -55,6 +57,16 @@ def finetune_flow(**params) -> str:
     # Validate before any task runs: a bad config fails the run at once, with no retries.
     cfg = build_config(FinetuneConfig, None, **params)
     get_run_logger().info("catvec finetune: %s (target %s) with %s -> %s", cfg.table, cfg.target, cfg.vectors, cfg.out)
+    try:  # vectors whose keys do not fit the table (a trigger from another OUT): one line, before any task
+        check_fit(cfg)
+    except InputNotFound:
+        pass  # not there yet: the load steps retry
+    except CatvecError as exc:
+        from catvec.cli.main import one_line
+
+        message = one_line(str(exc))
+        get_run_logger().error("finetune refused, nothing was published: %s", message)
+        return Failed(name=REFUSED, message=message)
     result = run_pipeline(finetune, cfg, "finetune", on_epoch=log_epoch, on_roles=log_roles)
     publish_artifacts(result, REPORT_KEY, MODEL_KEY, f"catvec finetune {result.version}")
     create_table_artifact(key=ALIGNMENT_KEY, table=alignment_rows(result.alignment),

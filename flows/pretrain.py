@@ -8,7 +8,8 @@ parameters are the fields of PretrainConfig, with the same names and defaults.
     validate config -> checksum-events -> cached-corpus? -> read-events -> extract-corpus
         -> train -> evaluate (with a holdout) -> export (staging) -> publish (move latest)
         -> artifacts: report.md with links, the version directory
-        -> promoted: event catvec.vectors.promoted (starts the finetune deployment, prefect.yaml)
+        -> promoted: event catvec.vectors.promoted, labelled with the version (catvec.path) and its
+           OUT (catvec.out): starts the finetune deployment that consumes that OUT (prefect.yaml)
            not promoted: the run ends Failed, named NotPromoted, with the gate's reason
 
 The promotion gate (catvec.pretraining.pipeline) may keep a new version as a candidate:
@@ -44,6 +45,7 @@ VERSION_KEY = "catvec-pretrain-version"
 DRIFT_KEY = "catvec-pretrain-drift"
 PROMOTED_EVENT = "catvec.vectors.promoted"  # the finetune deployment's trigger (prefect.yaml)
 PATH_LABEL = "catvec.path"  # the promoted version directory, absolute: the trigger passes it on as `vectors`
+OUT_LABEL = "catvec.out"  # its OUT, absolute and resolved: a trigger matches the OUT it consumes (prefect.yaml)
 
 
 def log_epoch(epoch: int, total: int, info: dict) -> None:
@@ -89,10 +91,10 @@ def emit_promoted(result) -> None:
     """Tell Prefect a new version is in `latest`: the event the finetune deployment waits for."""
     from prefect.events import emit_event
 
-    path = str(result.path.resolve())
+    path = result.path.resolve()
     emit_event(event=PROMOTED_EVENT,
                resource={"prefect.resource.id": f"catvec.vectors.{path}", "prefect.resource.name": result.version,
-                         PATH_LABEL: path},
+                         PATH_LABEL: str(path), OUT_LABEL: str(path.parent)},
                payload={"version": result.version, "parent": result.manifest.get("parent")})
 
 

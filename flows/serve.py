@@ -81,7 +81,11 @@ def load_deployments(path: Path = PREFECT_YAML, names: list[str] | None = None) 
 
     trigger_types = TypeAdapter(DeploymentTriggerTypes)
 
+    from prefect.utilities.templating import apply_values
+
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    # {{ $VAR }} as `prefect deploy` resolves it; $PWD is the repository root, as the pull step means
+    spec = apply_values(spec, {**os.environ, "PWD": str(path.parent.resolve())}, remove_notset=False)
     deployments = []
     for entry in spec.get("deployments", []):
         if names and entry["name"] not in names:

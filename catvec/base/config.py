@@ -134,6 +134,8 @@ class PretrainConfig:
         _at_least("tune_events", self.tune_events, 100)
         for name in ("max_final_vocab", "workers", "keep", "window", "epochs", "min_support"):
             _at_least(name, getattr(self, name), 0)
+        for name, high in PRETRAIN_LIMITS.items():
+            _at_most(name, getattr(self, name), high)
         _at_least("align_min_count", self.align_min_count, 1)
         if not 0 <= self.gate_drift <= 1:
             raise CatvecError(f"gate_drift must be between 0 and 1 (a fraction of the seed-noise overlap); got {self.gate_drift}")
@@ -343,6 +345,57 @@ def _at_least(name: str, value, low) -> None:
         raise CatvecError(f"{name} must be >= {low}, got {value}")
 
 
+# Upper bounds where a typo costs hours or all memory (an extra zero or two); each lies far
+# above any setting tuning chooses (window <= 30, epochs <= 100) or the docs suggest.
+# Applied to flags, TOML, flow parameters and settings read back from files alike.
+PRETRAIN_LIMITS = {"dim": 2048, "window": 1000, "epochs": 1000, "negative": 100, "query_last": 1000,
+                   "max_sequence_length": 10000,  # gensim cuts longer sentences silently
+                   "tune_events": 100_000_000, "shards": 100_000}
+FINETUNE_LIMITS = {"epochs": 10_000, "batch_size": 1_000_000, "patience": 10_000}
+MAX_LAYER = 16384  # MLP layer and embedding sizes (FinetuneConfig.hidden, emb_dims)
+
+
+def _at_most(name: str, value, high) -> None:
+    if value > high:
+        raise CatvecError(f"{name} must be <= {high:,}, got {value:,}; a larger value is taken for a typo "
+                          "(hours of training or all memory)")
+
+
+def apply_settings(cfg, values: dict, where: str, way_out: str = ""):
+    """cfg with `values` read back from a file (a parent's manifest), each checked exactly
+    as the same flag would be; a bad one is refused in one line naming `where` and the field,
+    then `way_out` (default: replace that version, or give the flag).
+
+    Example: apply_settings(cfg, {"window": 5}, "OUT/v1/manifest.json").window == 5
+    """
+    types_ = field_types(type(cfg))
+    checked = {}
+    for name, value in values.items():
+        try:
+            if name not in types_:
+                raise CatvecError(f"unknown setting {name!r}")
+            if value is not None or _base_type(types_[name]) is types_[name]:
+                value = _coerce(name, value, types_[name], "setting")
+            checked[name] = value
+        except CatvecError as exc:
+            raise _refused(where, name, value, exc, way_out) from None
+    try:
+        return dataclasses.replace(cfg, **checked).validate()
+    except CatvecError as exc:
+        for name, value in checked.items():  # name the field that is wrong on its own
+            try:
+                dataclasses.replace(cfg, **{name: value}).validate()
+            except CatvecError as alone:
+                raise _refused(where, name, value, alone, way_out) from None
+        raise CatvecError(f"{where}: the settings {', '.join(checked)} are refused together ({exc})") from None
+
+
+def _refused(where: str, name: str, value, exc: CatvecError, way_out: str = "") -> CatvecError:
+    way_out = way_out or (f"fix or replace that version (catvec promote OUT VERSION), or give "
+                          f"--{name.replace('_', '-')} yourself")
+    return CatvecError(f"{where}: the setting {name} = {value!r} is refused ({exc}); {way_out}")
+
+
 # ---- finetune ----------------------------------------------------------------------
 
 FINETUNE_MODES = ("frozen", "finetune", "partial", "scratch")
@@ -429,6 +482,8 @@ class FinetuneConfig:
                               "pass --epochs 1 or more to train")
         _at_least("epochs", self.epochs, 0 if self.warm_start else 1)
         _at_least("batch_size", self.batch_size, 2)
+        for name, high in FINETUNE_LIMITS.items():
+            _at_most(name, getattr(self, name), high)
         for name in ("unfreeze_after", "keep", "threads"):
             _at_least(name, getattr(self, name), 0)
         if not 0 < self.val_fraction < 1:
@@ -477,6 +532,9 @@ class FinetuneConfig:
             raise CatvecError(f"hidden: expected layer sizes like 128,64; got {self.hidden!r}") from None
         if any(s < 1 for s in sizes):
             raise CatvecError(f"hidden: layer sizes must be >= 1; got {self.hidden!r}")
+        if any(s > MAX_LAYER for s in sizes):
+            raise CatvecError(f"hidden: layer sizes must be <= {MAX_LAYER:,} (a larger one is taken for a typo); "
+                              f"got {self.hidden!r}")
         return sizes
 
     @property
@@ -501,8 +559,9 @@ class FinetuneConfig:
         out = {}
         for part in comma_list(self.emb_dims):
             col, _, dim = part.rpartition("=")
-            if not col or not dim.strip().isdigit() or int(dim) < 1:
-                raise CatvecError(f"emb_dims: expected COL=DIM items like channel=4; got {part!r}")
+            if not col or not dim.strip().isdigit() or not 1 <= int(dim) <= MAX_LAYER:
+                raise CatvecError(f"emb_dims: expected COL=DIM items like channel=4, DIM from 1 to {MAX_LAYER:,}; "
+                                  f"got {part!r}")
             out[col.strip()] = int(dim)
         return out
 

@@ -27,3 +27,9 @@ class NotPromoted(CatvecError):
     def __init__(self, message: str, version: str = "", path=None, gate: dict | None = None):
         super().__init__(message)
         self.version, self.path, self.gate = version, path, gate or {}
+
+
+class WriteError(CatvecError, OSError):
+    """A file could not be written (no space, a read-only file system, no permission): one
+    line naming the path and why. Also an OSError, so code that tolerates a failed optional
+    write (a cache, a baseline) keeps tolerating it; nothing half-written is left behind."""

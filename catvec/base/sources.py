@@ -254,10 +254,7 @@ def _part_hashes(parts) -> list[str]:
 
     def one(part: str) -> str:
         if "://" in part and not part.startswith("file://"):
-            fs, path = _filesystem(part)
-            info = fs.info(path)
-            tag = info.get("ETag") or info.get("etag") or info.get("checksum") or info.get("md5Hash") or info.get("mtime")
-            return f"{info.get('size')}:{tag}"
+            return "%s:%s" % _remote_tag(part)
         return file_checksum(_path_of(part))
 
     try:
@@ -279,3 +276,34 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (library messages can run to many lines)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def input_state(spec, sep: str = "") -> tuple:
+    """What tells whether an input's bytes changed, without reading them: its parts (listed
+    again, so a part added to a folder shows) with each local part's size, mtime and ctime
+    (ns), inode and device, or a remote part's size and ETag. Taken before the checksum and compared
+    after the input was read: a difference means the file changed during the run.
+
+    Example: input_state("events.csv") == input_state("events.csv")  # nothing wrote to it
+    """
+    src = resolve_source(spec, sep=sep)
+    return tuple((part, _part_state(part)) for part in src.parts)
+
+
+def _part_state(part: str):
+    if "://" in part and not part.startswith("file://"):
+        return _remote_tag(part)
+    try:
+        st = os.stat(_path_of(part))
+    except OSError:
+        return None  # gone: differs from any state it had
+    # ctime too: a copy that keeps the mtime (cp -p, touch -r) still sets it
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
+
+def _remote_tag(part: str) -> tuple:
+    """(size, ETag or checksum) of a remote object, as its file system reports them."""
+    fs, path = _filesystem(part)
+    info = fs.info(path)
+    return info.get("size"), (info.get("ETag") or info.get("etag") or info.get("checksum") or info.get("md5Hash")
+                              or info.get("mtime"))

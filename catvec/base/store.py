@@ -27,13 +27,14 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.base.errors import CatvecError, InputNotFound
+from catvec.base.errors import CatvecError, InputNotFound, WriteError
 from catvec.base.faults import fault_point
 from catvec.base.steps import step
 
@@ -75,8 +76,13 @@ class VersionStore:
         self.prepare()
         name = new_version_name()
         path = self.root / STAGING / name
-        path.mkdir()
-        (path / ".pid").write_text(str(os.getpid()), encoding="utf-8")
+        try:
+            with writing(path / ".pid"):
+                path.mkdir()
+                (path / ".pid").write_text(str(os.getpid()), encoding="utf-8")
+        except WriteError:
+            self.discard(path)
+            raise
         return name, path
 
     def commit(self, name: str, staging: Path) -> Path:
@@ -100,9 +106,13 @@ class VersionStore:
         name, staging = self.stage()
         try:
             yield name, staging
+        except WriteError:  # already one line naming the file
+            self.discard(staging)
+            raise
         except OSError as exc:
             self.discard(staging)
-            raise CatvecError(f"writing to {self.root} failed ({describe_os_error(exc)}); latest is unchanged") from None
+            where = exc.filename or self.root
+            raise CatvecError(f"writing to {where} failed ({describe_os_error(exc)}); latest is unchanged") from None
         except BaseException:
             self.discard(staging)
             raise
@@ -147,11 +157,15 @@ class VersionStore:
         entries.append({"version": name, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "how": how})
         write_json(self.root / PROMOTIONS, entries)
 
-    def latest_name(self) -> str | None:
+    def latest_name(self, check: bool = True) -> str | None:
+        """The version `latest` names; `check`: refuse a link that leaves OUT (only `catvec
+        promote`, which mends it, reads it without the check)."""
         link = self.root / LATEST
         if not link.is_symlink() and not link.exists():
             return None
         target = os.readlink(link) if link.is_symlink() else None
+        if target and check:
+            check_inside(self.root, link)
         return Path(target).name if target else None
 
     def versions(self) -> list[str]:
@@ -232,10 +246,11 @@ def promote(out, version: str) -> str:
     directory = store.root / name
     if not directory.is_dir():
         raise CatvecError(f"version {name} not found in {store.root}; `catvec versions {store.root}` lists them")
+    check_inside(store.root, directory)
     read_manifest(directory)  # incomplete or damaged: one line, latest untouched
     with store.locked():
-        current = store.latest_name()
-        if current == name:
+        current = store.latest_name(check=False)  # a latest that leaves OUT is what this mends
+        if current == name and (store.root / LATEST).resolve() == directory.resolve():
             return "unchanged"
         how = "rollback" if current is not None and name < current else "promote"
         store.publish(name)
@@ -301,6 +316,37 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+@contextmanager
+def writing(path, partial=None):
+    """`with writing(path):` a failed write (an OSError, or a safetensors error that carries
+    one) becomes WriteError, one line naming `path` and why; the half-written file (`partial`,
+    default `path`) is removed.
+
+    Example: with writing(out / "model.safetensors"): save_file(tensors, str(out / "model.safetensors"))
+    """
+    try:
+        yield
+    except WriteError:
+        raise
+    except Exception as exc:
+        cause = _os_error(exc)
+        if cause is None:
+            raise
+        try:
+            Path(partial or path).unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise WriteError(f"{path}: cannot write the file ({describe_os_error(cause)})") from None
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind a write failure: itself, or the errno a safetensors error reports."""
+    if isinstance(exc, OSError):
+        return exc
+    match = re.search(r"os error (\d+)", str(exc)) if type(exc).__name__ == "SafetensorError" else None
+    return OSError(int(match.group(1)), os.strerror(int(match.group(1)))) if match else None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -334,12 +380,13 @@ def write_json(path: Path, data) -> None:
     """Write JSON through a temp file + fsync + rename: never a half-written file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with writing(path, partial=tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
 
 def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) -> dict:
@@ -349,8 +396,9 @@ def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) 
     manifest["files"] = {name: "sha256:" + sha256_file(directory / name) for name in files}
     write_json(directory / MANIFEST, manifest)
     marker = directory / COMPLETE
-    marker.write_text("sha256:" + sha256_file(directory / MANIFEST) + "\n", encoding="utf-8")
-    fsync_file(marker)
+    with writing(marker):
+        marker.write_text("sha256:" + sha256_file(directory / MANIFEST) + "\n", encoding="utf-8")
+        fsync_file(marker)
     return manifest
 
 
@@ -361,7 +409,21 @@ def resolve_version_dir(path) -> Path:
         raise InputNotFound(f"weight directory {path} not found; run `catvec pretrain --out DIR` first")
     if path.is_dir() and not (path / MANIFEST).exists() and (path / LATEST).exists():
         path = path / LATEST
+    if path.name == LATEST and path.is_symlink():
+        check_inside(path.parent, path)
     return path
+
+
+def check_inside(root, path) -> Path:
+    """`path` (OUT/latest or OUT/<version>), all its links followed, as a version directly
+    inside `root`; a link that leaves OUT is refused in one line. Trust nothing read back:
+    a `latest` edited to point elsewhere would feed other files to every later command."""
+    root, path = Path(root), Path(path)
+    real = path.resolve()
+    if real.parent != root.resolve():
+        raise CatvecError(f"{path} points outside {root} (to {real}); a version must lie inside its output "
+                          f"directory: point latest at one with `catvec promote {root} VERSION`")
+    return real
 
 
 def read_manifest(path, verify: bool = True) -> dict:

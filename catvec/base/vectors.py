@@ -27,7 +27,7 @@ import numpy as np
 from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
 from catvec.base.keys import escape_key, unescape_key
-from catvec.base.store import finish_manifest, fsync_file, read_manifest, resolve_version_dir, write_json
+from catvec.base.store import finish_manifest, fsync_file, read_manifest, resolve_version_dir, write_json, writing
 
 FORMAT = "catvec-vectors"
 FORMAT_VERSION = 1
@@ -142,10 +142,11 @@ def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extr
         tensors[CONTEXT_TENSOR] = vectors.context
     if vectors.counts is not None:
         tensors[COUNTS_TENSOR] = vectors.counts
-    save_file(tensors, str(directory / VECTORS_FILE))
-    os.chmod(directory / VECTORS_FILE, 0o644)
+    with writing(directory / VECTORS_FILE):
+        save_file(tensors, str(directory / VECTORS_FILE))
+        os.chmod(directory / VECTORS_FILE, 0o644)
+        fsync_file(directory / VECTORS_FILE)
     write_json(directory / KEYS_FILE, vectors.keys)
-    fsync_file(directory / VECTORS_FILE)
     fault_point("vectors-written")
     finish_manifest(directory, {"format": FORMAT, "format_version": FORMAT_VERSION, "tensors": sorted(tensors),
                                 **(manifest or {})},
@@ -206,11 +207,12 @@ def export_word2vec(vectors: Vectors, path) -> Path:
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+    with writing(path, partial=tmp), open(tmp, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(f"{len(vectors)} {vectors.dim}\n")
         for key, row in zip(vectors.keys, vectors.matrix):
             fh.write(escape_key(key) + " " + " ".join(repr(float(x)) for x in row) + "\n")
-    os.replace(tmp, path)
+    with writing(path, partial=tmp):
+        os.replace(tmp, path)
     return path
 
 
@@ -241,9 +243,10 @@ def export_projector(vectors: Vectors, directory, metadata: dict[str, dict] | No
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     vec_path, meta_path = directory / "vectors.tsv", directory / "metadata.tsv"
-    np.savetxt(vec_path, vectors.matrix, delimiter="\t", fmt="%.7g")
+    with writing(vec_path):
+        np.savetxt(vec_path, vectors.matrix, delimiter="\t", fmt="%.7g")
     columns = list(metadata or {})
-    with open(meta_path, "w", encoding="utf-8", newline="\n") as fh:
+    with writing(meta_path), open(meta_path, "w", encoding="utf-8", newline="\n") as fh:
         if columns:
             fh.write("\t".join(["key", *columns]) + "\n")
         for key in vectors.keys:

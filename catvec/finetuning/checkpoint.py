@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
-from catvec.base.store import sha256_file, write_json
+from catvec.base.store import sha256_file, write_json, writing
 
 INDEX = "checkpoint.json"
 
@@ -29,8 +29,9 @@ def save_checkpoint(directory, state, tag: str) -> Path:
     structure = _encode(state, tensors)
     name = f"checkpoint-{tag}.safetensors"
     tmp = directory / f".{name}.tmp{os.getpid()}"
-    save_file(tensors, str(tmp))
-    os.replace(tmp, directory / name)
+    with writing(directory / name, partial=tmp):
+        save_file(tensors, str(tmp))
+        os.replace(tmp, directory / name)
     write_json(directory / INDEX, {"tensors": name, "sha256": sha256_file(directory / name), "state": structure})
     for old in directory.glob("checkpoint-*.safetensors"):
         if old.name != name:

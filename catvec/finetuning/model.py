@@ -75,6 +75,33 @@ class TabularEmbeddingModel(nn.Module):
         model.load_state_dict(state)
         return model
 
+    @staticmethod
+    def state_shapes(spec: dict) -> dict[str, tuple]:
+        """The state dict's tensor names and shapes this spec builds, computed without building
+        anything (a partial column's new_rows: (None, dim), its count is the mask's). Lets a
+        loader compare a spec read from a file with the weights before allocating."""
+        shapes: dict[str, tuple] = {}
+        for col in spec["columns"]:
+            prefix, num, dim = f"embeddings.{_safe(col['name'])}.", col["num"], col["dim"]
+            shapes[prefix + "pretrained_mask"] = (num,)
+            if col["mode"] in ("scratch", "finetune"):
+                shapes[prefix + "weight"] = (num, dim)
+            else:
+                shapes[prefix + "fixed"] = (num, dim)
+            if col["mode"] == "partial":
+                shapes[prefix + "local_index"] = (num,)
+                shapes[prefix + "new_rows"] = (None, dim)
+        pairs = _pairs(spec["columns"]) if spec.get("interactions") else []
+        width = sum(c["dim"] for c in spec["columns"]) + sum(spec["columns"][a]["dim"] for a, _ in pairs) + spec["n_cont"]
+        for i, size in enumerate(spec.get("hidden", [])):
+            linear, norm = f"mlp.{4 * i}.", f"mlp.{4 * i + 1}."
+            shapes.update({linear + "weight": (size, width), linear + "bias": (size,)})
+            shapes.update({norm + name: (size,) for name in ("weight", "bias", "running_mean", "running_var")})
+            shapes[norm + "num_batches_tracked"] = ()
+            width = size
+        shapes.update({"head.weight": (spec["out_dim"], width), "head.bias": (spec["out_dim"],)})
+        return shapes
+
     def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
         parts = []
         l2 = x_cont.new_zeros(())

@@ -18,6 +18,7 @@ Loading reads safetensors and JSON only, after checking every checksum.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,23 +58,26 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
     initial: {column: (num, dim) rows it started from}, written to initial.safetensors."""
     from safetensors.torch import save_file
 
-    from catvec.base.store import finish_manifest, write_json
+    from catvec.base.store import finish_manifest, write_json, writing
 
     from catvec.base.vectors import Vectors, save_vectors
 
     staging = Path(staging)
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(staging / "model.safetensors"), metadata={"format": MODEL_FORMAT})
+    with writing(staging / "model.safetensors"):
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": MODEL_FORMAT})
     write_json(staging / "model.json", {
         "spec": model.spec, "roles": roles.__dict__, "scaler": scaler.__dict__,
         "y_mean": y_mean, "y_std": y_std})
     write_json(staging / "vocabs.json", {col: vocab.to_json() for col, vocab in vocabs.items()})
     write_json(staging / "metrics.json", metrics)
     write_json(staging / "alignment.json", alignment)
-    (staging / "report.md").write_text(report, encoding="utf-8")
+    with writing(staging / "report.md"):
+        (staging / "report.md").write_text(report, encoding="utf-8")
     if initial:
         from safetensors.numpy import save_file as save_arrays
-        save_arrays(initial, str(staging / INITIAL_FILE), metadata={"format": MODEL_FORMAT})
+        with writing(staging / INITIAL_FILE):
+            save_arrays(initial, str(staging / INITIAL_FILE), metadata={"format": MODEL_FORMAT})
         extra_files = (*extra_files, INITIAL_FILE)
     exported = {}
     for col, layer in model.embedding_layers().items():
@@ -110,6 +114,7 @@ def load_model(path) -> LoadedModel:
     try:
         info = json.loads((directory / "model.json").read_text(encoding="utf-8"))
         vocab_data = json.loads((directory / "vocabs.json").read_text(encoding="utf-8"))
+        check_spec(directory, info.get("spec") if isinstance(info, dict) else None)  # before any allocation
         state = load_file(str(directory / "model.safetensors"))
     except (OSError, ValueError, SafetensorError) as exc:
         raise CatvecError(f"{directory}: cannot read the model ({exc})") from None
@@ -119,6 +124,65 @@ def load_model(path) -> LoadedModel:
                        vocabs={col: Vocab.from_json(keys) for col, keys in vocab_data.items()},
                        scaler=Scaler(**info["scaler"]), y_mean=info["y_mean"], y_std=info["y_std"],
                        path=directory)
+
+
+def check_spec(directory: Path, spec) -> None:
+    """Refuse, in one line, a model.json spec that does not describe model.safetensors: its
+    fields are checked, then the shapes it would build against the tensor shapes in the
+    file's header (read without loading a tensor), before anything is allocated."""
+    from catvec.finetuning.model import TabularEmbeddingModel
+
+    where = Path(directory) / "model.json"
+    problem = _spec_problem(spec)
+    if problem is None:
+        expected = TabularEmbeddingModel.state_shapes(spec)
+        actual = tensor_shapes(Path(directory) / "model.safetensors")
+        for name, shape in expected.items():
+            found = actual.get(name)
+            if found is None or len(found) != len(shape) or any(e not in (None, f) for e, f in zip(shape, found)):
+                problem = (f"the spec gives {name} the shape {shape} but model.safetensors has "
+                           f"{found if found is not None else 'no such tensor'}")
+                break
+        else:
+            extra = sorted(set(actual) - set(expected))
+            if extra:
+                problem = f"model.safetensors holds {extra[0]}, which the spec does not describe"
+    if problem:
+        raise CatvecError(f"{where}: {problem}; the model directory was edited or damaged: train the model again")
+
+
+def _spec_problem(spec) -> str | None:
+    from catvec.base.config import MAX_LAYER
+
+    def count(value, low, high=None) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
+
+    if not isinstance(spec, dict) or not isinstance(spec.get("columns"), list):
+        return "no model spec with a list of columns"
+    for col in spec["columns"]:
+        if not (isinstance(col, dict) and isinstance(col.get("name"), str) and count(col.get("num"), 1)
+                and count(col.get("dim"), 1, MAX_LAYER) and col.get("mode") in ("frozen", "finetune", "partial", "scratch")):
+            return f"the spec's column {col!r} needs a name, num >= 1, dim from 1 to {MAX_LAYER} and a mode"
+    hidden = spec.get("hidden", [])
+    if not isinstance(hidden, list) or not all(count(h, 1, MAX_LAYER) for h in hidden):
+        return f"the spec's hidden layer sizes {hidden!r} must be integers from 1 to {MAX_LAYER}"
+    if not count(spec.get("n_cont"), 0) or not count(spec.get("out_dim"), 1):
+        return "the spec's n_cont and out_dim must be integers (>= 0, >= 1)"
+    return None
+
+
+def tensor_shapes(path: Path) -> dict[str, tuple]:
+    """name -> shape of every tensor in a safetensors file, from its JSON header only."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < length <= min(os.fstat(fh.fileno()).st_size - 8, 100 << 20):
+            raise CatvecError(f"{path}: not a safetensors file (header length {length})")
+        header = json.loads(fh.read(length))
+    if not isinstance(header, dict):
+        raise CatvecError(f"{path}: not a safetensors file (its header is not a JSON object)")
+    return {name: tuple(info.get("shape", ())) for name, info in header.items()
+            if name != "__metadata__" and isinstance(info, dict)}
 
 
 def output_columns(loaded: LoadedModel, output: np.ndarray) -> dict[str, np.ndarray | list]:

@@ -372,6 +372,19 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     return FinetuneResult(version=name, path=final, metrics=metrics, alignment=alignment_json(run))
 
 
+def check_fit(cfg: FinetuneConfig) -> None:
+    """The roles check a run starts with, as plain calls: a scheduled run (flows/finetune.py)
+    calls it before its tasks, so vectors whose keys do not fit the table (a trigger from
+    another OUT, say) end the run with one line, not a task's traceback. Costs one extra read
+    of the table and the vectors; skipped with --warm-start (the previous model fills roles)."""
+    from catvec.finetuning.roles import resolve_roles
+
+    if cfg.warm_start:
+        return
+    labeled = load_table.fn(cfg)
+    resolve_roles(labeled.frame, labeled.name, cfg, load_pretrained.fn(cfg))
+
+
 def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
     """The main fit (or the --auto search, which replaces run.cfg by the chosen settings),
     then with --compare the scratch run and the baselines, all on the same split."""

@@ -55,6 +55,12 @@ def resolve_roles(frame, name: str, cfg: FinetuneConfig, vectors: dict) -> Roles
         cont_cols = [c for c in frame.columns if c not in reserved and c not in cat_cols and is_numeric(frame, c)]
     if not cat_cols and not cont_cols:
         raise CatvecError(f"{name}: no feature columns; pass --cat-cols and/or --cont-cols")
+    for col in [cfg.target, *cat_cols, *cont_cols]:
+        dtype = frame.schema[col]
+        if dtype.is_nested():  # as text, every list of one shape would be one category
+            raise CatvecError(f"{name}: column {col!r} has the type {dtype} (not one value per row); a feature or "
+                              "target needs text or numbers: explode or flatten it, or leave it out with --cat-cols "
+                              "and --cont-cols")
     task, classes = _task(frame, name, cfg)
     return Roles(target=cfg.target, task=task, cat_cols=cat_cols, cont_cols=cont_cols,
                  pretrained=pretrained, classes=classes)

@@ -83,6 +83,7 @@ def events_from_frame(raw, name: str, checksum: str, *, user_col="user_id", item
     if session_col:
         needed["session_col"] = session_col
     _check_columns(raw, needed, name)
+    _check_scalar(raw, {**needed, **({"user_col": user_col} if basket and user_col in raw.columns else {})}, name)
     if raw.height == 0 and row is None:
         raise CatvecError(f"{name}: no events (the file has a header but no rows)")
 
@@ -224,6 +225,20 @@ def _check_columns(raw, needed: dict, name: str) -> None:
             hint = " (the header looks like one column: is the delimiter right? use --sep)"
         flag = "--" + option.replace("_", "-")
         raise CatvecError(f"{name}: no column {col!r} (columns: {', '.join(columns)}); pass {flag} NAME{hint}")
+
+
+def _check_scalar(raw, columns: dict, name: str) -> None:
+    """Refuse a key or time column of lists, arrays or structs (Parquet nested types): turned
+    into text, 40 different lists would become one key ("shape: (1,) Series...")."""
+    import polars as pl
+
+    for option, col in columns.items():
+        dtype = raw.schema[col]
+        if dtype.is_nested() or dtype == pl.Object:
+            flag = "--" + option.replace("_", "-")
+            raise CatvecError(f"{name}: column {col!r} has the type {dtype} (not one value per row); the "
+                              f"{option.removesuffix('_col')} column needs text, numbers or times: explode the "
+                              f"lists into rows or pass another {flag}")
 
 
 def _parse_times(col, label: str, unit: str, name: str, time_format: str = ""):

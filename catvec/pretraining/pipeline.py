@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.base.config import HOLDOUT_MODES, PretrainConfig, export_formats
+from catvec.base.config import HOLDOUT_MODES, PretrainConfig, apply_settings, export_formats
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
 from catvec.base.store import VersionStore, check_writable, publish_version, read_manifest, write_json
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
+from catvec.pretraining.inputs import check_read, check_unchanged, sweep_leftovers, watch_input
 from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.shards import wants_shards
 
@@ -107,9 +108,11 @@ def find_cached_corpus(cfg: PretrainConfig, checksum: str):
 
 
 @step(name="extract-corpus")
-def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
+def extract_corpus(events_table, cfg: PretrainConfig, checksum: str, watch=None):
     """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place). Without
-    an events table, cfg's input is extracted in shards on cfg.engine (catvec.pretraining.shards)."""
+    an events table, cfg's input is extracted in shards on cfg.engine (catvec.pretraining.shards).
+    `watch` (catvec.pretraining.inputs): the corpus enters the cache under `checksum` only if
+    the input is still the one that checksum was taken of."""
     from catvec.pretraining.corpus import build_corpus, extraction_options
     from catvec.pretraining.shards import extract_sharded
 
@@ -128,6 +131,7 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str):
             from catvec.pretraining.evaluation import HOLDOUT_FILE, save_heldout
 
             save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, cfg.holdout)
+        check_read(events_table, checksum, watch, "extraction")
         _move_into_cache(tmp, entry, replace=cfg.refresh)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -158,7 +162,7 @@ def inherit_settings(cfg: PretrainConfig, parent: str, parent_manifest: dict) ->
     if missing:  # a parent without them (an older format): tune as usual
         return None, {}
     chosen = {n: params[n] for n in open_}
-    cfg = dataclasses.replace(cfg, **chosen)
+    cfg = apply_settings(cfg, chosen, str(Path(cfg.out) / parent / "manifest.json"))  # checked like flags
     supports = dict((parent_manifest.get("scoring") or {}).get("supports") or {})
     record = {"ran": False, "reason": f"kept the settings of the parent {parent} (--retune chooses them again)",
               "inherited_from": parent, "settings": open_, "chosen": chosen, "supports": supports}
@@ -248,19 +252,22 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
     """(config, Corpus) the parent was trained on: from OUT/.cache, or extracted again from
     its input if that still has the recorded checksum; None when neither works."""
     known = {f.name for f in dataclasses.fields(PretrainConfig)}
-    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in known}
+    unused = ("out", "refresh", "align_min_count", "item_attributes", "attribute_col")  # not the corpus's business
+    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in known and k not in unused}
     source = (parent_manifest.get("input") or {})
     if not params or source.get("path") in (None, "", "<DataFrame>"):
         return None
+    where = str(store.root / (parent_manifest.get("version") or "latest") / "manifest.json")
+    parent_cfg = apply_settings(PretrainConfig(out=str(store.root), align_min_count=cfg.align_min_count), params, where,
+                                f"promote a sound version (catvec promote {store.root} VERSION) or pass --no-gate")
     try:
-        parent_cfg = dataclasses.replace(PretrainConfig(**params), out=str(store.root), refresh=False,
-                                         align_min_count=cfg.align_min_count)
         found = find_cached_corpus(parent_cfg, source["checksum"])
         if found is None:
+            watch = watch_input(parent_cfg)
             if checksum_events(parent_cfg) != source["checksum"]:
                 return None
             table = None if wants_shards(parent_cfg, None) else read_events_table(parent_cfg)
-            found = extract_corpus(table, parent_cfg, source["checksum"])
+            found = extract_corpus(table, parent_cfg, source["checksum"], watch)
     except (CatvecError, OSError, TypeError, KeyError) as exc:
         log.info("the parent's corpus cannot be rebuilt: %s", exc)
         return None
@@ -364,9 +371,12 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
     check_writable(cfg.out)
     t0 = time.perf_counter()
     timings = {}
+    watch = watch_input(cfg, events)
     checksum = checksum_events(cfg, events)
+    check_unchanged(watch, "while its checksum was taken")
     store = VersionStore(cfg.out)
     store.prepare()
+    sweep_leftovers(store.root, CACHE_DIR)
     parent = store.latest_name()
     parent_vectors, parent_manifest = load_parent(store, parent, cfg) if parent else (None, None)
     with store.staged() as (name, staging):
@@ -378,7 +388,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             table = None if wants_shards(cfg, events) else read_events_table(cfg, events)
             timings["read_seconds"] = round(time.perf_counter() - t, 4)
             t = time.perf_counter()
-            corpus = extract_corpus(table, cfg, checksum)
+            corpus = extract_corpus(table, cfg, checksum, watch)
         timings["extract_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         inherited, tuning = (None, {})
@@ -388,7 +398,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             cfg = inherited
         else:
             if autotune_needs_events(cfg) and table is None:
-                table = read_events_table(cfg, events)
+                table = check_read(read_events_table(cfg, events), checksum, watch, "tuning")
             cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
         timings["tune_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
@@ -412,7 +422,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         if cfg.holdout != "none":
             t = time.perf_counter()
             if table is None:
-                table = read_events_table(cfg, events)
+                table = check_read(read_events_table(cfg, events), checksum, watch, "evaluation")
             quality = evaluate_holdout(vectors, cfg, table)
             if parent_vectors is not None and cfg.gate:
                 parent_quality = evaluate_holdout(parent_vectors, cfg, table)

@@ -201,8 +201,11 @@ def _palette() -> list[str]:
 def _save(fig, path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+    from catvec.base.store import writing
+
     path = Path(path)
     FigureCanvasAgg(fig)
     fig.tight_layout()
-    fig.savefig(path, format="png", bbox_inches="tight")
+    with writing(path):
+        fig.savefig(path, format="png", bbox_inches="tight")
     return path

@@ -30,8 +30,11 @@ DRIFT_FILE = "drift.png"
 
 def write_report(directory, manifest: dict, images: list[str] = ()) -> Path:
     """Write report.md into `directory` and return its path."""
+    from catvec.base.store import writing
+
     path = Path(directory) / REPORT_FILE
-    path.write_text(pretrain_markdown(manifest, images), encoding="utf-8")
+    with writing(path):
+        path.write_text(pretrain_markdown(manifest, images), encoding="utf-8")
     return path
 
 
