@@ -198,6 +198,26 @@ def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None, init=None):
     return vectors, stats
 
 
+@step(name="load-attributes", io=True)
+def load_attributes(cfg: PretrainConfig):
+    """The item attributes table (catvec.base.attributes), read and checked before any work;
+    None without one."""
+    from catvec.base.attributes import read_attributes
+
+    if not cfg.item_attributes:
+        return None
+    return read_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_cols, cfg.attribute_sep)
+
+
+@step(name="compose-cold")
+def compose_cold(vectors, attributes):
+    """Every key of the attributes table without history gets input and context vectors
+    composed from its attributes (count 0, flagged cold). Returns (vectors, record)."""
+    from catvec.base.attributes import compose_vectors
+
+    return compose_vectors(vectors, attributes)
+
+
 @step(name="compare-parent")
 def compare_parent(vectors, parent_vectors, parent_noise: dict, cfg: PretrainConfig):
     """Align to the parent and measure the drift beside the parent's seed-noise baseline.
@@ -365,6 +385,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
     t0 = time.perf_counter()
     timings = {}
     checksum = checksum_events(cfg, events)
+    attributes = load_attributes(cfg)
     store = VersionStore(cfg.out)
     store.prepare()
     parent = store.latest_name()
@@ -399,6 +420,9 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         vectors.supports = tuning.get("supports") or {}
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
         warnings = enforce_gates(corpus.stats, train_stats, len(vectors), cfg.strict)
+        cold_start = None
+        if attributes is not None:
+            vectors, cold_start = compose_cold(vectors, attributes)
         lineage = {}
         if parent_vectors is not None:
             t = time.perf_counter()
@@ -432,6 +456,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         manifest["tuning"] = tuning
         manifest["scoring"] = {"scorer": vectors.scorer, "min_support": vectors.min_support,
                                "supports": vectors.supports}
+        if cold_start is not None:
+            manifest["cold_start"] = cold_start
         if quality is not None:
             manifest["quality"] = quality
         if warnings:
