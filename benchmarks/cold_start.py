@@ -14,7 +14,7 @@ their next-item target.
    chose the composition (attribute tokens inside the sequences, Meta-Prod2Vec-like, and
    ridge variants);
 2. next item: HR@10 of users whose target is a cold movie, every movie a candidate (warm
-   and cold), the version's scorer on the last item, against popular-in-group (the most
+   and cold), the version's scorer (context) on the last item (and cosine), against popular-in-group (the most
    rated movies of the group of the user's last movie, a cold movie scored by the mean
    count of its group). Warm targets: HR@10 with cold candidates against the same run
    without them (the composition leaves every learned vector as it is, so leaving the cold
@@ -151,8 +151,9 @@ def next_item(vectors, train, targets: dict, cold: set, group_of: dict) -> dict:
     items = np.array([index[last_item[u]] for u in users], dtype=np.int64)
     indptr = np.arange(len(users) + 1, dtype=np.int64)
     hit = {}
-    for label, with_cold in (("with cold candidates", True), ("without (no attributes)", False)):
-        recs = recommend_rows(vectors, indptr, items, K, query_last=1, cold=with_cold)
+    for label, with_cold, scorer in (("with cold candidates", True, None), ("without (no attributes)", False, None),
+                                     ("with cold candidates, cosine scorer", True, "cosine")):
+        recs = recommend_rows(vectors, indptr, items, K, scorer, query_last=1, cold=with_cold)
         hit[label] = np.array([index[targets[u]] in set(row) for u, row in zip(users, recs.items.tolist())])
     # popular-in-group: the group of the user's last movie, by training count; cold = its group's mean
     counts = {k: vectors.count(k) for k in vectors.keys}
@@ -205,7 +206,7 @@ def methods(train, cold: list[str], pool_keys: list[str], attributes, truth, see
     """overlap@10 of the candidate compositions, on gensim models with the same settings."""
     from gensim.models import Word2Vec
 
-    from catvec.base.attributes import Attributes, _feature_matrix, _ridge_predict
+    from catvec.base.attributes import _feature_matrix, _ridge_predict
 
     seqs = [list(s) for s in train.group_by("userId", maintain_order=True).agg("movieId")["movieId"].to_list()]
     tokens = {}
@@ -224,15 +225,20 @@ def methods(train, cold: list[str], pool_keys: list[str], attributes, truth, see
     plain = Word2Vec(seqs, **params)
     keys = list(plain.wv.index_to_key)
     counts = np.array([plain.wv.get_vecattr(k, "count") for k in keys], dtype=np.float64)
-    for name, crosses, weighted in (("ridge, values only, unweighted", False, False),
-                                    ("ridge, values only, count-weighted", False, True),
-                                    ("ridge, values + crosses, count-weighted (catvec)", True, True)):
-        attrs = Attributes(keys=keys + cold, values=[tokens[k] for k in keys + cold], columns=["genres", "year", "decade"])
-        feats = attrs.features() if crosses else attrs.values
+    def crossed(values):  # every value plus every pair of values from two columns
+        return values + [f"{a}&{b}" for i, a in enumerate(values) for b in values[i + 1:]
+                         if a.split("=")[0] != b.split("=")[0]]
+
+    for name, crosses, weighted, penalty in (("ridge, unweighted", False, False, 1.0),
+                                             ("ridge, count-weighted, penalty 0.1", False, True, 0.1),
+                                             ("ridge, count-weighted, penalty 1 (catvec)", False, True, 1.0),
+                                             ("ridge, count-weighted, penalty 10", False, True, 10.0),
+                                             ("ridge, count-weighted, + crosses of two columns", True, True, 1.0)):
+        feats = [crossed(tokens[k]) if crosses else tokens[k] for k in keys + cold]
         vocab, x = _feature_matrix(feats[:len(keys)], None)
         _, x_new = _feature_matrix(feats[len(keys):], vocab)
         w = counts if weighted else np.ones(len(keys))
-        composed = _ridge_predict(x, plain.wv.vectors.astype(np.float64), w, x_new, float(w.mean()))
+        composed = _ridge_predict(x, plain.wv.vectors.astype(np.float64), w, x_new, penalty * float(w.mean()))
         out[name] = score(keys, plain.wv.vectors, composed)
     # Meta-Prod2Vec-like: each movie followed by its attribute tokens in the sequences;
     # a cold movie = the mean of its attribute tokens' vectors
@@ -332,7 +338,8 @@ def report(rows: list[dict], args) -> list[str]:
     ni = [r["next_item"] for r in rows]
     lines += ["", f"Next item HR@10 ({', '.join(str(n['cold_users']) for n in ni)} users with a cold target, "
                   f"{', '.join(str(n['warm_users']) for n in ni)} with a warm one)", ""]
-    labels = ["with cold candidates", "without (no attributes)", "popular-in-group"]
+    labels = ["with cold candidates", "without (no attributes)", "with cold candidates, cosine scorer",
+              "popular-in-group"]
     lines += markdown_table(["method", "cold targets", "warm targets"],
                             [[label, mean(lambda r, x=label: r["next_item"][f"cold {x}"]),
                               mean(lambda r, x=label: r["next_item"][f"warm {x}"])] for label in labels])

@@ -8,9 +8,9 @@ weighted by its training count, so well-measured vectors steer the fit), and giv
 key of the attributes table without a vector the prediction for its attributes, for the
 input and the context vectors alike (a key whose every cell is empty gets nothing: no
 attribute, no information). Features are one indicator per attribute value
-(`genre=Comedy`, `year=1995`) and per pair of values from two columns
-(`genre=Comedy&year=1995`). Why a regression and not attribute tokens trained inside the
-sequences (Meta-Prod2Vec), and why the crosses: docs/cold_start.md (measured).
+(`genre=Comedy`, `year=1995`). Why a regression and not attribute tokens trained inside
+the sequences (Meta-Prod2Vec), why weighted, and why no crosses of two columns' values:
+docs/cold_start.md (measured).
 
     attributes = read_attributes("items.csv", key_col="item_id", columns="genre,year")
     vectors, record = compose_vectors(vectors, attributes)   # cold keys appended, count 0
@@ -46,15 +46,6 @@ class Attributes:
 
     def __len__(self) -> int:
         return len(self.keys)
-
-    def features(self) -> list[list[str]]:
-        """Per key: every value token and every pair of values from two different columns."""
-        out = []
-        for tokens in self.values:
-            crosses = [f"{a}&{b}" for i, a in enumerate(tokens) for b in tokens[i + 1:]
-                       if a.split("=", 1)[0] != b.split("=", 1)[0]]
-            out.append(tokens + crosses)
-        return out
 
 
 def read_attributes(path, key_col: str, columns: str = "", sep: str = DEFAULT_SEP) -> Attributes:
@@ -123,7 +114,7 @@ def compose_vectors(vectors, attributes: Attributes, ridge: float = RIDGE):
 
     index = vectors.key_to_index
     cold_before = vectors.cold if vectors.cold is not None else np.zeros(len(vectors), dtype=bool)
-    features = attributes.features()
+    features = attributes.values
     warm_rows = [(i, index[k]) for i, k in enumerate(attributes.keys)
                  if k in index and not cold_before[index[k]] and features[i]]
     new = [i for i, k in enumerate(attributes.keys) if k not in index and features[i]]
