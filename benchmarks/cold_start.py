@@ -10,18 +10,19 @@ their next-item target.
    vectors; the pool: warm movies with >= 20 ratings) with its 10 nearest in a reference
    model trained on all events. Composed vectors (`pretrain --item-attributes`) against
    popular-in-group (the 10 most rated warm movies of the same genres and decade) and the
-   mean of the group's vectors. `--methods` also measures the candidate methods that
+   mean of the group's vectors (both on the same run without attributes). `--methods` also measures the candidate methods that
    chose the composition (attribute tokens inside the sequences, Meta-Prod2Vec-like, and
    ridge variants);
 2. next item: HR@10 of users whose target is a cold movie, every movie a candidate (warm
    and cold), the version's scorer (context) on the last item (and cosine), against popular-in-group (the most
    rated movies of the group of the user's last movie, a cold movie scored by the mean
-   count of its group). Warm targets: HR@10 with cold candidates against the same run
-   without them (the composition leaves every learned vector as it is, so leaving the cold
-   keys out is that run);
+   count of its group). Warm targets: HR@10 with attributes against the same run without
+   them;
 3. finetune: liked = rating >= 4 from userId, movieId, year; trained on the rows of warm
    movies, scored (AUC) on the rows of cold movies: movieId rows started from the composed
-   vectors (`finetune --item-attributes`) against the out-of-vocabulary init.
+   vectors (`finetune --item-attributes`) against the out-of-vocabulary init;
+4. few events: another 20% of the movies with >= 20 ratings keep 1 to 8 of them; overlap@10
+   of their learned vectors, composed ones, blends, and `pretrain --attribute-blend 3`.
 
     .venv/bin/python benchmarks/cold_start.py --seeds 3 [--methods] [--out results.md]
 """
@@ -105,14 +106,13 @@ def nearest(matrix: np.ndarray, pool: np.ndarray, queries: np.ndarray, k: int = 
     return np.argsort(-(q @ unit.T), axis=1)[:, :k]
 
 
-def intrinsic(reference, vectors, cold: list[str], pool_keys: list[str], group_of: dict) -> dict:
-    """overlap@10 with the reference's lists, per method: {method: mean overlap}."""
+def intrinsic(reference, vectors, plain, cold: list[str], pool_keys: list[str], group_of: dict) -> dict:
+    """overlap@10 with the reference's lists, per method: {method: mean overlap}. The
+    baselines read the run without attributes (`plain`), catvec the run with them."""
     ref_pool = np.array([reference.key_to_index[k] for k in pool_keys])
     truth = nearest(reference.matrix, ref_pool, reference.matrix[[reference.key_to_index[c] for c in cold]])
     truth = [set(np.asarray(pool_keys)[row]) for row in truth]
-    pool = np.array([vectors.key_to_index[k] for k in pool_keys])
-    warm = [k for k, c in zip(vectors.keys, vectors.cold if vectors.cold is not None else np.zeros(len(vectors)))
-            if not c]
+    warm = list(plain.keys)
     members: dict[tuple, list[str]] = {}
     for k in warm:
         members.setdefault(group_of.get(k), []).append(k)
@@ -123,22 +123,24 @@ def intrinsic(reference, vectors, cold: list[str], pool_keys: list[str], group_o
     def score(lists):
         return float(np.mean([len(set(lst) & t) / K for lst, t in zip(lists, truth)]))
 
-    counts = {k: vectors.count(k) for k in warm}
+    counts = {k: plain.count(k) for k in warm}
     pool_set = set(pool_keys)
     out = {"popular-in-group": score([sorted((k for k in group(c) if k in pool_set), key=lambda k: -counts[k])[:K]
                                       for c in cold])}
-    means = np.stack([vectors.matrix[[vectors.key_to_index[k] for k in group(c)]].mean(axis=0) for c in cold])
-    out["mean of group vectors"] = score([np.asarray(pool_keys)[r] for r in nearest(vectors.matrix, pool, means)])
-    if vectors.cold is not None:
-        composed = vectors.matrix[[vectors.key_to_index[c] for c in cold]]
-        out["composed (catvec)"] = score([np.asarray(pool_keys)[r] for r in nearest(vectors.matrix, pool, composed)])
+    means = np.stack([plain.matrix[[plain.key_to_index[k] for k in group(c)]].mean(axis=0) for c in cold])
+    plain_pool = np.array([plain.key_to_index[k] for k in pool_keys])
+    out["mean of group vectors"] = score([np.asarray(pool_keys)[r] for r in nearest(plain.matrix, plain_pool, means)])
+    pool = np.array([vectors.key_to_index[k] for k in pool_keys])
+    composed = vectors.matrix[[vectors.key_to_index[c] for c in cold]]
+    out["composed (catvec)"] = score([np.asarray(pool_keys)[r] for r in nearest(vectors.matrix, pool, composed)])
     return out, truth
 
 
 # ---- next item ------------------------------------------------------------------------------
 
-def next_item(vectors, train, targets: dict, cold: set, group_of: dict) -> dict:
-    """HR@10 for cold and warm targets (catvec with and without cold candidates, popular-in-group)."""
+def next_item(vectors, plain, train, targets: dict, cold: set, group_of: dict) -> dict:
+    """HR@10 for cold and warm targets: catvec with attributes (cold candidates in, and
+    left out), the same run without attributes (`plain`), popular-in-group."""
     from catvec.base.scoring import recommend_rows
 
     import polars as pl
@@ -151,10 +153,14 @@ def next_item(vectors, train, targets: dict, cold: set, group_of: dict) -> dict:
     items = np.array([index[last_item[u]] for u in users], dtype=np.int64)
     indptr = np.arange(len(users) + 1, dtype=np.int64)
     hit = {}
-    for label, with_cold, scorer in (("with cold candidates", True, None), ("without (no attributes)", False, None),
+    for label, with_cold, scorer in (("with cold candidates", True, None), ("--no-cold", False, None),
                                      ("with cold candidates, cosine scorer", True, "cosine")):
         recs = recommend_rows(vectors, indptr, items, K, scorer, query_last=1, cold=with_cold)
         hit[label] = np.array([index[targets[u]] in set(row) for u, row in zip(users, recs.items.tolist())])
+    plain_items = np.array([plain.key_to_index.get(last_item[u], -1) for u in users], dtype=np.int64)
+    recs = recommend_rows(plain, indptr, plain_items, K, query_last=1)
+    hit["the same run without attributes"] = np.array([plain.key_to_index.get(targets[u], -2) in set(row)
+                                                       for u, row in zip(users, recs.items.tolist())])
     # popular-in-group: the group of the user's last movie, by training count; cold = its group's mean
     counts = {k: vectors.count(k) for k in vectors.keys}
     by_group: dict[tuple, list[str]] = {}
@@ -197,6 +203,64 @@ def finetune_liked(ratings, attributes, cold: set, vectors_dir: Path, attributes
                              labeled_only=True)
         result = finetune(cfg)
         out[label] = float(result.metrics["test"]["test_auc"])
+    return out
+
+
+# ---- keys with few events --------------------------------------------------------------------
+
+FEW_COUNTS = (1, 2, 3, 5, 8)
+BLENDS = (1, 3, 10)
+
+
+def few_events(ratings, eligible: set, reference, attributes_csv: Path, tmp: Path, seed: int) -> dict:
+    """Another 20% of the movies with >= 20 ratings keep only 1, 2, 3, 5 or 8 of them: overlap@10
+    with the reference of their learned vectors, their composed ones, blends n/(n+k) of the
+    two, and `pretrain --attribute-blend 3` itself. {method: {count band: overlap}}."""
+    import polars as pl
+
+    from catvec.base.attributes import compose_vectors, read_attributes
+    from catvec.base.vectors import Vectors, load_vectors
+    from catvec.pretraining.pipeline import pretrain
+    from common import movielens_config
+
+    rng = np.random.default_rng(100 + seed)
+    few = rng.choice(sorted(eligible), size=int(len(eligible) * COLD_SHARE), replace=False).tolist()
+    keep = pl.DataFrame({"movieId": few, "n": rng.choice(FEW_COUNTS, size=len(few))})
+    table = ratings.with_columns(r=pl.Series(rng.random(ratings.height))).with_columns(
+        r=pl.col("r").rank("ordinal").over("movieId"))
+    table = table.join(keep, on="movieId", how="left").filter(pl.col("n").is_null() | (pl.col("r") <= pl.col("n")))
+    events = tmp / f"few-{seed}.csv"
+    table.sort(["userId", "timestamp", "movieId"]).select(ratings.columns).write_csv(events)
+    runs = {blend: load_vectors(pretrain(movielens_config(events=str(events), out=str(tmp / f"few-{seed}-{blend}"),
+                                                          seed=seed + 1, item_attributes=str(attributes_csv),
+                                                          attribute_blend=blend, **SETTINGS)).path)
+            for blend in (0, 3)}
+    learned = runs[0]
+    keys = [k for k in few if k in learned and 0 < learned.count(k) < 20]
+    # composed: fitted without these keys, as a key with no history would be
+    rest = np.array([k not in set(keys) for k in learned.keys])
+    base = Vectors(keys=[k for k, r in zip(learned.keys, rest) if r], matrix=learned.matrix[rest],
+                   context=learned.context[rest], counts=learned.counts[rest])
+    composed, _ = compose_vectors(base, read_attributes(attributes_csv, "movieId"))
+    pool_keys = sorted(k for k in eligible - set(few) if k in learned)
+    ref_pool = np.array([reference.key_to_index[k] for k in pool_keys])
+    truth = [set(np.asarray(pool_keys)[r]) for r in
+             nearest(reference.matrix, ref_pool, reference.matrix[[reference.key_to_index[k] for k in keys]])]
+    pool = np.array([learned.key_to_index[k] for k in pool_keys])
+    n = np.array([learned.count(k) for k in keys], dtype=np.float64)[:, None]
+    lv = learned.matrix[[learned.key_to_index[k] for k in keys]]
+    cv = composed.matrix[[composed.key_to_index[k] for k in keys]]
+    variants = {"learned only": lv, "composed only": cv,
+                **{f"blend n/(n+{b})": (n / (n + b)) * lv + (b / (n + b)) * cv for b in BLENDS},
+                "pretrain --attribute-blend 3": runs[3].matrix[[runs[3].key_to_index[k] for k in keys]]}
+    bands = {"1": n[:, 0] == 1, "2-3": (n[:, 0] >= 2) & (n[:, 0] <= 3), "4-8": (n[:, 0] >= 4) & (n[:, 0] <= 8),
+             "all": np.ones(len(keys), dtype=bool)}
+    out = {}
+    for name, queries in variants.items():
+        pool_lists = nearest(learned.matrix, pool, queries)
+        overlap = np.array([len(set(np.asarray(pool_keys)[r]) & t) / K for r, t in zip(pool_lists, truth)])
+        out[name] = {band: float(overlap[mask].mean()) if mask.any() else float("nan") for band, mask in bands.items()}
+    out["keys"] = {band: int(mask.sum()) for band, mask in bands.items()}
     return out
 
 
@@ -253,7 +317,6 @@ def methods(train, cold: list[str], pool_keys: list[str], attributes, truth, see
 # ---- main -------------------------------------------------------------------------------------
 
 def run_seed(ratings, attributes, seed: int, tmp: Path, with_methods: bool) -> dict:
-    from catvec.base.vectors import Vectors, save_vectors
     from catvec.pretraining.pipeline import pretrain
     from common import movielens_config
 
@@ -273,21 +336,21 @@ def run_seed(ratings, attributes, seed: int, tmp: Path, with_methods: bool) -> d
                                         item_attributes=str(attributes_csv), **SETTINGS))
     t_cold = time.perf_counter() - t
     vectors = load_vectors(version.path)
+    plain = load_vectors(pretrain(movielens_config(events=str(events), out=str(tmp / f"plain-{seed}"), seed=seed + 1,
+                                                   **SETTINGS)).path)
     cold_keys = sorted(k for k in cold if k in vectors and vectors.is_cold(k))
-    pool_keys = sorted(k for k in eligible - cold if k in vectors)
+    pool_keys = sorted(k for k in eligible - cold if k in vectors and k in plain)
     group_of = groups(attributes)
-    scores, truth = intrinsic(reference, vectors, cold_keys, pool_keys, group_of)
+    scores, truth = intrinsic(reference, vectors, plain, cold_keys, pool_keys, group_of)
     row = {"seed": seed, "cold": len(cold_keys), "composed": version.manifest["cold_start"]["composed"],
            "pretrain_seconds_ratio": round(t_cold / t_ref, 2), **scores}
     if with_methods:
         row["methods"] = methods(train, cold_keys, pool_keys, attributes, truth, seed)
-    row["next_item"] = next_item(vectors, train, targets, cold, group_of)
-    # the same version without its cold keys: finetune composes them itself (or not: OOV init)
-    warm = ~vectors.cold
-    plain = Vectors(keys=[k for k, w in zip(vectors.keys, warm) if w], matrix=vectors.matrix[warm],
-                    context=vectors.context[warm], counts=vectors.counts[warm], scorer=vectors.scorer)
-    plain_dir = save_vectors(plain, tmp / f"plain-{seed}", {"params": {"item_col": "movieId"}})
-    row["finetune"] = finetune_liked(ratings, attributes, cold, plain_dir, attributes_csv, tmp, seed)
+    row["next_item"] = next_item(vectors, plain, train, targets, cold, group_of)
+    # the version without attributes: finetune composes the cold movies itself (or not: OOV init)
+    row["finetune"] = finetune_liked(ratings, attributes, cold, tmp / f"plain-{seed}" / "latest", attributes_csv,
+                                     tmp, seed)
+    row["few"] = few_events(ratings, eligible, reference, attributes_csv, tmp, seed)
     return row
 
 
@@ -338,14 +401,20 @@ def report(rows: list[dict], args) -> list[str]:
     ni = [r["next_item"] for r in rows]
     lines += ["", f"Next item HR@10 ({', '.join(str(n['cold_users']) for n in ni)} users with a cold target, "
                   f"{', '.join(str(n['warm_users']) for n in ni)} with a warm one)", ""]
-    labels = ["with cold candidates", "without (no attributes)", "with cold candidates, cosine scorer",
-              "popular-in-group"]
+    labels = ["with cold candidates", "--no-cold", "the same run without attributes",
+              "with cold candidates, cosine scorer", "popular-in-group"]
     lines += markdown_table(["method", "cold targets", "warm targets"],
                             [[label, mean(lambda r, x=label: r["next_item"][f"cold {x}"]),
                               mean(lambda r, x=label: r["next_item"][f"warm {x}"])] for label in labels])
     warm_with = np.mean([n["warm with cold candidates"] for n in ni])
-    warm_without = np.mean([n["warm without (no attributes)"] for n in ni])
-    lines += ["", f"warm targets: with cold candidates / without = {warm_with / max(warm_without, 1e-12):.3f}x"]
+    warm_without = np.mean([n["warm the same run without attributes"] for n in ni])
+    lines += ["", f"warm targets: with attributes / the same run without = {warm_with / max(warm_without, 1e-12):.3f}x"]
+    bands = list(rows[0]["few"]["keys"])
+    lines += ["", "Movies with few events (" + ", ".join(f"{b}: {'/'.join(str(r['few']['keys'][b]) for r in rows)}"
+                                                          for b in bands) + " movies): overlap@10 by count", ""]
+    names = [m for m in rows[0]["few"] if m != "keys"]
+    lines += markdown_table(["vectors", *bands], [[m, *(mean(lambda r, m=m, b=b: r["few"][m][b]) for b in bands)]
+                                                  for m in names])
     lines += ["", "Finetune (liked = rating >= 4), test AUC on the rows of cold movies", ""]
     lines += markdown_table(["movieId rows of cold movies start from", "test AUC"],
                             [[m, mean(lambda r, m=m: r["finetune"][m])] for m in rows[0]["finetune"]])

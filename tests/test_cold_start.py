@@ -86,6 +86,26 @@ def test_cold_keys_land_near_their_group(write_csv):
     np.testing.assert_allclose(composed.context[36:] - composed.matrix[36:], 1.0, atol=0.05)
 
 
+def test_keys_seen_a_few_times_blend_with_their_attributes(write_csv):
+    vectors, centers = clustered_vectors()
+    attrs = read_attributes(attributes_csv(write_csv, "new1,genre1,big\n"), "item_id")
+    plain, _ = compose_vectors(vectors, attrs)
+    blended, record = compose_vectors(vectors, attrs, blend=3)
+    rare = vectors.counts < 20
+    assert record["blended"] == int(rare.sum()) > 0 and record["composed"] == 1
+    np.testing.assert_array_equal(blended.matrix[:36][~rare], vectors.matrix[~rare])   # well-seen keys kept
+    np.testing.assert_array_equal(plain.matrix[:36], vectors.matrix)                  # blend 0: all kept
+    # a rare key moves toward its group's composed vector by 3 / (n + 3), context alike
+    i = int(np.flatnonzero(rare)[0])
+    share = 3 / (vectors.counts[i] + 3)
+    moved = blended.matrix[i] - vectors.matrix[i]
+    assert 0 < np.linalg.norm(moved) and np.allclose(blended.context[i] - vectors.context[i], moved, atol=0.05)
+    group = int(vectors.keys[i][1])
+    target = vectors.matrix[i] + moved / share                                           # the composed vector
+    assert np.linalg.norm(centers - target, axis=1).argmin() == group
+    np.testing.assert_array_equal(blended.matrix[36:], plain.matrix[36:])              # the cold row is the same
+
+
 def test_compose_needs_keys_with_history(write_csv):
     vectors, _ = clustered_vectors()
     path = write_csv("other.csv", "item_id,genre\nx1,a\nx2,b\n")

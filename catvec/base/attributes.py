@@ -7,7 +7,8 @@ ridge regression from attribute features to vectors on the keys that have both (
 weighted by its training count, so well-measured vectors steer the fit), and gives every
 key of the attributes table without a vector the prediction for its attributes, for the
 input and the context vectors alike (a key whose every cell is empty gets nothing: no
-attribute, no information). Features are one indicator per attribute value
+attribute, no information). A key seen only a few times has a noisy learned vector; with
+`blend` it keeps n / (n + blend) of it and takes the rest from its attributes. Features are one indicator per attribute value
 (`genre=Comedy`, `year=1995`). Why a regression and not attribute tokens trained inside
 the sequences (Meta-Prod2Vec), why weighted, and why no crosses of two columns' values:
 docs/cold_start.md (measured).
@@ -33,6 +34,7 @@ DEFAULT_SEP = "|"
 # an attribute: it would give every key its own feature and nothing to share.
 MIN_KEYS_FOR_ID_CHECK = 10
 RIDGE = 1.0  # ridge penalty as a multiple of the mean training count (the weights' scale)
+BLEND_BELOW = 20  # keys seen fewer times may take part of their vectors from their attributes (blend)
 
 
 @dataclass
@@ -101,15 +103,19 @@ def read_attributes(path, key_col: str, columns: str = "", sep: str = DEFAULT_SE
     return Attributes(keys=[k for _, k in present], values=values, columns=wanted, source=str(path))
 
 
-def compose_vectors(vectors, attributes: Attributes, ridge: float = RIDGE):
+def compose_vectors(vectors, attributes: Attributes, blend: int = 0, ridge: float = RIDGE):
     """`vectors` with a composed input (and context) row appended for every key of
     `attributes` that has no row, flagged cold with count 0, and a record of the fit.
     The regression is fitted on the keys with history and attributes; keys already cold
     in `vectors` are never fitted on. With no such key nothing is composed (the record
-    says why).
+    says why). blend > 0: a key with attributes seen n < BLEND_BELOW times keeps
+    n / (n + blend) of its learned vectors and takes the rest from its composed ones (a
+    vector learned from a handful of events is mostly noise: docs/cold_start.md).
 
     Example: vectors, record = compose_vectors(vectors, read_attributes("items.csv", "item_id"))
     """
+    from scipy import sparse
+
     from catvec.base.vectors import Vectors
 
     index = vectors.key_to_index
@@ -120,34 +126,45 @@ def compose_vectors(vectors, attributes: Attributes, ridge: float = RIDGE):
     new = [i for i, k in enumerate(attributes.keys) if k not in index and features[i]]
     bare = sum(1 for i, k in enumerate(attributes.keys) if k not in index and not features[i])
     record = {"attribute_keys": len(attributes), "columns": attributes.columns, "fitted_on": len(warm_rows),
-              "cold": int(cold_before.sum()), "without_attributes": bare}
-    if not new:
-        return vectors, {**record, "composed": 0}
+              "cold": int(cold_before.sum()), "without_attributes": bare, "composed": 0, "blended": 0}
     if not warm_rows:
-        log.warning("item attributes: none of the %d keys with attributes has history; no cold vectors composed",
-                    len(attributes))
-        return vectors, {**record, "composed": 0,
-                         "reason": "no key of the attributes table has history in these vectors; check the key column"}
-    targets = [vectors.matrix] + ([vectors.context] if vectors.context is not None else [])
+        if new:
+            log.warning("item attributes: none of the %d keys with attributes has history; no cold vectors "
+                        "composed", len(attributes))
+            record["reason"] = "no key of the attributes table has history in these vectors; check the key column"
+        return vectors, record
     at = np.array([r for _, r in warm_rows], dtype=np.int64)
+    weights = np.ones(len(at)) if vectors.counts is None else np.maximum(vectors.counts[at].astype(np.float64), 1.0)
+    rare = np.flatnonzero(weights < BLEND_BELOW) if blend > 0 and vectors.counts is not None else np.zeros(0, int)
+    if not new and not len(rare):
+        return vectors, record
+    targets = [vectors.matrix] + ([vectors.context] if vectors.context is not None else [])
     y = np.hstack([m[at] for m in targets]).astype(np.float64)            # (n_warm, dim or 2 dim)
-    weights = (vectors.counts[at].astype(np.float64) if vectors.counts is not None
-               else np.ones(len(at)))
-    weights = np.maximum(weights, 1.0)
     vocab, x_warm = _feature_matrix([features[i] for i, _ in warm_rows], None)
     _, x_new = _feature_matrix([features[i] for i in new], vocab)
-    composed = _ridge_predict(x_warm, y, weights, x_new, ridge * float(weights.mean()))
+    predicted = _ridge_predict(x_warm, y, weights, sparse.vstack([x_new, x_warm[rare]]).tocsr(),
+                               ridge * float(weights.mean()))               # (new + rare, dim or 2 dim)
+    composed, rare_composed = predicted[:len(new)], predicted[len(new):]
     dim = vectors.dim
+    matrix, context = vectors.matrix, vectors.context
+    if len(rare):
+        keep = (weights[rare] / (weights[rare] + blend))[:, None]           # (n_rare, 1): share of the learned
+        matrix, rows = matrix.copy(), at[rare]
+        matrix[rows] = keep * matrix[rows] + (1 - keep) * rare_composed[:, :dim]
+        if context is not None:
+            context = context.copy()
+            context[rows] = keep * context[rows] + (1 - keep) * rare_composed[:, dim:]
     cold = np.concatenate([cold_before, np.ones(len(new), dtype=bool)])
     counts = None if vectors.counts is None else np.concatenate([vectors.counts, np.zeros(len(new), dtype=np.int64)])
     out = Vectors(keys=vectors.keys + [attributes.keys[i] for i in new],
-                  matrix=np.vstack([vectors.matrix, composed[:, :dim]]),
-                  context=None if vectors.context is None else np.vstack([vectors.context, composed[:, dim:]]),
+                  matrix=np.vstack([matrix, composed[:, :dim]]),
+                  context=None if context is None else np.vstack([context, composed[:, dim:]]),
                   counts=counts, cold=cold, scorer=vectors.scorer, min_support=vectors.min_support,
                   supports=vectors.supports)
-    log.info("item attributes: %d cold keys composed from %d attribute features fitted on %d keys",
-             len(new), len(vocab), len(warm_rows))
-    return out, {**record, "composed": len(new), "cold": int(cold.sum()), "features": len(vocab)}
+    log.info("item attributes: %d cold keys composed and %d rare keys blended, from %d attribute features fitted "
+             "on %d keys", len(new), len(rare), len(vocab), len(warm_rows))
+    return out, {**record, "composed": len(new), "blended": int(len(rare)), "cold": int(cold.sum()),
+                 "features": len(vocab)}
 
 
 def _feature_matrix(rows: list[list[str]], vocab: dict | None):

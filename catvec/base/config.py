@@ -99,6 +99,8 @@ class PretrainConfig:
     attribute_cols: str = opt("", "columns of item_attributes that compose cold vectors, comma list; empty = every "
                                   "column but the item column")
     attribute_sep: str = opt("|", "separator of multi-valued attribute cells (Action|Comedy); empty = one value per cell")
+    attribute_blend: int = opt(3, "with item_attributes: an item seen n < 20 times keeps n/(n+this) of its learned "
+                                  "vectors and takes the rest from its attributes; 0 = learned vectors only")
     # Off by default in the CLI and the library: matplotlib's import and one drawing cost about
     # a second per run, more than everything else catvec adds to gensim (docs/benchmarks.md).
     vector_map: bool | None = opt(None, "draw a 2D PCA map of the vectors (vector_map.png, about 1 s) into each "
@@ -137,7 +139,7 @@ class PretrainConfig:
             _at_least(name, getattr(self, name), 1)
         _at_least("max_sequence_length", self.max_sequence_length, 2)
         _at_least("tune_events", self.tune_events, 100)
-        for name in ("max_final_vocab", "workers", "keep", "window", "epochs", "min_support"):
+        for name in ("max_final_vocab", "workers", "keep", "window", "epochs", "min_support", "attribute_blend"):
             _at_least(name, getattr(self, name), 0)
         _at_least("align_min_count", self.align_min_count, 1)
         if not 0 <= self.gate_drift <= 1:

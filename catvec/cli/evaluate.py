@@ -24,7 +24,7 @@ TUNE_EXAMPLE = """examples:
 
 # PretrainConfig fields tune has no use for: it writes a TOML file, never a version
 TUNE_SKIPS = ("out", "holdout", "export", "keep", "refresh", "vector_map", "item_attributes", "attribute_col",
-              "attribute_cols", "attribute_sep", "strict")
+              "attribute_cols", "attribute_sep", "attribute_blend", "strict")
 
 
 def register(sub) -> None:

@@ -210,12 +210,13 @@ def load_attributes(cfg: PretrainConfig):
 
 
 @step(name="compose-cold")
-def compose_cold(vectors, attributes):
+def compose_cold(vectors, attributes, cfg: PretrainConfig):
     """Every key of the attributes table without history gets input and context vectors
-    composed from its attributes (count 0, flagged cold). Returns (vectors, record)."""
+    composed from its attributes (count 0, flagged cold); keys seen a few times take part
+    of theirs from their attributes (attribute_blend). Returns (vectors, record)."""
     from catvec.base.attributes import compose_vectors
 
-    return compose_vectors(vectors, attributes)
+    return compose_vectors(vectors, attributes, blend=cfg.attribute_blend)
 
 
 @step(name="compare-parent")
@@ -422,7 +423,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         warnings = enforce_gates(corpus.stats, train_stats, len(vectors), cfg.strict)
         cold_start = None
         if attributes is not None:
-            vectors, cold_start = compose_cold(vectors, attributes)
+            vectors, cold_start = compose_cold(vectors, attributes, cfg)
         lineage = {}
         if parent_vectors is not None:
             t = time.perf_counter()

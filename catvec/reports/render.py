@@ -136,10 +136,13 @@ def cold_start_lines(manifest: dict) -> list[str]:
         return []
     line = (f"cold keys: {cold['composed']} of the {cold['attribute_keys']} keys with attributes have no history "
             f"and got vectors composed from {', '.join(cold['columns'])}")
-    if cold.get("composed"):
+    if cold.get("composed") or cold.get("blended"):
         line += f" ({cold['features']} attribute features fitted on {cold['fitted_on']} keys)"
     elif cold.get("reason"):
         line += f" ({cold['reason']})"
+    if cold.get("blended"):
+        line += (f"; {cold['blended']} keys seen under 20 times blend their learned vectors with their composed "
+                 f"ones (attribute_blend {(manifest.get('params') or {}).get('attribute_blend')})")
     return [line]
 
 
