@@ -6,6 +6,8 @@
         -> inherit_settings (with a parent) | choose_settings (fills what was left open;
            catvec.pretraining.autotune)
         -> train_skipgram (warm start: from the parent)
+        -> compose_cold (with item attributes, read by load_attributes before any work:
+           vectors for keys with no history; catvec.base.attributes)
         -> measure_seed_noise (the parent's, once) -> compare_parent (align, drift vs that noise)
         -> evaluate_holdout (with a holdout; the parent's too) -> gate (catvec.pretraining.lifecycle)
         -> export_version (staging) -> publish_version (OUT/<version>; OUT/latest if promoted)
@@ -200,12 +202,9 @@ def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None, init=None):
 
 @step(name="load-attributes", io=True)
 def load_attributes(cfg: PretrainConfig):
-    """The item attributes table (catvec.base.attributes), read and checked before any work;
-    None without one."""
+    """The item attributes table (catvec.base.attributes), read and checked before any work."""
     from catvec.base.attributes import read_attributes
 
-    if not cfg.item_attributes:
-        return None
     return read_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_cols, cfg.attribute_sep)
 
 
@@ -386,7 +385,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
     t0 = time.perf_counter()
     timings = {}
     checksum = checksum_events(cfg, events)
-    attributes = load_attributes(cfg)
+    attributes = load_attributes(cfg) if cfg.item_attributes else None
     store = VersionStore(cfg.out)
     store.prepare()
     parent = store.latest_name()
