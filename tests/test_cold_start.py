@@ -300,3 +300,26 @@ def test_finetune_attributes_for_other_ids_are_refused(tmp_path, write_csv):
     missing = write_csv("nokey.csv", "movie,cluster\n1,a\n")
     with pytest.raises(CatvecError, match="has no key column 'item_id'"):
         with_attributes(load_vectors(vectors_dir), vectors_dir, missing)
+
+
+def test_pretrain_blends_rare_keys_and_says_so(tmp_path, clustered_events):
+    import pandas as pd
+
+    rare = pd.DataFrame([("u1", "rare_1", 1_700_000_100), ("u5", "rare_1", 1_700_000_200)],
+                        columns=["user_id", "item_id", "timestamp"])
+    events = tmp_path / "events.csv"
+    pd.concat([clustered_events, rare]).sort_values(["user_id", "timestamp"]).to_csv(events, index=False)
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,cluster\n" + "".join(f"c{c}_{j},k{c}\n" for c in range(4) for j in range(10))
+                     + "rare_1,k1\n")
+    runs = {}
+    for blend in ("0", "3"):
+        out = tmp_path / f"out{blend}"
+        assert main(["pretrain", "--events", str(events), "--out", str(out), "--item-attributes", str(items),
+                     "--attribute-blend", blend, *FAST]) == 0
+        runs[blend] = (load_vectors(out / "latest"), json.loads((out / "latest" / "manifest.json").read_text()))
+    (plain, m0), (blended, m3) = runs["0"], runs["3"]
+    assert m0["cold_start"]["blended"] == 0 and m3["cold_start"]["blended"] == 1
+    np.testing.assert_array_equal(plain["c0_1"], blended["c0_1"])          # exact mode: the same training
+    assert not np.allclose(plain["rare_1"], blended["rare_1"]) and not blended.is_cold("rare_1")
+    assert "1 keys seen under 20 times blend" in (tmp_path / "out3" / "latest" / "report.md").read_text()
