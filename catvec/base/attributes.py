@@ -91,7 +91,7 @@ def read_attributes(path, key_col: str, columns: str = "", sep: str = DEFAULT_SE
         if len(filled) >= MIN_KEYS_FOR_ID_CHECK and len(set(filled)) == len(filled):
             raise CatvecError(f"item_attributes: column {column!r} of {path} has a different value for each of its "
                               f"{len(filled)} keys: an id, not an attribute (nothing to share between keys); "
-                              "leave it out with --attribute-cols")
+                              "leave it out with --attribute-cols, or bucket a number first (a year into decades)")
     values = []
     for i, _ in present:
         tokens = []
