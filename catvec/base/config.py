@@ -92,8 +92,15 @@ class PretrainConfig:
                               "0 = chosen by tuning (1 without it)")
     # evaluation and pictures
     query_last: int = opt(1, "with holdout: the query is the mean of the user's last N items")
-    item_attributes: str = opt("", "optional CSV of item attributes (item column + attribute_col) to colour the vector map")
-    attribute_col: str = opt("", "column of item_attributes to colour by; empty = its second column")
+    item_attributes: str = opt("", "optional CSV of item attributes (the item column + attribute columns): every "
+                                   "key in it with no history gets vectors composed from its attributes "
+                                   "(docs/cold_start.md); also colours the vector map")
+    attribute_col: str = opt("", "column of item_attributes to colour the vector map by; empty = its second column")
+    attribute_cols: str = opt("", "columns of item_attributes that compose cold vectors, comma list; empty = every "
+                                  "column but the item column")
+    attribute_sep: str = opt("|", "separator of multi-valued attribute cells (Action|Comedy); empty = one value per cell")
+    attribute_blend: int = opt(3, "with item_attributes: an item seen n < 20 times keeps n/(n+this) of its learned "
+                                  "vectors and takes the rest from its attributes; 0 = learned vectors only")
     # Off by default in the CLI and the library: matplotlib's import and one drawing cost about
     # a second per run, more than everything else catvec adds to gensim (docs/benchmarks.md).
     vector_map: bool | None = opt(None, "draw a 2D PCA map of the vectors (vector_map.png, about 1 s) into each "
@@ -132,7 +139,7 @@ class PretrainConfig:
             _at_least(name, getattr(self, name), 1)
         _at_least("max_sequence_length", self.max_sequence_length, 2)
         _at_least("tune_events", self.tune_events, 100)
-        for name in ("max_final_vocab", "workers", "keep", "window", "epochs", "min_support"):
+        for name in ("max_final_vocab", "workers", "keep", "window", "epochs", "min_support", "attribute_blend"):
             _at_least(name, getattr(self, name), 0)
         for name, high in PRETRAIN_LIMITS.items():
             _at_most(name, getattr(self, name), high)
@@ -156,6 +163,8 @@ class PretrainConfig:
             raise CatvecError(f"item_attributes: file {self.item_attributes} not found; pass a CSV with the item column")
         if self.attribute_col and not self.item_attributes:
             raise CatvecError("attribute_col needs item_attributes (the CSV that holds that column)")
+        if self.attribute_cols and not self.item_attributes:
+            raise CatvecError("attribute_cols needs item_attributes (the CSV that holds those columns)")
         if self.time_format and "%" not in self.time_format:
             raise CatvecError(f"time_format: {self.time_format!r} is not a strftime format; write e.g. %d/%m/%Y %H:%M")
         from catvec.base.tables import separator
@@ -427,6 +436,11 @@ class FinetuneConfig:
                                 "train) or scratch (random init, the baseline)")
     normalize: str = opt("none", "pretrained rows as model inputs: none, or unit (each row scaled to length 1)")
     oov_init: str = opt("normal", "rows without a pretrained vector: normal (pretrained mean and std), mean, zeros")
+    item_attributes: str = opt("", "CSV of item attributes keyed like the vectors' item column: a key with "
+                                   "attributes but no vector starts from one composed from its attributes "
+                                   "instead of the OOV init (docs/cold_start.md)")
+    attribute_cols: str = opt("", "columns of item_attributes to compose from, comma list; empty = all but the key")
+    attribute_sep: str = opt("|", "separator of multi-valued attribute cells; empty = one value per cell")
     pretrained_input: str = opt("input", "which pretrained vectors start the rows: input, context, or concat "
                                          "(unit input and unit context vectors side by side, twice the size)")
     hash_buckets: str = opt("", "N shared hashed rows for each categorical column's rare and unseen keys "
@@ -495,6 +509,10 @@ class FinetuneConfig:
         _one_of("task", self.task, FINETUNE_TASKS)
         _one_of("oov_init", self.oov_init, ("normal", "mean", "zeros"))
         _one_of("pretrained_input", self.pretrained_input, ("input", "context", "concat"))
+        if self.item_attributes and not Path(self.item_attributes).is_file():
+            raise CatvecError(f"item_attributes: file {self.item_attributes} not found; pass a CSV with the item column")
+        if self.attribute_cols and not self.item_attributes:
+            raise CatvecError("attribute_cols needs item_attributes (the CSV that holds those columns)")
         _one_of("emb_size_rule", self.emb_size_rule, ("fastai", "half"))
         _one_of("class_weight", self.class_weight, ("none", "balanced"))
         _one_of("normalize", self.normalize, ("none", "unit"))

@@ -8,7 +8,9 @@ Two scorers, both "sum the query rows, dot with every candidate row":
               what occurs next to the query: complements, "what comes next")
 
 Candidates seen fewer than `min_support` times in training are left out of the lists
-(their vectors stay), so rare keys cannot crowd neighbour and recommendation lists.
+(their vectors stay), so rare keys cannot crowd neighbour and recommendation lists. Cold
+keys (no history, vectors composed from attributes: catvec.base.attributes) are candidates
+regardless of min_support, unless `cold=False` leaves them out.
 
     scorer = make_scorer(vectors, "context", min_support=3)
     scores = scorer.query_vectors(indptr, items) @ scorer.candidates.T   # (n_queries, n_keys)
@@ -61,9 +63,10 @@ def check_scorer(name: str, vectors=None) -> str:
     return name
 
 
-def make_scorer(vectors, name: str | None = None, min_support: int | None = None) -> Scorer:
+def make_scorer(vectors, name: str | None = None, min_support: int | None = None, cold: bool = True) -> Scorer:
     """A Scorer over `vectors`; name and min_support default to what the version recorded
-    (a support chosen for this scorer, else the version's min_support)."""
+    (a support chosen for this scorer, else the version's min_support). Cold keys are
+    allowed (cold=False: never)."""
     name = check_scorer(name or vectors.scorer, vectors)
     recorded = (vectors.supports or {}).get(name, vectors.min_support)
     support = recorded if min_support is None else int(min_support)
@@ -78,6 +81,8 @@ def make_scorer(vectors, name: str | None = None, min_support: int | None = None
         allowed = np.ones(len(vectors), dtype=bool)
     else:
         allowed = vectors.counts >= support
+    if vectors.cold is not None:
+        allowed = allowed | vectors.cold if cold else allowed & ~vectors.cold
     return Scorer(name, queries, candidates, allowed, support)
 
 
@@ -116,14 +121,15 @@ class Recommendations:
 
 
 def recommend_rows(vectors, indptr: np.ndarray, items: np.ndarray, k: int, scorer: str | None = None,
-                   min_support: int | None = None, query_last: int = 0, batch_size: int = 2048) -> Recommendations:
+                   min_support: int | None = None, query_last: int = 0, batch_size: int = 2048,
+                   cold: bool = True) -> Recommendations:
     """Top-k keys for CSR queries (row indices, -1 = unknown key), in batched matrix
     products; the query is the last `query_last` known items (0 = all). Query items are
     never candidates; a query without a known item gets the most frequent allowed keys
-    (nothing without counts)."""
+    (nothing without counts); cold=False leaves cold keys out of every list."""
     if k < 1:
         raise CatvecError(f"topn must be >= 1, got {k}")
-    s = make_scorer(vectors, scorer, min_support)
+    s = make_scorer(vectors, scorer, min_support, cold)
     n_q, n = len(indptr) - 1, len(vectors)
     k = min(k, n)
     batch_size = min(batch_size, max(16, 2**24 // max(n, 1)))   # a score block of at most 64 MB

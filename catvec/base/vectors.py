@@ -5,7 +5,10 @@ A weight directory (written through catvec.base.store's manifest helpers) holds:
     vectors.safetensors   tensor "vectors", float32 (n_keys, dim): input vectors;
                           "context", float32 (n_keys, dim): the skip-gram's output (context)
                           vectors, and "counts", int64 (n_keys,): training counts (both
-                          optional: versions written before them load without them)
+                          optional: versions written before them load without them);
+                          "cold", uint8 (n_keys,): 1 for a key with no history whose vectors
+                          were composed from its attributes (catvec.base.attributes; optional,
+                          count 0; a reader that does not know it ignores it)
     keys.json             the keys in row order (a JSON list of strings)
     manifest.json         format version, library versions, parameters, checksums, stats
     COMPLETE              written last; holds the manifest's sha256
@@ -36,6 +39,7 @@ KEYS_FILE = "keys.json"
 TENSOR_NAME = "vectors"
 CONTEXT_TENSOR = "context"
 COUNTS_TENSOR = "counts"
+COLD_TENSOR = "cold"
 
 
 @dataclass(eq=False)
@@ -49,6 +53,7 @@ class Vectors:
     scorer: str = "cosine"             # the scorer the version recorded as best
     min_support: int = 1               # lists leave out keys seen fewer times
     supports: dict | None = None       # per scorer, when the version chose one for each
+    cold: np.ndarray | None = None     # (n_keys,) bool: composed from attributes, no history
 
     def __post_init__(self):
         self.keys = list(self.keys)
@@ -63,6 +68,10 @@ class Vectors:
             self.counts = np.ascontiguousarray(self.counts, dtype=np.int64)
             if self.counts.shape != (len(self.keys),):
                 raise CatvecError(f"vectors: {len(self.counts)} counts for {len(self.keys)} keys")
+        if self.cold is not None:
+            self.cold = np.ascontiguousarray(self.cold, dtype=bool)
+            if self.cold.shape != (len(self.keys),):
+                raise CatvecError(f"vectors: {len(self.cold)} cold flags for {len(self.keys)} keys")
         if len(set(self.keys)) != len(self.keys):
             raise CatvecError("vectors: duplicated keys")
 
@@ -94,20 +103,25 @@ class Vectors:
         """Training count of `key` (None for versions without counts)."""
         return None if self.counts is None else int(self.counts[self.key_to_index[key]])
 
+    def is_cold(self, key: str) -> bool:
+        """Whether `key`'s vectors were composed from its attributes (it has no history)."""
+        return self.cold is not None and bool(self.cold[self.key_to_index[key]])
+
     def most_similar(self, key: str, topn: int = 10, scorer: str | None = None,
-                     min_support: int | None = None) -> list[tuple[str, float]]:
+                     min_support: int | None = None, cold: bool = True) -> list[tuple[str, float]]:
         """The `topn` keys closest to `key`, best first. `cosine` ranks by cosine of the
         input vectors (substitutes); `context` by input . context (what occurs with it).
-        scorer and min_support default to the version's (catvec.base.scoring).
+        scorer and min_support default to the version's (catvec.base.scoring); cold=False
+        leaves out keys composed from attributes.
 
         Example: vectors.most_similar("1001", topn=5) -> [("1003", 0.91), ...]
         """
         if key not in self.key_to_index:
             raise CatvecError(f"key {key!r} is not in the vectors ({len(self)} keys); check the id or min_count")
-        return self.recommend([key], topn=topn, scorer=scorer, min_support=min_support)
+        return self.recommend([key], topn=topn, scorer=scorer, min_support=min_support, cold=cold)
 
     def recommend(self, history, topn: int = 10, scorer: str | None = None,
-                  min_support: int | None = None) -> list[tuple[str, float]]:
+                  min_support: int | None = None, cold: bool = True) -> list[tuple[str, float]]:
         """The `topn` best keys for a query of keys (a history or a basket), best first.
         Keys in the query are never returned; unknown keys are skipped; a query with no
         known key gets the most frequent keys (score = count), or [] without counts.
@@ -120,7 +134,7 @@ class Vectors:
             raise CatvecError(f"history: expected a list of keys, got one string {history!r}; pass [key]")
         index = self.key_to_index
         rows = np.array([index.get(k, -1) for k in history], dtype=np.int64)
-        result = recommend_rows(self, np.array([0, len(rows)]), rows, topn, scorer, min_support)
+        result = recommend_rows(self, np.array([0, len(rows)]), rows, topn, scorer, min_support, cold=cold)
         return [(self.keys[i], float(s)) for i, s in zip(result.items[0], result.scores[0]) if i >= 0]
 
 
@@ -142,6 +156,8 @@ def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extr
         tensors[CONTEXT_TENSOR] = vectors.context
     if vectors.counts is not None:
         tensors[COUNTS_TENSOR] = vectors.counts
+    if vectors.cold is not None:
+        tensors[COLD_TENSOR] = vectors.cold.astype(np.uint8)
     with writing(directory / VECTORS_FILE):
         save_file(tensors, str(directory / VECTORS_FILE))
         os.chmod(directory / VECTORS_FILE, 0o644)
@@ -188,13 +204,17 @@ def load_vectors(path, verify: bool = True) -> Vectors:
         raise CatvecError(f"{directory / VECTORS_FILE}: context tensor of shape {context.shape}, vectors {matrix.shape}")
     if counts is not None and counts.shape != (len(keys),):
         raise CatvecError(f"{directory / VECTORS_FILE}: {counts.shape[0]} counts for {len(keys)} keys")
+    cold = tensors.get(COLD_TENSOR)
+    if cold is not None and cold.shape != (len(keys),):
+        raise CatvecError(f"{directory / VECTORS_FILE}: {cold.shape[0]} cold flags for {len(keys)} keys")
     scoring = manifest.get("scoring") or {}
     scorer = scoring.get("scorer", "cosine")
     if scorer == "context" and context is None:
         scorer = "cosine"
     return Vectors(keys=keys, matrix=matrix, context=context, counts=counts, scorer=scorer,
                    min_support=int(scoring.get("min_support", 1)),
-                   supports={k: int(v) for k, v in (scoring.get("supports") or {}).items()})
+                   supports={k: int(v) for k, v in (scoring.get("supports") or {}).items()},
+                   cold=None if cold is None else cold.astype(bool))
 
 
 # ---- interop exports ----------------------------------------------------------------

@@ -23,7 +23,8 @@ TUNE_EXAMPLE = """examples:
 
 
 # PretrainConfig fields tune has no use for: it writes a TOML file, never a version
-TUNE_SKIPS = ("out", "holdout", "export", "keep", "refresh", "vector_map", "item_attributes", "attribute_col", "strict")
+TUNE_SKIPS = ("out", "holdout", "export", "keep", "refresh", "vector_map", "item_attributes", "attribute_col",
+              "attribute_cols", "attribute_sep", "attribute_blend", "strict")
 
 
 def register(sub) -> None:

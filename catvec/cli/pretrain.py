@@ -29,7 +29,8 @@ def register(sub) -> None:
     p.set_defaults(run=run_pretrain)
 
     s = sub.add_parser("similar", help="print the nearest neighbours of a key",
-                       epilog="example:\n  catvec similar --vectors artifacts/latest --k 5 1001",
+                       epilog="examples:\n  catvec similar --vectors artifacts/latest --k 5 1001\n"
+                              "  catvec similar --vectors artifacts/latest --no-cold 1001   # only keys with history",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("key", nargs="+", help="one or more keys (item ids)")
     s.add_argument("--vectors", default="artifacts", help="a version dir, OUT/latest or OUT (default: artifacts)")
@@ -89,9 +90,12 @@ def run_similar(args) -> int:
     scorer = check_scorer(args.scorer or vectors.scorer, vectors)
     for key in args.key:
         count = f", seen {vectors.count(key)} times" if vectors.counts is not None and key in vectors else ""
+        count += ", cold: composed from its attributes" if key in vectors and vectors.is_cold(key) else ""
         print(f"{key} ({scorer}{count}):")
-        for other, score in vectors.most_similar(key, topn=args.k, scorer=scorer, min_support=args.min_support):
+        for other, score in vectors.most_similar(key, topn=args.k, scorer=scorer, min_support=args.min_support,
+                                                 cold=args.cold):
             seen = f"\t{vectors.count(other)}" if vectors.counts is not None else ""
+            seen += "\tcold" if vectors.is_cold(other) else ""
             print(f"  {other}\t{score:.4f}{seen}")
     return 0
 

@@ -11,6 +11,7 @@ RECOMMEND_EXAMPLE = """examples:
   catvec recommend --vectors artifacts/latest --events data/events.csv --topn 10 --out recs.csv
   catvec recommend --vectors baskets/latest --events carts.csv --basket-col order_id --out recs.csv
   catvec recommend --vectors artifacts/latest --events data/events.csv --scorer cosine --out recs.csv
+  catvec recommend --vectors artifacts/latest --events data/events.csv --no-cold --out recs.csv
 """
 # The options of pretrain that say how to read an events file: the queries are read alike.
 READ_OPTIONS = ("user_col", "item_col", "time_col", "basket_col", "sep", "time_unit", "drop_nulls")
@@ -35,7 +36,7 @@ def register(sub) -> None:
 
 
 def add_scoring_arguments(parser, topn: bool = True) -> None:
-    """--k (or --topn), --scorer, --min-support: shared by similar and recommend."""
+    """--k (or --topn), --scorer, --min-support, --no-cold: shared by similar and recommend."""
     if topn:
         parser.add_argument("--k", "--topn", dest="k", type=int, default=10,
                             help="how many items per key or query, as evaluate's --k (default: 10)")
@@ -44,6 +45,11 @@ def add_scoring_arguments(parser, topn: bool = True) -> None:
                              "goes with) (default: the version's, chosen when it was trained)")
     parser.add_argument("--min-support", type=int, default=None,
                         help="leave out items seen fewer times in training (default: the version's)")
+    if not topn:  # evaluate scores held-out items with history: cold keys are candidates there
+        return
+    parser.add_argument("--no-cold", dest="cold", action="store_false",
+                        help="leave out cold items (no history, vectors composed from their attributes; "
+                             "by default they are candidates)")
 
 
 def run_recommend(args) -> int:
@@ -52,7 +58,8 @@ def run_recommend(args) -> int:
 
     overrides = {name: getattr(args, name) for name in READ_OPTIONS}
     cfg = build_config(PretrainConfig, None, events=args.events, **overrides)
-    result = recommend_file(cfg, args.vectors, args.k, args.out, scorer=args.scorer, min_support=args.min_support)
+    result = recommend_file(cfg, args.vectors, args.k, args.out, scorer=args.scorer, min_support=args.min_support,
+                            cold=args.cold)
     say(args, f"{result.queries} queries ({result.query_items} items, {result.unknown_items} unknown and skipped); "
               f"{result.popularity_queries} had no known item and got the most frequent items; "
               f"scorer {result.scorer}, min_support {result.min_support}")

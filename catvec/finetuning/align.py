@@ -189,4 +189,20 @@ def pretrained_input(vectors, which: str, source):
         raise CatvecError(f"{source}: --pretrained-input {which} needs context vectors, which this version "
                           "(from an older catvec) does not have; use --pretrained-input input or pretrain again")
     matrix = vectors.context if which == "context" else np.hstack([unit_rows(vectors.matrix), unit_rows(vectors.context)])
-    return Vectors(vectors.keys, matrix, counts=vectors.counts)
+    return Vectors(vectors.keys, matrix, counts=vectors.counts, cold=vectors.cold)
+
+
+def with_attributes(vectors, source, path, columns: str = "", sep: str = "|"):
+    """`vectors` plus a composed row for every key of the attributes file at `path` that has
+    none (catvec.base.attributes), so a table key without history starts from its attributes
+    instead of the OOV init. The file's key column is the version's item column."""
+    from catvec.base.attributes import compose_vectors, read_attributes
+    from catvec.base.store import read_manifest, resolve_version_dir
+
+    key_col = (read_manifest(resolve_version_dir(source), verify=False).get("params") or {}).get("item_col") or "item_id"
+    vectors, record = compose_vectors(vectors, read_attributes(path, key_col, columns, sep))
+    if not record.get("fitted_on"):
+        raise CatvecError(f"item_attributes: none of the keys of {path} (column {key_col!r}) has a vector in {source}; "
+                          "check that it holds the same ids as the events' item column")
+    log.info("%s: %d keys composed from their attributes (%s)", source, record["composed"], path)
+    return vectors

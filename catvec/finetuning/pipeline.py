@@ -116,7 +116,13 @@ def load_pretrained(cfg: FinetuneConfig) -> dict:
     if cfg.mode == "scratch" and not cfg.compare:
         return {}
     dirs = dict.fromkeys([*cfg.pretrained_map.values()] or [cfg.vectors])
-    return {d: pretrained_input(load_vectors(d), cfg.pretrained_input, d) for d in dirs}
+    loaded = {d: load_vectors(d) for d in dirs}
+    if cfg.item_attributes:
+        from catvec.finetuning.align import with_attributes
+
+        loaded = {d: with_attributes(v, d, cfg.item_attributes, cfg.attribute_cols, cfg.attribute_sep)
+                  for d, v in loaded.items()}
+    return {d: pretrained_input(v, cfg.pretrained_input, d) for d, v in loaded.items()}
 
 
 @step(name="load-previous-model", io=True)

@@ -48,11 +48,18 @@ def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 def shared_rows(vectors: Vectors, parent: Vectors) -> tuple[np.ndarray, np.ndarray]:
-    """Row indices (in vectors, in parent) of the keys both hold, in vectors' order."""
+    """Row indices (in vectors, in parent) of the keys both hold with history, in vectors'
+    order: cold keys (composed from attributes) are never anchors and never judged."""
     index = parent.key_to_index
     mine = [i for i, k in enumerate(vectors.keys) if k in index]
     theirs = [index[vectors.keys[i]] for i in mine]
-    return np.asarray(mine, dtype=np.int64), np.asarray(theirs, dtype=np.int64)
+    mine, theirs = np.asarray(mine, dtype=np.int64), np.asarray(theirs, dtype=np.int64)
+    if vectors.cold is not None or parent.cold is not None:
+        warm = np.ones(len(mine), dtype=bool)
+        warm &= ~vectors.cold[mine] if vectors.cold is not None else True
+        warm &= ~parent.cold[theirs] if parent.cold is not None else True
+        mine, theirs = mine[warm], theirs[warm]
+    return mine, theirs
 
 
 def anchor_rows(vectors: Vectors, parent: Vectors, min_count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +91,8 @@ def align(vectors: Vectors, parent: Vectors, min_count: int) -> tuple[Vectors, d
     if vectors.context is not None:
         context = (vectors.context.astype(np.float64) @ rotation).astype(np.float32)
     aligned = Vectors(keys=vectors.keys, matrix=matrix, context=context, counts=vectors.counts,
-                      scorer=vectors.scorer, min_support=vectors.min_support, supports=vectors.supports)
+                      scorer=vectors.scorer, min_support=vectors.min_support, supports=vectors.supports,
+                      cold=vectors.cold)
     record.update({
         "applied": True,
         "median_cosine_before": round(before, 4),
@@ -199,8 +207,12 @@ def key_changes(vectors: Vectors, parent: Vectors) -> dict:
             return None
         return round(float(v.counts[rows].sum() / v.counts.sum()), 4)
 
-    return {"new": len(new), "new_traffic": share(vectors, new),
-            "dropped": len(dropped), "dropped_traffic": share(parent, dropped)}
+    changes = {"new": len(new), "new_traffic": share(vectors, new),
+               "dropped": len(dropped), "dropped_traffic": share(parent, dropped)}
+    if vectors.cold is not None or parent.cold is not None:  # cold keys that gained history, and new ones
+        changes["warmed"] = sum(1 for k in parent.keys if parent.is_cold(k) and k in vectors and not vectors.is_cold(k))
+        changes["cold"] = int(vectors.cold.sum()) if vectors.cold is not None else 0
+    return changes
 
 
 def drift_report(vectors: Vectors, parent: Vectors, min_count: int, noise: dict | None) -> dict:

@@ -6,6 +6,8 @@
         -> inherit_settings (with a parent) | choose_settings (fills what was left open;
            catvec.pretraining.autotune)
         -> train_skipgram (warm start: from the parent)
+        -> compose_cold (with item attributes, read by load_attributes before any work:
+           vectors for keys with no history; catvec.base.attributes)
         -> measure_seed_noise (the parent's, once) -> compare_parent (align, drift vs that noise)
         -> evaluate_holdout (with a holdout; the parent's too) -> gate (catvec.pretraining.lifecycle)
         -> export_version (staging) -> publish_version (OUT/<version>; OUT/latest if promoted)
@@ -202,6 +204,24 @@ def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None, init=None):
     return vectors, stats
 
 
+@step(name="load-attributes", io=True)
+def load_attributes(cfg: PretrainConfig):
+    """The item attributes table (catvec.base.attributes), read and checked before any work."""
+    from catvec.base.attributes import read_attributes
+
+    return read_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_cols, cfg.attribute_sep)
+
+
+@step(name="compose-cold")
+def compose_cold(vectors, attributes, cfg: PretrainConfig):
+    """Every key of the attributes table without history gets input and context vectors
+    composed from its attributes (count 0, flagged cold); keys seen a few times take part
+    of theirs from their attributes (attribute_blend). Returns (vectors, record)."""
+    from catvec.base.attributes import compose_vectors
+
+    return compose_vectors(vectors, attributes, blend=cfg.attribute_blend)
+
+
 @step(name="compare-parent")
 def compare_parent(vectors, parent_vectors, parent_noise: dict, cfg: PretrainConfig):
     """Align to the parent and measure the drift beside the parent's seed-noise baseline.
@@ -374,6 +394,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
     watch = watch_input(cfg, events)
     checksum = checksum_events(cfg, events)
     check_unchanged(watch, "while its checksum was taken")
+    attributes = load_attributes(cfg) if cfg.item_attributes else None
     store = VersionStore(cfg.out)
     store.prepare()
     sweep_leftovers(store.root, CACHE_DIR)
@@ -409,6 +430,9 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         vectors.supports = tuning.get("supports") or {}
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
         warnings = enforce_gates(corpus.stats, train_stats, len(vectors), cfg.strict)
+        cold_start = None
+        if attributes is not None:
+            vectors, cold_start = compose_cold(vectors, attributes, cfg)
         lineage = {}
         if parent_vectors is not None:
             t = time.perf_counter()
@@ -442,6 +466,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         manifest["tuning"] = tuning
         manifest["scoring"] = {"scorer": vectors.scorer, "min_support": vectors.min_support,
                                "supports": vectors.supports}
+        if cold_start is not None:
+            manifest["cold_start"] = cold_start
         if quality is not None:
             manifest["quality"] = quality
         if warnings:

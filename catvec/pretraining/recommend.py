@@ -52,8 +52,9 @@ def query_rows(table, keys: list[str], basket: bool):
 
 
 def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
-                   min_support: int | None = None) -> RecommendResult:
-    """Read the queries of `cfg` (a PretrainConfig's input options), write top-`topn` CSV."""
+                   min_support: int | None = None, cold: bool = True) -> RecommendResult:
+    """Read the queries of `cfg` (a PretrainConfig's input options), write top-`topn` CSV;
+    cold=False leaves out cold keys (composed from attributes)."""
     import polars as pl
 
     from catvec.base.scoring import check_scorer, recommend_rows
@@ -76,7 +77,7 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
     if not known.any():
         raise CatvecError(f"{cfg.events_path}: none of its {len(items)} items (column {cfg.item_col!r}) is in the "
                           f"vectors; check --item-col and that the queries use the same ids as the events")
-    recs = recommend_rows(vectors, indptr, items, topn, scorer, min_support, query_last=query_last)
+    recs = recommend_rows(vectors, indptr, items, topn, scorer, min_support, query_last=query_last, cold=cold)
     rank = np.tile(np.arange(1, recs.items.shape[1] + 1), len(ids))
     flat_items, flat_scores = recs.items.ravel(), recs.scores.ravel()
     keep = flat_items >= 0

@@ -60,6 +60,7 @@ def pretrain_markdown(manifest: dict, images=()) -> str:
     if training:
         lines.append(f"- trained {training.get('vocab_size')} vectors in {training.get('train_seconds')}s "
                      f"({training.get('workers')} worker(s), {training.get('words_per_second', 0):,} words/s)")
+    lines += [f"- {line}" for line in cold_start_lines(manifest)]
     if corpus:
         lines += ["", "## Corpus", "", _row(CORPUS_COLUMNS), _rule(CORPUS_COLUMNS),
                   _row(corpus.get(c, "") for c in CORPUS_COLUMNS)]
@@ -109,6 +110,7 @@ def pretrain_summary(manifest: dict) -> list[str]:
         f"({t['words_per_second']:,} words/s, {t['workers']} worker(s)); final loss {last.get('loss', float('nan')):.4f}",
         f"version {manifest['version']} (parent {manifest['parent'] or 'none'})",
     ]
+    lines += cold_start_lines(manifest)
     align, drift = manifest.get("alignment") or {}, manifest.get("drift") or {}
     if align.get("applied"):
         lines.append(f"aligned to the parent on {align['anchors']} anchors: median cosine {align['median_cosine_before']} "
@@ -130,6 +132,23 @@ def pretrain_summary(manifest: dict) -> list[str]:
     return lines + popularity_warnings(manifest)
 
 
+def cold_start_lines(manifest: dict) -> list[str]:
+    """How many keys got vectors composed from their attributes (no history), and from what."""
+    cold = manifest.get("cold_start")
+    if not cold:
+        return []
+    line = (f"cold keys: {cold['composed']} of the {cold['attribute_keys']} keys with attributes have no history "
+            f"and got vectors composed from {', '.join(cold['columns'])}")
+    if cold.get("composed") or cold.get("blended"):
+        line += f" ({cold['features']} attribute features fitted on {cold['fitted_on']} keys)"
+    elif cold.get("reason"):
+        line += f" ({cold['reason']})"
+    if cold.get("blended"):
+        line += (f"; {cold['blended']} keys seen under 20 times blend their learned vectors with their composed "
+                 f"ones (attribute_blend {(manifest.get('params') or {}).get('attribute_blend')})")
+    return [line]
+
+
 def parent_lines(manifest: dict) -> list[str]:
     """Alignment, drift per band beside seed noise, new and dropped keys, the gate's decision."""
     lines = []
@@ -146,6 +165,9 @@ def parent_lines(manifest: dict) -> list[str]:
         lines.append(f"- keys: {drift['shared_keys']} shared, {drift['new']} new "
                      f"({_share(drift.get('new_traffic'))} of the traffic), {drift['dropped']} dropped "
                      f"({_share(drift.get('dropped_traffic'))} of the parent's)")
+        if "warmed" in drift:
+            lines.append(f"- cold keys: {drift['cold']} in this version; {drift['warmed']} cold in the parent now "
+                         "have history and learned vectors")
         noise = (drift.get("noise") or {}).get("bands", {})
         lines += ["", f"Neighbour overlap@10 with the parent and aligned cosine, beside seed noise (two seeds on the "
                       f"{'parent' if drift.get('noise_from') == 'parent' else 'same'}'s data):", "",

@@ -41,12 +41,13 @@ def test_parameters_are_the_config_fields(pretrain_module):
 
 def test_only_the_input_steps_retry(adapter):
     steps = steps_of(pipeline)
-    # the steps that only run with a parent version or a holdout
+    # the steps that only run with a parent version, a holdout or item attributes
     lifecycle = ["load-parent", "inherit-settings", "seed-noise", "compare-parent"]
-    assert sorted(s.info.name for s in steps) == sorted(STEPS_IN_ORDER + ["evaluate"] + lifecycle)
+    attributes = ["load-attributes", "compose-cold"]
+    assert sorted(s.info.name for s in steps) == sorted(STEPS_IN_ORDER + ["evaluate"] + lifecycle + attributes)
     retries = {s.info.name: adapter.task_of(s).retries for s in steps}
-    assert retries == {name: (adapter.IO_RETRIES if name in ("checksum-events", "read-events") else 0)
-                       for name in retries}
+    assert retries == {name: (adapter.IO_RETRIES if name in ("checksum-events", "read-events", "load-attributes")
+                              else 0) for name in retries}
 
 
 def test_retry_condition_only_for_missing_input(adapter):
