@@ -7,7 +7,7 @@ missing values (null), which GBMs handle, and is counted.
 
     which           the vectors of each key: input, context or concat (unit input and unit
                     context side by side), chosen as finetune's `--pretrained-input`
-                    (catvec.finetuning.align.pretrained_input)
+                    (catvec.base.vectors.select_vectors)
     k               optional reduction to k dimensions: a PCA fitted on the chosen vectors of
                     every key of the version (not on the table), so the same key gets the
                     same k numbers in any table
@@ -31,7 +31,6 @@ from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
 
-WHICH = ("input", "context", "concat")
 OUT_SUFFIXES = (".parquet", ".csv")
 
 
@@ -73,11 +72,9 @@ def parse_cols(spec: str, default_vectors: str | None) -> dict:
 
 def vector_matrix(vectors, which: str, k: int | None, source: str) -> np.ndarray:
     """The (n_keys, dim or k) float32 rows appended for each key of `vectors`."""
-    from catvec.finetuning.align import pretrained_input
+    from catvec.base.vectors import select_vectors
 
-    if which not in WHICH:
-        raise CatvecError(f"which must be one of {', '.join(WHICH)}; got {which!r}")
-    matrix = pretrained_input(vectors, which, source).matrix
+    matrix = select_vectors(vectors, which, source).matrix
     if k is None:
         return matrix
     if not 1 <= k <= matrix.shape[1]:
