@@ -164,3 +164,18 @@ def test_export_cli_parquet_and_refusals(tmp_path, vectors, capsys):
     assert "needs context vectors" in capsys.readouterr().err and not (tmp_path / "o.txt").exists()
     assert main(["export", "--vectors", str(tmp_path / "v"), "--format", "parquet", "--pretrained-input", "concat",
                  "--out", str(tmp_path / "p.parquet")]) == 2
+
+
+def test_an_unknown_key_suggests_close_keys(tmp_path, capsys):
+    from catvec.base.vectors import close_keys
+    from catvec.cli.main import main
+
+    keys = ["The Beatles", "Beatles Tribute Band", "Blur", "Radiohead", "Beat Happening"]
+    assert close_keys(keys, "Beatles") == ["The Beatles", "Beatles Tribute Band"]
+    assert close_keys(keys, "radiohed") == ["Radiohead"] and close_keys(keys, "zzzz") == []
+    v = Vectors(keys=keys, matrix=np.eye(5, dtype=np.float32))
+    with pytest.raises(CatvecError, match="did you mean 'The Beatles' or 'Beatles Tribute Band'"):
+        v.most_similar("Beatles")
+    save_vectors(v, tmp_path / "v")
+    assert main(["similar", "--vectors", str(tmp_path / "v"), "beatles"]) == 2
+    assert "did you mean 'The Beatles'" in capsys.readouterr().err

@@ -103,7 +103,9 @@ class Vectors:
         Example: vectors.most_similar("1001", topn=5) -> [("1003", 0.91), ...]
         """
         if key not in self.key_to_index:
-            raise CatvecError(f"key {key!r} is not in the vectors ({len(self)} keys); check the id or min_count")
+            close = close_keys(self.keys, key)
+            hint = f"did you mean {' or '.join(repr(k) for k in close)}? " if close else ""
+            raise CatvecError(f"key {key!r} is not in the vectors ({len(self)} keys); {hint}check the id or min_count")
         return self.recommend([key], topn=topn, scorer=scorer, min_support=min_support)
 
     def recommend(self, history, topn: int = 10, scorer: str | None = None,
@@ -122,6 +124,18 @@ class Vectors:
         rows = np.array([index.get(k, -1) for k in history], dtype=np.int64)
         result = recommend_rows(self, np.array([0, len(rows)]), rows, topn, scorer, min_support)
         return [(self.keys[i], float(s)) for i, s in zip(result.items[0], result.scores[0]) if i >= 0]
+
+
+def close_keys(keys: list[str], key: str, n: int = 3) -> list[str]:
+    """Up to `n` keys that look like `key`: those containing it (any case), shortest first,
+    then difflib's closest. Example: close_keys(["The Beatles", "Blur"], "beatles") == ["The Beatles"]"""
+    import difflib
+
+    low = key.lower()
+    containing = sorted((k for k in keys if low and low in k.lower()), key=len)[:n]
+    pool = keys if len(keys) <= 100_000 else containing     # difflib compares one key at a time
+    fuzzy = difflib.get_close_matches(key, pool, n=n, cutoff=0.6)
+    return list(dict.fromkeys(containing + fuzzy))[:n]
 
 
 def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extra_files=()) -> Path:
