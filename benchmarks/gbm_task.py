@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine_lines, markdown_table, movielens_config, movielens_dir  # noqa: E402
+from common import REPO, machine_lines, markdown_table, movielens_config, movielens_dir, record_seed  # noqa: E402
 
 OUT = REPO / "benchmarks" / "gbm_task.md"
 FRACTIONS = (0.02, 0.10)
@@ -148,12 +148,7 @@ def main(argv=None) -> int:
                 frame = frame.filter(pl.col("split") != "")
                 found = catvec_scores(frame, items, users, seed, tmp / "ft")
                 found.update(catboost_scores(frame, items, users, seed))
-                for run in RUNS:
-                    scores.setdefault((fraction, run), []).append(found[run])
-                chosen = found["chosen"] or {}
-                print(f"  {fraction:.0%} seed {seed}: " + ", ".join(f"{r} {found[r]:.4f}" for r in RUNS)
-                      + f"; auto chose {chosen.get('hidden') or 'linear'} {chosen.get('mode')} "
-                        f"({time.perf_counter() - t:.0f}s)", file=sys.stderr, flush=True)
+                record_seed(scores, fraction, found, RUNS, f"{fraction:.0%} seed {seed}", t)
     rows = []
     for fraction in fractions:
         mean = {r: float(np.mean(scores[(fraction, r)])) for r in RUNS}

@@ -24,7 +24,7 @@ def register(sub) -> None:
                                                    "(a version dir, OUT/latest or OUT)")
     f.add_argument("--table", required=True, help="the table: .csv, .tsv or .parquet")
     f.add_argument("--cols", required=True, metavar="COL[=VECTORS],...",
-                   help="key columns, each with its own weight dir after = or --vectors'")
+                   help="key columns: COL=DIR takes its vectors from DIR, a bare COL from --vectors")
     f.add_argument("--out", required=True, help="the table to write: .parquet or .csv")
     f.add_argument("--pretrained-input", choices=["input", "context", "concat"], default="input",
                    help="which vectors, as finetune's --pretrained-input: input, context, or both unit-normalised "

@@ -78,7 +78,7 @@ def vector_matrix(vectors, which: str, k: int | None, source: str) -> np.ndarray
     if k is None:
         return matrix
     if not 1 <= k <= matrix.shape[1]:
-        raise CatvecError(f"{source}: --k {k} must be between 1 and the vectors' dimension {matrix.shape[1]}")
+        raise CatvecError(f"{source}: --dims {k} must be between 1 and the vectors' dimension {matrix.shape[1]}")
     return reduce_dims(matrix, k)
 
 
