@@ -74,3 +74,16 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 100 else f"{value:,.0f}"
     return str(value)
+
+
+def record_seed(scores: dict, key, found: dict, runs, label: str, started: float) -> None:
+    """Append one seed's value of each run to scores[(key, run)] and print a progress line
+    with what --auto chose (found["chosen"])."""
+    import time
+
+    for run in runs:
+        scores.setdefault((key, run), []).append(found[run])
+    chosen = found.get("chosen") or {}
+    print(f"  {label}: " + ", ".join(f"{r} {found[r]:.4f}" for r in runs)
+          + f"; auto chose {chosen.get('hidden') or 'linear'} {chosen.get('mode')} "
+            f"({time.perf_counter() - started:.1f}s)", file=sys.stderr, flush=True)

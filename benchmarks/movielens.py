@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine_lines, markdown_table, movielens_config, movielens_dir  # noqa: E402
+from common import REPO, machine_lines, markdown_table, movielens_config, movielens_dir, record_seed  # noqa: E402
 
 OUT = REPO / "benchmarks" / "movielens.md"
 TEXT_DEFAULTS = dict(window=5, epochs=10, sample=1e-3, ns_exponent=0.75, scorer="cosine", min_support=1)
@@ -128,12 +128,7 @@ def genres(tmp: Path, seeds: int) -> tuple:
             t = time.perf_counter()
             found = genre_scores(vectors, table, fraction, seed, tmp / "ft")
             scores.setdefault((fraction, "rows"), []).append(found["rows"])
-            for run in RUNS:
-                scores.setdefault((fraction, run), []).append(found[run])
-            chosen = found["chosen"] or {}
-            print(f"  genres {fraction:.0%} seed {seed}: " + ", ".join(f"{r} {found[r]:.4f}" for r in RUNS)
-                  + f"; auto chose {chosen.get('hidden') or 'linear'} {chosen.get('mode')} "
-                    f"({time.perf_counter() - t:.1f}s)", file=sys.stderr, flush=True)
+            record_seed(scores, fraction, found, RUNS, f"genres {fraction:.0%} seed {seed}", t)
     rows = []
     for fraction in FRACTIONS:
         mean = {r: float(np.mean(scores[(fraction, r)])) for r in RUNS}

@@ -24,6 +24,7 @@ _LAZY = {
     "embedding": "catvec.finetuning.own_model",
     "param_groups": "catvec.finetuning.own_model",
     "PretrainedEmbedding": "catvec.finetuning.embedding",
+    "features": "catvec.finetuning.features",
 }
 
 __all__ = ["__version__", *_LAZY]

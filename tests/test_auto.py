@@ -28,7 +28,12 @@ def test_candidates_search_head_mode_and_regularisation_unless_given():
     many = candidates(FinetuneConfig(metric="macro_f1"), train_rows=5000, n_classes=6)
     assert {(c.hidden, c.mode) for c in many} == {("", "frozen"), ("128,64", "frozen"), ("128,64", "finetune")}
     assert {c.dropout for c in many if c.hidden} == {0.1, 0.3}
-    assert all(c.normalize == "unit" and c.class_weight == "balanced" for c in many)
+    assert all(c.class_weight == "balanced" for c in many)
+    assert {c.normalize for c in many if not c.hidden} == {"unit"}
+    # the MLPs also try the rows as trained (their length says how frequent a key was)
+    assert sorted((c.normalize, c.mode, c.dropout) for c in many if c.hidden) == sorted(
+        (n, m, d) for n in ("unit", "none") for m in ("frozen", "finetune") for d in (0.1, 0.3))
+    assert len({c.normalize for c in candidates(FinetuneConfig(normalize="unit"), 5000, 6)}) == 1
     # explicit flags win: that axis is not searched
     pinned = candidates(FinetuneConfig(mode="partial", hidden="32", dropout=0.2), train_rows=5000, n_classes=6)
     assert {(c.mode, c.hidden, c.dropout, c.solver) for c in pinned} == {("partial", "32", 0.2, "adam")}

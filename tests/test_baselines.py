@@ -26,7 +26,7 @@ def test_compare_stores_a_linear_probe_and_knn_beside_scratch(tmp_path, inputs):
     result = finetune(config(tmp_path, inputs))
     metrics = json.loads((result.path / "metrics.json").read_text())
     base = metrics["baselines"]
-    assert set(base) == {"linear_probe", "knn"}
+    assert {"linear_probe", "knn"} <= set(base)
     assert base["linear_probe"]["settings"]["l2"] > 0 and base["knn"]["settings"]["k"] >= 1
     # clustered vectors and a label that is the cluster: the nearest labeled item is right
     assert base["knn"]["best"]["val_accuracy"] == 1.0 and base["linear_probe"]["best"]["val_accuracy"] == 1.0

@@ -48,8 +48,10 @@ def test_finetune_compare_then_predict_end_to_end(tmp_path, inputs):
     assert "## Alignment" in (out / "latest" / "report.md").read_text()
     manifest = json.loads((out / "latest" / "manifest.json").read_text())
     assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("catvec-model", 1, "finetune")
+    # a fine-tuned pretrained column also keeps the rows it started from
+    started = ["initial.safetensors"] if metrics["mode"] == "finetune" else []
     assert sorted(manifest["files"]) == sorted(["model.safetensors", "model.json", "vocabs.json", "metrics.json", "training_curves.png",
-                                                "alignment.json", "report.md"])
+                                                "alignment.json", "report.md", *started])
     assert manifest["embeddings"] == {"item_id": "embeddings/item_id", "color": "embeddings/color"}
 
     new = labeled_rows(20, seed=9).drop(columns=["y"])

@@ -85,6 +85,9 @@ def test_param_groups_put_the_embedding_at_its_own_rate(vectors_dir):
     groups = {g["name"]: g for g in catvec.param_groups(model, lr=1e-3, embedding_lr=1e-4)}
     assert groups["embedding"]["lr"] == 1e-4 and groups["embedding"]["param_names"] == ["emb.weight"]
     assert groups["decay"]["lr"] == 1e-3
+    # the README's promise: Linear weights decay by default, as much as catvec finetune's
+    assert groups["decay"]["weight_decay"] == catvec.FinetuneConfig().weight_decay == 1e-4
+    assert all(g["weight_decay"] == 0 for name, g in groups.items() if name != "decay")
     before = model.emb.full_weight()
     train_steps(model)
     assert not torch.equal(model.emb.full_weight(), before)

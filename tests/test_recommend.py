@@ -248,3 +248,23 @@ def test_tuning_with_a_capped_vocab_still_scores(clustered_events, tmp_path):
     cfg = PretrainConfig(out=str(tmp_path / "o"), dim=8, epochs=2, vector_map=False, max_final_vocab=30)
     tuning = pretrain(cfg, events=clustered_events).manifest["tuning"]
     assert tuning["ran"] and all(t["scores"]["context@1"]["hr"] >= 0 for t in tuning["trials"])
+
+
+def test_recommend_reads_and_names_the_columns_the_vectors_were_trained_with(tmp_path, write_csv, capsys):
+    from catvec.base.vectors import Vectors, save_vectors
+
+    rng = np.random.default_rng(2)
+    v = Vectors([f"a{i}" for i in range(6)], rng.normal(size=(6, 4)).astype(np.float32))
+    save_vectors(v, tmp_path / "v", {"params": {"user_col": "listener", "item_col": "artist",
+                                                "time_col": "played_at", "basket_col": "", "query_last": 1}})
+    queries = write_csv("q.csv", "listener,artist,played_at\nl1,a0,1\nl1,a1,2\nl2,a3,1\n")
+    assert main(["recommend", "--vectors", str(tmp_path / "v"), "--events", str(queries), "--k", "2",
+                 "--out", str(tmp_path / "r.csv"), "-q"]) == 0
+    recs = pl.read_csv(tmp_path / "r.csv", schema_overrides={"listener": pl.Utf8, "artist": pl.Utf8})
+    assert recs.columns == ["listener", "rank", "artist", "score"] and recs["listener"].to_list() == ["l1"] * 2 + ["l2"] * 2
+    assert recs.filter(pl.col("listener") == "l2")["artist"].to_list() == [k for k, _ in v.most_similar("a3", 2)]
+    # flags still win over what the version remembers
+    renamed = write_csv("r2.csv", "who,what,when\nl1,a0,1\n")
+    assert main(["recommend", "--vectors", str(tmp_path / "v"), "--events", str(renamed), "--user-col", "who",
+                 "--item-col", "what", "--time-col", "when", "--out", str(tmp_path / "r2.csv"), "-q"]) == 0
+    assert pl.read_csv(tmp_path / "r2.csv").columns == ["who", "rank", "what", "score"]

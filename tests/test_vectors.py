@@ -111,3 +111,74 @@ def test_most_similar_excludes_self_and_ranks(tmp_path):
     assert [k for k, _ in v.most_similar("a", topn=2)] == ["b", "c"]
     with pytest.raises(CatvecError, match="'zzz' is not in the vectors"):
         v.most_similar("zzz")
+
+
+def test_parquet_export_keeps_odd_keys_and_both_matrices(tmp_path, vectors):
+    import polars as pl
+
+    from catvec.base.vectors import export_parquet
+
+    rng = np.random.default_rng(4)
+    full = Vectors(keys=ODD_KEYS + ["cr\rkey", "a\x00b", " lead"], matrix=rng.normal(size=(10, 3)).astype(np.float32),
+                   context=rng.normal(size=(10, 3)).astype(np.float32), counts=np.arange(10) + 5,
+                   cold=[False] * 9 + [True])
+    frame = pl.read_parquet(export_parquet(full, tmp_path / "v.parquet"))
+    assert frame.columns == ["key", "vector", "context", "count", "cold"] and frame["key"].to_list() == full.keys
+    assert frame["cold"].to_list() == [False] * 9 + [True]
+    assert np.array_equal(np.stack(frame["vector"].to_numpy()), full.matrix)
+    assert np.array_equal(np.stack(frame["context"].to_numpy()), full.context)
+    assert frame["count"].to_list() == list(range(5, 15))
+    bare = pl.read_parquet(export_parquet(vectors, tmp_path / "bare.parquet"))
+    assert bare["context"].null_count() == len(vectors) and bare["count"].null_count() == len(vectors)
+    assert not bare["cold"].any()
+
+
+def test_projector_metadata_keeps_spaces_and_escapes_only_row_breakers(tmp_path, vectors):
+    _, meta = export_projector(vectors, tmp_path / "p")
+    lines = meta.read_text(encoding="utf-8").split("\n")
+    assert lines[:7] == ["plain", "with space", "tab\\there", "new\\nline", "back\\slash", "ünï", "1001"]
+
+
+def test_exports_take_the_input_context_or_concat_choice(tmp_path):
+    from catvec.base.scoring import unit_rows
+
+    rng = np.random.default_rng(5)
+    v = Vectors(keys=["a b", "c"], matrix=rng.normal(size=(2, 4)).astype(np.float32),
+                context=rng.normal(size=(2, 4)).astype(np.float32))
+    assert np.array_equal(load_word2vec(export_word2vec(v, tmp_path / "c.txt", "context")).matrix, v.context)
+    back = load_word2vec(export_word2vec(v, tmp_path / "b.txt", "concat"))
+    assert back.keys == ["a b", "c"] and np.allclose(back.matrix, np.hstack([unit_rows(v.matrix), unit_rows(v.context)]))
+    vec, _ = export_projector(v, tmp_path / "p", which="context")
+    assert np.allclose(np.loadtxt(vec, delimiter="\t"), v.context, atol=1e-6)
+    with pytest.raises(CatvecError, match="needs context vectors"):
+        export_word2vec(Vectors(keys=["a"], matrix=np.ones((1, 2), dtype=np.float32)), tmp_path / "x.txt", "context")
+
+
+def test_export_cli_parquet_and_refusals(tmp_path, vectors, capsys):
+    import polars as pl
+
+    from catvec.cli.main import main
+
+    save_vectors(vectors, tmp_path / "v")
+    assert main(["export", "--vectors", str(tmp_path / "v"), "--format", "parquet", "--out", str(tmp_path / "o.parquet")]) == 0
+    assert pl.read_parquet(tmp_path / "o.parquet")["key"].to_list() == ODD_KEYS
+    assert main(["export", "--vectors", str(tmp_path / "v"), "--format", "word2vec", "--pretrained-input", "context",
+                 "--out", str(tmp_path / "o.txt")]) == 2
+    assert "needs context vectors" in capsys.readouterr().err and not (tmp_path / "o.txt").exists()
+    assert main(["export", "--vectors", str(tmp_path / "v"), "--format", "parquet", "--pretrained-input", "concat",
+                 "--out", str(tmp_path / "p.parquet")]) == 2
+
+
+def test_an_unknown_key_suggests_close_keys(tmp_path, capsys):
+    from catvec.base.vectors import close_keys
+    from catvec.cli.main import main
+
+    keys = ["The Beatles", "Beatles Tribute Band", "Blur", "Radiohead", "Beat Happening"]
+    assert close_keys(keys, "Beatles") == ["The Beatles", "Beatles Tribute Band"]
+    assert close_keys(keys, "radiohed") == ["Radiohead"] and close_keys(keys, "zzzz") == []
+    v = Vectors(keys=keys, matrix=np.eye(5, dtype=np.float32))
+    with pytest.raises(CatvecError, match="did you mean 'The Beatles' or 'Beatles Tribute Band'"):
+        v.most_similar("Beatles")
+    save_vectors(v, tmp_path / "v")
+    assert main(["similar", "--vectors", str(tmp_path / "v"), "beatles"]) == 2
+    assert "did you mean 'The Beatles'" in capsys.readouterr().err

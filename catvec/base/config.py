@@ -470,7 +470,8 @@ class FinetuneConfig:
     exact: bool = opt(False, "deterministic: one thread and deterministic torch algorithms")
     threads: int = opt(0, "torch threads (0 = 1 for tables under 200,000 rows, else all cores)")
     compare: bool = opt(False, "also train the scratch baseline and fit a linear probe and kNN on the frozen "
-                               "vectors, on the same split, and report them all")
+                               "vectors and (extra catvec[gbm]) a GBM on the raw columns and with the vectors, "
+                               "on the same split, and report them all; verdicts read the test split if any")
     metric: str = opt("", "validation metric that early stopping and comparisons read (rmse, mae, auc, "
                           "accuracy, macro_f1, log_loss); empty = the task's main one, stopping on val_loss")
     class_weight: str = opt("none", "none, or balanced: weight each class's loss by rows / (classes * its rows)")

@@ -117,7 +117,9 @@ class Vectors:
         Example: vectors.most_similar("1001", topn=5) -> [("1003", 0.91), ...]
         """
         if key not in self.key_to_index:
-            raise CatvecError(f"key {key!r} is not in the vectors ({len(self)} keys); check the id or min_count")
+            close = close_keys(self.keys, key)
+            hint = f"did you mean {' or '.join(repr(k) for k in close)}? " if close else ""
+            raise CatvecError(f"key {key!r} is not in the vectors ({len(self)} keys); {hint}check the id or min_count")
         return self.recommend([key], topn=topn, scorer=scorer, min_support=min_support, cold=cold)
 
     def recommend(self, history, topn: int = 10, scorer: str | None = None,
@@ -136,6 +138,18 @@ class Vectors:
         rows = np.array([index.get(k, -1) for k in history], dtype=np.int64)
         result = recommend_rows(self, np.array([0, len(rows)]), rows, topn, scorer, min_support, cold=cold)
         return [(self.keys[i], float(s)) for i, s in zip(result.items[0], result.scores[0]) if i >= 0]
+
+
+def close_keys(keys: list[str], key: str, n: int = 3) -> list[str]:
+    """Up to `n` keys that look like `key`: those containing it (any case), shortest first,
+    then difflib's closest. Example: close_keys(["The Beatles", "Blur"], "beatles") == ["The Beatles"]"""
+    import difflib
+
+    low = key.lower()
+    containing = sorted((k for k in keys if low and low in k.lower()), key=len)[:n]
+    pool = keys if len(keys) <= 100_000 else containing     # difflib compares one key at a time
+    fuzzy = difflib.get_close_matches(key, pool, n=n, cutoff=0.6)
+    return list(dict.fromkeys(containing + fuzzy))[:n]
 
 
 def save_vectors(vectors: Vectors, directory, manifest: dict | None = None, extra_files=()) -> Path:
@@ -219,12 +233,37 @@ def load_vectors(path, verify: bool = True) -> Vectors:
 
 # ---- interop exports ----------------------------------------------------------------
 
-def export_word2vec(vectors: Vectors, path) -> Path:
-    """word2vec text format (gensim `KeyedVectors.load_word2vec_format` reads it).
+INPUTS = ("input", "context", "concat")
+
+
+def select_vectors(vectors: Vectors, which: str, source="vectors") -> Vectors:
+    """The input vectors, the context vectors, or both unit-normalised side by side
+    ("concat", twice the dimension): what finetune's --pretrained-input, `catvec features`
+    and the exports hand on. Keys, counts and scorer settings stay.
+
+    Example: select_vectors(load_vectors("artifacts/latest"), "context").matrix
+    """
+    from catvec.base.scoring import unit_rows
+
+    if which not in INPUTS:
+        raise CatvecError(f"{source}: which vectors must be one of {', '.join(INPUTS)}; got {which!r}")
+    if which == "input":
+        return vectors
+    if vectors.context is None:
+        raise CatvecError(f"{source}: --pretrained-input {which} needs context vectors, which this version "
+                          "(from an older catvec) does not have; use --pretrained-input input or pretrain again")
+    matrix = vectors.context if which == "context" else np.hstack([unit_rows(vectors.matrix), unit_rows(vectors.context)])
+    return Vectors(vectors.keys, matrix, counts=vectors.counts, cold=vectors.cold)
+
+
+def export_word2vec(vectors: Vectors, path, which: str = "input") -> Path:
+    """word2vec text format (gensim `KeyedVectors.load_word2vec_format` reads it) of the
+    input, context or concat vectors (`select_vectors`).
 
     Keys with whitespace, control characters or backslashes are escaped (catvec.base.keys);
     `load_word2vec` restores them exactly.
     """
+    vectors = select_vectors(vectors, which)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with writing(path, partial=tmp), open(tmp, "w", encoding="utf-8", newline="\n") as fh:
@@ -254,12 +293,16 @@ def load_word2vec(path) -> Vectors:
     return Vectors(keys=keys, matrix=np.asarray(rows, dtype=np.float32).reshape(len(keys), dim))
 
 
-def export_projector(vectors: Vectors, directory, metadata: dict[str, dict] | None = None) -> tuple[Path, Path]:
-    """TensorBoard projector files: vectors.tsv (one row per key) + metadata.tsv.
+def export_projector(vectors: Vectors, directory, metadata: dict[str, dict] | None = None,
+                     which: str = "input") -> tuple[Path, Path]:
+    """TensorBoard projector files: vectors.tsv (one row per key, the input, context or
+    concat vectors) + metadata.tsv.
 
-    metadata maps a column name to {key: value}; keys and values are escaped so a tab or
-    newline never breaks a row.
+    metadata maps a column name to {key: value}. Keys and values are shown as they are,
+    spaces included; only a tab, newline or carriage return (which would break a row) is
+    written as \\t, \\n, \\r.
     """
+    vectors = select_vectors(vectors, which)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     vec_path, meta_path = directory / "vectors.tsv", directory / "metadata.tsv"
@@ -270,6 +313,46 @@ def export_projector(vectors: Vectors, directory, metadata: dict[str, dict] | No
         if columns:
             fh.write("\t".join(["key", *columns]) + "\n")
         for key in vectors.keys:
-            cells = [escape_key(key)] + [escape_key(str(metadata[c].get(key, ""))) for c in columns]
+            cells = [projector_cell(key)] + [projector_cell(str(metadata[c].get(key, ""))) for c in columns]
             fh.write("\t".join(cells) + "\n")
     return vec_path, meta_path
+
+
+_ROW_BREAKERS = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def projector_cell(text: str) -> str:
+    """A metadata.tsv cell: the text verbatim except the characters that break a TSV row."""
+    return text.translate(_ROW_BREAKERS)
+
+
+def export_parquet(vectors: Vectors, path) -> Path:
+    """One row per key: key (string, exactly as trained), vector (list of float32, the input
+    vector), context (list of float32, null for versions without context vectors), count
+    (int64, null without counts), cold (bool: composed from attributes, no history).
+    Written whole or not at all.
+
+    Example: polars.read_parquet(export_parquet(load_vectors("artifacts/latest"), "items.parquet"))
+    """
+    import polars as pl
+
+    path = Path(path)
+    n, dim = len(vectors), vectors.dim
+    array = pl.Array(pl.Float32, dim)
+    frame = pl.DataFrame({
+        "key": pl.Series(vectors.keys, dtype=pl.Utf8),
+        "vector": pl.Series(vectors.matrix, dtype=array),
+        "context": pl.Series(vectors.context, dtype=array) if vectors.context is not None
+        else pl.Series([None] * n, dtype=array),
+        "count": pl.Series(vectors.counts, dtype=pl.Int64) if vectors.counts is not None
+        else pl.Series([None] * n, dtype=pl.Int64),
+        "cold": pl.Series(vectors.cold.astype(bool) if vectors.cold is not None else np.zeros(n, dtype=bool), dtype=pl.Boolean),
+    })
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with writing(path, partial=tmp):
+            frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

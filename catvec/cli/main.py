@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "catvec.cli.evaluate",
     "catvec.cli.recommend",
     "catvec.cli.versions",
+    "catvec.cli.features",
 )
 
 EXIT_USER_ERROR = 2

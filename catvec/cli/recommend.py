@@ -21,9 +21,10 @@ def register(sub) -> None:
     r = sub.add_parser("recommend", help="top-k items for every user (or basket) of a queries file",
                        description="Read QUERIES like pretrain reads events: one query per user (its items in "
                                    "time order) or per basket. Rank every item with the version's scorer "
-                                   "(or --scorer) and write USER, rank, item_id, score as CSV. Items already "
-                                   "in a query are never recommended; unknown items are skipped; a query "
-                                   "with no known item gets the most frequent items.",
+                                   "(or --scorer) and write USER, rank, ITEM, score as CSV, named after the columns the vectors were "
+                                   "trained with (or --user-col / --item-col). Items already in a query are never "
+                                   "recommended; unknown items are skipped; a query with no known item gets "
+                                   "the most frequent items.",
                        epilog=RECOMMEND_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--vectors", default="artifacts", help="a version dir, OUT/latest or OUT (default: artifacts)")
     r.add_argument("--events", required=True, metavar="QUERIES", help="the queries: .csv, .tsv or .parquet")
@@ -54,9 +55,11 @@ def add_scoring_arguments(parser, topn: bool = True) -> None:
 
 def run_recommend(args) -> int:
     from catvec.base.config import build_config
-    from catvec.pretraining.recommend import recommend_file
+    from catvec.pretraining.recommend import recommend_file, trained_columns
 
-    overrides = {name: getattr(args, name) for name in READ_OPTIONS}
+    remembered = trained_columns(args.vectors)      # the columns the vectors were trained with
+    overrides = {name: getattr(args, name) if getattr(args, name) is not None else remembered.get(name)
+                 for name in READ_OPTIONS}
     cfg = build_config(PretrainConfig, None, events=args.events, **overrides)
     result = recommend_file(cfg, args.vectors, args.k, args.out, scorer=args.scorer, min_support=args.min_support,
                             cold=args.cold)

@@ -179,17 +179,10 @@ def add_traffic(report: AlignmentReport, counts: np.ndarray, hit: np.ndarray, na
 
 def pretrained_input(vectors, which: str, source):
     """The vectors a finetune starts from: the input vectors, the context vectors, or both
-    unit-normalised side by side ("concat")."""
-    from catvec.base.scoring import unit_rows
-    from catvec.base.vectors import Vectors
+    unit-normalised side by side ("concat"); catvec.base.vectors.select_vectors."""
+    from catvec.base.vectors import select_vectors
 
-    if which == "input":
-        return vectors
-    if vectors.context is None:
-        raise CatvecError(f"{source}: --pretrained-input {which} needs context vectors, which this version "
-                          "(from an older catvec) does not have; use --pretrained-input input or pretrain again")
-    matrix = vectors.context if which == "context" else np.hstack([unit_rows(vectors.matrix), unit_rows(vectors.context)])
-    return Vectors(vectors.keys, matrix, counts=vectors.counts, cold=vectors.cold)
+    return select_vectors(vectors, which, source)
 
 
 def with_attributes(vectors, source, path, columns: str = "", sep: str = "|"):

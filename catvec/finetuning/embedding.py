@@ -117,16 +117,21 @@ class PretrainedEmbedding(nn.Module):
 
 
 def param_groups(model: nn.Module, lr: float = 1e-3, embedding_lr: float = 1e-4,
-                 weight_decay: float = 0.0) -> list[dict]:
+                 weight_decay: float | None = None) -> list[dict]:
     """Every trainable parameter in exactly one group (checked):
 
-    decay          weights of Linear layers: lr, weight_decay
+    decay          weights of Linear layers: lr, weight_decay (default: catvec finetune's
+                   --weight-decay default, 1e-4)
     no_decay       biases and norm parameters: lr, no decay
     embedding      pretrained-initialised embedding rows: embedding_lr, no decay
     embedding_new  randomly initialised embedding rows (scratch, partial): lr, no decay
 
     Empty groups are left out. Example: torch.optim.AdamW(param_groups(model, 1e-2, 1e-3, 1e-4))
     """
+    if weight_decay is None:
+        from catvec.base.config import FinetuneConfig
+
+        weight_decay = FinetuneConfig.__dataclass_fields__["weight_decay"].default
     names = {"decay": [], "no_decay": [], "embedding": [], "embedding_new": []}
     for module_name, module in model.named_modules():
         for pname, param in module.named_parameters(recurse=False):

@@ -14,10 +14,15 @@ metrics.json (also read by the plots that draw training curves):
      "scratch": {same keys, for the scratch baseline; only with --compare},
      "baselines": {"linear_probe": {"settings": {"l2": ..}, "best": {"val_loss": .., "val_rmse": ..}},
                    "knn": {"settings": {"k": ..}, "best": {...}}}       (--compare, pretrained columns),
-     "comparison": {"metric": "val_rmse", "pretrained": .., "scratch": .., "better": "pretrained",
-                    "baselines": {"linear_probe": {"value": .., "better": "pretrained"}, "knn": {..}}}}
+     "comparison": {"metric": "test_rmse", "split": "test", "pretrained": .., "scratch": .., "better": "pretrained",
+                    "baselines": {"linear_probe": {"value": .., "better": "pretrained"}, "knn": {..},
+                                  "gbm_raw": {..}, "gbm_vectors": {..}}},
+     "notes": ["..."]                     (what --compare could not run, e.g. no GBM library)}
 
 "better" is "pretrained", the other run's name, "tie" (equal values) or "unknown" (a null).
+The comparison reads the test split when a split column marks test rows ("split": "test",
+metric test_<m>); otherwise validation ("split": "validation", metric val_<m>), the split
+every run also chose its settings on, which favours the runs with the most choices.
 
 A metric that cannot be computed (AUC on a validation split with one class) is null.
 """
@@ -97,7 +102,7 @@ def verdict(ours, theirs, name: str, other: str) -> str:
         return "unknown"
     if ours == theirs:
         return "tie"
-    return "pretrained" if (ours > theirs) == HIGHER_IS_BETTER[name.removeprefix("val_")] else other
+    return "pretrained" if (ours > theirs) == HIGHER_IS_BETTER[name.split("_", 1)[1]] else other
 
 
 # ---- metrics.json -------------------------------------------------------------------
@@ -123,19 +128,26 @@ def metrics_json(fit, scratch, task: str, metric: str = "", baselines=()) -> dic
     and the comparisons when given."""
     modes = [c["mode"] for c in fit.model.spec["columns"]]
     metrics = run_metrics(fit, task, _main_mode(modes), metric)
-    name = metrics["main_metric"]
-    ours = metrics["best"][name]
+    # verdicts read the test split when there is one: validation picked each run's settings
+    on_test = "test" in metrics
+    name = ("test_" + metrics["main_metric"].removeprefix("val_")) if on_test else metrics["main_metric"]
+
+    def value(run: dict):
+        return run.get("test", {}).get(name) if on_test else run["best"].get(name)
+
+    ours = value(metrics)
+    split = {"split": "test" if on_test else "validation"}
     if scratch is not None:
         metrics["scratch"] = run_metrics(scratch, task, "scratch", metric)
-        theirs = metrics["scratch"]["best"][name]
-        metrics["comparison"] = {"metric": name, "pretrained": ours, "scratch": theirs,
+        theirs = value(metrics["scratch"])
+        metrics["comparison"] = {"metric": name, **split, "pretrained": ours, "scratch": theirs,
                                  "better": verdict(ours, theirs, name, "scratch")}
     if baselines:
         metrics["baselines"] = {b.name: {"settings": b.settings, "best": {k: _finite(v) for k, v in b.metrics.items()}}
                                 for b in baselines}
         vs = {b.name: {"value": _finite(b.metrics.get(name)),
                        "better": verdict(ours, _finite(b.metrics.get(name)), name, b.name)} for b in baselines}
-        metrics.setdefault("comparison", {"metric": name, "pretrained": ours})["baselines"] = vs
+        metrics.setdefault("comparison", {"metric": name, **split, "pretrained": ours})["baselines"] = vs
     return metrics
 
 

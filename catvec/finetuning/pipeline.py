@@ -84,6 +84,7 @@ class FinetuneRun:
     auto: dict | None = None                         # --auto: candidates and the choice (metrics.json)
     warm: object = None                              # catvec.finetuning.warm_start.WarmStart
     warm_record: dict | None = None                  # what the warm start copied (manifest, metrics.json)
+    notes: list = field(default_factory=list)        # one line each: what --compare could not run, and why
 
 
 @dataclass
@@ -273,16 +274,25 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
 
 @step(name="baselines")
 def fit_baselines(run: FinetuneRun) -> list:
-    """Linear probe and kNN on the frozen pretrained vectors (none without pretrained columns)."""
+    """Linear probe and kNN on the frozen pretrained vectors (none without pretrained columns),
+    then a GBM on the raw columns and with the vectors (catvec.finetuning.gbm; skipped with
+    one note in run.notes when no GBM library is installed)."""
     from catvec.finetuning.baselines import features, knn, linear_probe
+    from catvec.finetuning.gbm import GBMUnavailable, gbm_baselines, vector_columns
     from catvec.finetuning.metrics import main_metric
     from catvec.finetuning.training import with_class_weights
 
-    if not run.aligned:
-        return []
     data, metric = with_class_weights(run.prepared.data, run.cfg.class_weight), main_metric(run.roles.task, run.cfg.metric)
-    feats = features(run)
-    return [linear_probe(feats, data, metric), knn(feats, data, metric)]
+    results = []
+    if run.aligned:
+        feats = features(run)
+        results += [linear_probe(feats, data, metric), knn(feats, data, metric)]
+    try:
+        results += gbm_baselines(data, vector_columns(run), metric, seed=run.cfg.seed)
+    except GBMUnavailable as exc:
+        log.info("%s", exc)             # the note reaches the terminal and report.md with the comparison
+        run.notes.append(str(exc))
+    return results
 
 
 @step(name="export")
@@ -299,6 +309,8 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     metrics = metrics_json(main, scratch, roles.task, cfg.metric, run.baselines)
     if run.auto:
         metrics["auto"] = run.auto
+    if run.notes:
+        metrics["notes"] = run.notes
     if run.warm_record:
         metrics["warm_start"] = run.warm_record
         manifest = {**(manifest or {}), "warm_start": run.warm_record}

@@ -4,7 +4,9 @@ The queries file is read like pretrain's events (same column options): one query
 user, its items in time order (the history), or per basket (`basket_col`). The query of a
 history is its last `query_last` items (the version's setting), of a basket every item;
 items in the query are never recommended. Unknown items are skipped and counted; a query
-with no known item gets the most frequent items. Scoring runs in batched matrix products
+with no known item gets the most frequent items. The output columns are named after the
+queries' columns (user or basket, rank, item, score); `catvec recommend` reads the queries
+with the column names the version was trained with unless told otherwise. Scoring runs in batched matrix products
 (catvec.base.scoring.recommend_rows), never a Python loop per query.
 
     result = recommend_file(PretrainConfig(events="queries.csv"), "artifacts/latest", topn=10,
@@ -51,6 +53,18 @@ def query_rows(table, keys: list[str], basket: bool):
     return runs["value"].to_list(), indptr, frame["idx"].to_numpy().astype(np.int64)
 
 
+# the columns a version was trained with, which its queries are read with unless given
+TRAINED_COLUMNS = ("user_col", "item_col", "time_col", "basket_col")
+
+
+def trained_columns(vectors_path) -> dict:
+    """{option: value} of TRAINED_COLUMNS from the version's manifest (its params)."""
+    from catvec.base.store import read_manifest, resolve_version_dir
+
+    params = read_manifest(resolve_version_dir(vectors_path), verify=False).get("params") or {}  # load_vectors verifies
+    return {name: params[name] for name in TRAINED_COLUMNS if isinstance(params.get(name), str)}
+
+
 def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
                    min_support: int | None = None, cold: bool = True) -> RecommendResult:
     """Read the queries of `cfg` (a PretrainConfig's input options), write top-`topn` CSV;
@@ -85,9 +99,9 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
     frame = pl.DataFrame({
         id_col: np.repeat(np.array(ids, dtype=object), recs.items.shape[1])[keep].tolist(),
         "rank": rank[keep],
-        "item_id": [vectors.keys[i] for i in flat_items[keep]],
+        cfg.item_col: [vectors.keys[i] for i in flat_items[keep]],
         "score": np.round(flat_scores[keep], 6),
-    }, schema={id_col: pl.Utf8, "rank": pl.Int64, "item_id": pl.Utf8, "score": pl.Float64})
+    }, schema={id_col: pl.Utf8, "rank": pl.Int64, cfg.item_col: pl.Utf8, "score": pl.Float64})
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     try:

@@ -306,6 +306,12 @@ def comparison_lines(metrics: dict) -> list[str]:
         setting = ", ".join(f"{k} {v:g}" for k, v in base["settings"].items())
         lines.append(f"{label:<12} {setting:>10} " + " ".join(_cell(base["best"].get(k)) for k in keys))
     c = metrics.get("comparison")
+    lines += [f"note: {note}" for note in metrics.get("notes", [])]
+    if c:
+        name = c["metric"]
+        lines.append("verdicts on the test split" if c.get("split") == "test" else
+                     "verdicts on the validation split, which also chose each run's settings "
+                     "(no test rows: mark some with --split-col)")
     if c and "scratch" in c:
         lines.append(f"{name}: pretrained {_cell(c['pretrained']).strip()} vs scratch {_cell(c['scratch']).strip()} "
                      + _verdict(c["better"]))
