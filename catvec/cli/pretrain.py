@@ -72,7 +72,8 @@ def run_pretrain(args) -> int:
     if not result.promoted:
         from catvec.base.errors import NotPromoted
 
-        raise NotPromoted(f"{'; '.join(result.gate['reasons'])}. {cfg.out}/latest is unchanged; "
+        why = "; ".join(result.gate.get("reasons") or [result.gate.get("held", "")])
+        raise NotPromoted(f"{why}. {cfg.out}/latest is unchanged; "
                           f"`catvec promote {cfg.out} {result.version}` publishes this version (or rerun with --force)",
                           version=result.version, path=result.path, gate=result.gate)
     return 0
