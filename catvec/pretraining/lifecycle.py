@@ -353,7 +353,8 @@ def _key_checks(drift: dict, cfg) -> dict:
     figures = (("lost_traffic", "lost traffic", drift.get("dropped_traffic"), cfg.gate_lost_traffic,
                 "of the parent's training events were on keys now gone"),
                ("new_traffic", "new keys", drift.get("new_traffic"), cfg.gate_new_traffic,
-                f"of the training events are on {drift['new']} keys the parent did not have"))
+                f"of the training events are on {drift['new']} key{'' if drift['new'] == 1 else 's'} "
+                f"the parent did not have"))
     for name, label, figure, threshold, text in figures:
         if figure is not None:
             checks[name] = _check(label, figure, threshold, figure <= threshold,

@@ -7,8 +7,9 @@
            catvec.pretraining.autotune)
         -> train_skipgram (warm start: from the parent)
         -> measure_seed_noise (the parent's, once) -> compare_parent (align, drift vs that noise)
-        -> evaluate_holdout (with a holdout; the parent's too) -> gate (catvec.pretraining.lifecycle)
-        -> export_version (staging) -> publish_version (OUT/<version>; OUT/latest if promoted)
+        -> evaluate_holdout (with a holdout; the parent's too) | validate_against_parent (without)
+        -> gate (catvec.pretraining.lifecycle) -> export_version (staging)
+        -> publish_version (OUT/<version>; OUT/latest if promoted and latest is still the parent)
 
 Each step is a plain function marked with `@step` (catvec.base.steps); the CLI calls
 `pretrain` directly and the Prefect flow calls it with every step running as a task
