@@ -18,9 +18,9 @@ against the same latest (a bad night that gets through is rolled back with
   checksum and before it read the events (the reading function is wrapped here).
 
 Prints one table row per night (each check's figure against its threshold, the decision
-and its line) and writes benchmarks/results-nights.md.
+and its line) and writes benchmarks/results-nights.md and the table in docs/lifecycle.md.
 
-    .venv/bin/python benchmarks/nights.py          # about 3-6 minutes on 2 busy cores
+    .venv/bin/python benchmarks/nights.py          # about 20 minutes on 2 busy cores
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, machine_lines, markdown_table, movielens_config, movielens_dir  # noqa: E402
+from vectors_quality import write_between_markers  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results-nights.md"
+DOC = REPO / "docs" / "lifecycle.md"
+MARKERS = ("<!-- nights:begin -->", "<!-- nights:end -->")
 WEEK = 7 * 86400
 NORMAL_NIGHTS = 8
 CHECKS = ("drift", "lost_keys", "lost_traffic", "new_traffic", "new_key", "quality")
@@ -81,7 +84,7 @@ def main() -> int:
 
         flood = last.sample(n=len(last), replace=True, random_state=1).assign(movieId=999999999)
         flooded = pd.concat([last, flood]).sort_values("timestamp", kind="stable")
-        rows.append(play("flood", "one new item, 50% of events", config(write(work, "flood.csv", flooded)), out, parent))
+        rows.append(play("flood", "one new item, 50% of the input events", config(write(work, "flood.csv", flooded)), out, parent))
 
         night8 = work / f"night{NORMAL_NIGHTS}.csv"
         rows.append(play("min-count drop", "--min-count 5", config(night8, min_count=5), out, parent))
@@ -112,6 +115,7 @@ def main() -> int:
     print(text)
     if not args.no_write:
         RESULTS.write_text("# Nights: the promotion gate on normal and bad retrains\n\n" + text + "\n", encoding="utf-8")
+        write_between_markers(DOC, text, MARKERS)
     return 0
 
 
@@ -198,10 +202,10 @@ def late_note(out: Path, row: dict, seen: dict) -> str:
 
     if "version" not in row or not seen:
         return "the swap did not happen" if not seen else ""
-    recorded = read_manifest(out / row["version"])["input"]["checksum"]
+    recorded = read_manifest(out / row["version"])["input"]["checksum"].split(":")[-1]
     trained = seen["after"]
-    return (f"manifest records {recorded[:12]}, the bytes read were {trained[:12]} "
-            f"({'the same' if recorded.endswith(trained) or trained in recorded else 'NOT the bytes trained on'})")
+    return (f"the manifest records sha256 {recorded[:12]}, the bytes read were {trained[:12]}: "
+            f"{'the same' if recorded == trained else 'NOT the bytes trained on'}")
 
 
 def report(rows: list[dict], epochs: int, seconds: float) -> list[str]:
@@ -227,6 +231,9 @@ def report(rows: list[dict], epochs: int, seconds: float) -> list[str]:
              f"{'epochs ' + str(epochs) if epochs else 'epochs by the size rule'}. Each check: figure / threshold "
              f"(drift: overlap ratio to seed noise, at least; quality: validation HR@10 of the child, at most "
              f"`gate_quality_se` standard errors below the parent's; the shares: at most).", "",
+             "Quality is the change of validation HR@10 against the parent's on the same users, in standard "
+             "errors (at least -2). The late file's run reads a file swapped after its checksum was taken: "
+             "the note says whether the manifest's checksum is that of the bytes trained on.", "",
              f"Normal nights promoted: {sum(r['decision'] == 'promoted' for r in normal)} of {len(normal)}. "
              f"Bad nights refused: {sum(r['decision'] == 'refused' for r in bad)} of {len(bad)}. "
              f"Whole run {seconds:.0f}s.", ""]

@@ -90,7 +90,8 @@ def test_validation_quality_compares_child_and_parent_on_the_same_users():
 
     worse = lifecycle.gate_decision(None, q(0.10), q(0.20), PretrainConfig())
     check = worse["checks"]["quality"]
-    assert not worse["promoted"] and check["split"] == "valid" and check["threshold"] == 2.0
+    assert not worse["promoted"] and check["split"] == "valid" and check["threshold"] == -2.0
+    assert check["figure"] == pytest.approx(-0.1 / np.sqrt(0.1 * 0.9 / 500 + 0.2 * 0.8 / 500), abs=0.01)
     assert worse["reasons"][0].startswith("validation HR@10 0.1000 is below the parent's 0.2000")
     assert lifecycle.gate_decision(None, q(0.19), q(0.20), PretrainConfig())["promoted"]
 

@@ -375,10 +375,11 @@ def _quality_check(quality: dict, parent_quality: dict, cfg) -> dict:
     mine, theirs = quality["vectors"][role], parent_quality["vectors"][role]
     se = float(np.sqrt(_hr_var(mine) + _hr_var(theirs)))
     where = "held-out" if role == "test" else "validation"
-    check = _check("quality", round(mine["hr"], 4), cfg.gate_quality_se,
+    gap = round((mine["hr"] - theirs["hr"]) / se, 2) if se > 0 else 0.0  # the figure: the change in standard errors
+    check = _check("quality", gap, -cfg.gate_quality_se,
                    not mine["hr"] < theirs["hr"] - cfg.gate_quality_se * se,
-                   f"{where} HR@10 {mine['hr']:.4f} vs the parent's {theirs['hr']:.4f} on the same {mine['users']} users "
-                   f"(min: {cfg.gate_quality_se:g} standard errors of {se:.4f} below)",
+                   f"{where} HR@10 {mine['hr']:.4f} vs the parent's {theirs['hr']:.4f} on the same {mine['users']} users, "
+                   f"{gap:+.2f} standard errors of {se:.4f} (min -{cfg.gate_quality_se:g})",
                    f"{where} HR@10 {mine['hr']:.4f} is below the parent's {theirs['hr']:.4f} on the same "
                    f"items by more than {cfg.gate_quality_se:g} standard errors ({se:.4f})")
     check.update(hr=mine["hr"], parent_hr=theirs["hr"], se=round(se, 4), threshold_se=cfg.gate_quality_se, split=role)
