@@ -214,6 +214,7 @@ def test_a_run_whose_parent_was_rolled_back_stays_a_candidate(parent_out, sample
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 3 and len(err) == 1
     assert f"its parent {v2.version} is no longer latest (latest is {v1.version}" in err[0]
+    assert "or run again" in err[0] and "--force" not in err[0]  # --force does not undo a rollback
     assert VersionStore(out).latest_name() == v1.version  # the rollback holds
     name = VersionStore(out).versions()[-1]
     manifest = read_manifest(out / name)  # amended and checksummed again
@@ -280,3 +281,28 @@ def test_a_full_disk_while_recording_leaves_latest_and_no_temp_file(parent_out, 
     assert VersionStore(out).latest_name() == v2.version  # what the message says is true
     assert (out / "promotions.json").read_bytes() == before
     assert not list(out.glob(".promotions.json.tmp*"))
+
+
+def test_publish_checks_the_parent_under_the_lock(tmp_path):
+    store = VersionStore(tmp_path / "out")
+
+    def staged():
+        name, staging = store.stage()
+        (staging / "COMPLETE").write_text("x")
+        return name, staging
+
+    first, staging = staged()
+    store_module.publish_version(store, first, staging, how="first", parent=None)
+    assert store.latest_name() == first
+    # a run that started on an empty OUT publishes after another run did: not promoted
+    late, staging = staged()
+    reasons = []
+    store_module.publish_version(store, late, staging, how="first", parent=None,
+                                 on_parent_moved=lambda reason: reasons.append(reason) or False)
+    assert store.latest_name() == first and (store.root / late).is_dir()
+    assert reasons == [f"{first} was published while this run trained (OUT had no version when it started); "
+                       f"it was not compared against {first}"]
+    # its parent still latest: promoted, recorded before the move
+    child, staging = staged()
+    store_module.publish_version(store, child, staging, how="gate", parent=first)
+    assert store.latest_name() == child and [e["version"] for e in store.promotions()] == [first, child]

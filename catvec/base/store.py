@@ -230,8 +230,12 @@ def publish_version(store: VersionStore, name: str, staging: Path, keep: int = 0
     with store.locked():
         current = store.latest_name()
         if promote and parent is not ANY_PARENT and current != parent:
-            reason = (f"its parent {parent or '(none)'} is no longer latest (latest is {current or 'none'}: "
-                      f"promoted while this run trained); it was not compared against {current or 'none'}")
+            if parent is None:
+                reason = (f"{current} was published while this run trained (OUT had no version when it started); "
+                          f"it was not compared against {current}")
+            else:
+                reason = (f"its parent {parent} is no longer latest (latest is {current or 'none'}: moved while this "
+                          f"run trained); it was not compared against {current or 'none'}")
             promote = on_parent_moved(reason) if on_parent_moved is not None else False
         final = store.commit(name, staging)
         if promote:
