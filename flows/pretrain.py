@@ -69,7 +69,8 @@ def pretrain_flow(**params) -> str:
     if rows:
         create_table_artifact(key=DRIFT_KEY, table=rows,
                               description=f"drift of {result.version} from its parent {result.manifest.get('parent')}, "
-                                          f"beside seed noise; overlap ratio {result.manifest['drift'].get('overlap_ratio')}")
+                                          f"beside seed noise; overlap ratio "
+                                          f"{result.manifest['drift'].get('overlap_ratio', 'not measured')}")
     checks = gate_rows(result.manifest)
     if checks:
         create_table_artifact(key=GATE_KEY, table=checks,

@@ -122,7 +122,7 @@ def copy_out(src: Path, dst: Path) -> Path:
 
 
 def test_a_default_child_is_judged_on_quality_with_one_training_and_shows_every_check(parent_out, sample_events,
-                                                                                       tmp_path, monkeypatch):
+                                                                                       tmp_path, monkeypatch, capsys):
     out = copy_out(parent_out[0], tmp_path / "out")
     first = pretrain(PretrainConfig(events=str(sample_events), out=str(out), seed=3, **FAST))  # measures v2's noise
     v2 = first.manifest["parent"]
@@ -151,6 +151,11 @@ def test_a_default_child_is_judged_on_quality_with_one_training_and_shows_every_
     assert "| lost_traffic | 0.0 | 0.02 | pass |" in report and "| quality |" in report
     rows = lifecycle.version_rows(out)
     assert "quality " in rows[-1]["checks"] and "lost_keys 0/0.1" in rows[-1]["checks"]
+    capsys.readouterr()
+    assert main(["versions", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(printed) if line.startswith(child.version))
+    assert " latest " in printed[at] and "gate checks (figure/threshold, * failed): drift " in printed[at + 1]
 
 
 def test_renamed_items_cannot_be_compared_and_print_no_drift_ratio(parent_out, sample_events, tmp_path, capsys):
