@@ -163,6 +163,12 @@ def parent_lines(manifest: dict) -> list[str]:
     if parent_quality and manifest.get("quality"):
         mine, theirs = manifest["quality"]["vectors"]["test"], parent_quality["vectors"]["test"]
         lines += ["", f"- held-out HR@10 on this version's test items: {mine['hr']:.4f}, the parent's {theirs['hr']:.4f}"]
+    validation = manifest.get("validation")
+    if validation:
+        mine, theirs = validation["vectors"]["vectors"]["valid"], validation["parent"]["vectors"]["valid"]
+        lines += ["", f"- validation HR@10 on the same {validation['users']} users (the tuner's sample of "
+                      f"{validation['events']} events, each user's last but one item): {mine['hr']:.4f}, the "
+                      f"parent's {theirs['hr']:.4f}"]
     gate = manifest.get("gate")
     if gate:
         lines += ["", f"- promotion gate: {gate_verdict(gate)}"]
