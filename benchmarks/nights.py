@@ -229,8 +229,7 @@ def report(rows: list[dict], epochs: int, seconds: float) -> list[str]:
              f"ml-latest-small, the first night every rating before the last {NORMAL_NIGHTS + 1} weeks, then one "
              f"week more each night; default settings (tuned on the first night, inherited after), "
              f"{'epochs ' + str(epochs) if epochs else 'epochs by the size rule'}. Each check: figure / threshold "
-             f"(drift: overlap ratio to seed noise, at least; quality: validation HR@10 of the child, at most "
-             f"`gate_quality_se` standard errors below the parent's; the shares: at most).", "",
+             f"(drift: overlap ratio to seed noise, at least; quality: at least; the shares: at most).", "",
              "Quality is the change of validation HR@10 against the parent's on the same users, in standard "
              "errors (at least -2). The late file's run reads a file swapped after its checksum was taken: "
              "the note says whether the manifest's checksum is that of the bytes trained on.", "",
