@@ -149,7 +149,7 @@ def test_a_default_child_is_judged_on_quality_with_one_training_and_shows_every_
     assert {r["check"] for r in gate_rows(m)} == set(checks)
     report = (child.path / "report.md").read_text(encoding="utf-8")
     assert "| lost_traffic | 0.0 | 0.02 | pass |" in report and "| quality |" in report
-    assert f"- validation HR@10 on the same {m['validation']['users']} users" in report
+    assert f"- validation HR@10 on the same {m['validation']['lines']} sequences" in report
     rows = lifecycle.version_rows(out)
     assert "quality " in rows[-1]["checks"] and "lost_keys 0/0.1" in rows[-1]["checks"]
     capsys.readouterr()

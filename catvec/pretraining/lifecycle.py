@@ -22,7 +22,7 @@ next. A version with a parent (OUT/latest when the run starts) is therefore:
    traffic, whose new keys carry more than `gate_new_traffic` of the events or one new
    key more than `gate_new_key` (a flood), or whose HR@10 falls more than
    `gate_quality_se` standard errors below the parent's on the same users (the held-out
-   items with --holdout, else the validation items of the tuner's sample).
+   items with --holdout, else the last items of a sample of the corpus's sequences).
 """
 
 from __future__ import annotations
@@ -272,25 +272,40 @@ def read_noise(path, min_count: int) -> dict | None:
     return stored if anchors.get("min_count") == min_count else None
 
 
-def paired_validation(vectors, parent, cfg, table) -> dict:
-    """HR@10 / NDCG@10 of `vectors` and of `parent` on the same users: the validation items
-    (each user's last but one, history before it) of the tuner's seeded sample of about
-    `tune_events` events (catvec.pretraining.autotune). No training: both versions saw
-    these events or older ones, so the figure compares, it does not measure generalisation."""
-    from catvec.base.config import HOLDOUT_MODES
-    from catvec.pretraining.autotune import sample_events
-    from catvec.pretraining.corpus import extraction_options
-    from catvec.pretraining.evaluation import build_tasks, score_tasks
+def paired_validation(vectors: Vectors, parent: Vectors, cfg, corpus) -> dict:
+    """HR@10 / NDCG@10 of `vectors` and of `parent` on the same sequences: a seeded sample
+    of the corpus's lines (sequences, or baskets) of about `tune_events` tokens, the size of
+    the tuner's sample; each line's last item is the target, the items before it the query
+    history. One pass over the corpus file, no training and no second read of the events;
+    both versions saw these events or older ones, so the figure compares, it does not
+    measure generalisation."""
+    from catvec.pretraining.evaluation import NextItemTask, score_tasks
 
-    sample = sample_events(table, cfg.tune_events, cfg.seed, basket=bool(cfg.basket_col))
-    mode = HOLDOUT_MODES["basket" if cfg.basket_col else "last2"]
+    tokens = max(int(corpus.stats.get("tokens", 0)), 1)
+    share = min(1.0, cfg.tune_events / tokens)
+    rng = np.random.default_rng(cfg.seed)
+    lengths, items = [], []
+    with open(corpus.path, encoding="utf-8") as fh:
+        for line in fh:
+            if rng.random() >= share:
+                continue
+            ids = line.split()
+            if len(ids) >= 2:
+                lengths.append(len(ids))
+                items.extend(ids)
+    ids = np.asarray(items, dtype=np.int64)
+    ends = np.cumsum(lengths, dtype=np.int64)
+    is_target = np.zeros(len(ids), dtype=bool)
+    is_target[ends - 1] = True
+    indptr = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64) - 1)])
     query_last = 0 if cfg.basket_col else cfg.query_last
-    out = {"events": sample.frame.height}
+    out = {"lines": len(lengths), "tokens": int(len(ids)), "users": len(lengths)}
     for name, v in (("vectors", vectors), ("parent", parent)):
-        tasks, counts, _ = build_tasks(sample, v.keys, mode, **extraction_options(cfg))
-        out[name] = score_tasks(v, {"valid": tasks["valid"]}, counts, query_last=query_last)
-    out["users"] = out["vectors"]["users"]
-    log.info("validation HR@10 on %d users: %.4f, the parent's %.4f", out["users"],
+        rows = np.asarray([v.key_to_index.get(k, -1) for k in corpus.keys] + [-1], dtype=np.int64)
+        task = NextItemTask(indptr, rows[ids[~is_target]], rows[ids[is_target]])
+        counts = v.counts if v.counts is not None else np.zeros(len(v), dtype=np.int64)
+        out[name] = score_tasks(v, {"valid": task}, counts, query_last=query_last)
+    log.info("validation HR@10 on %d sequences: %.4f, the parent's %.4f", out["lines"],
              out["vectors"]["vectors"]["valid"]["hr"], out["parent"]["vectors"]["valid"]["hr"])
     return out
 
@@ -370,7 +385,7 @@ def _key_checks(drift: dict, cfg) -> dict:
 
 def _quality_check(quality: dict, parent_quality: dict, cfg) -> dict:
     """HR@10 against the parent's on the same users: the held-out test items (--holdout), else
-    the validation items of the tuner's sample (`paired_validation`)."""
+    the last items of a sample of the corpus's sequences (`paired_validation`)."""
     role = "test" if "test" in quality["vectors"] else "valid"
     mine, theirs = quality["vectors"][role], parent_quality["vectors"][role]
     se = float(np.sqrt(_hr_var(mine) + _hr_var(theirs)))

@@ -283,12 +283,12 @@ def evaluate_holdout(vectors, cfg: PretrainConfig, events_table) -> dict:
 
 
 @step(name="validate-against-parent")
-def validate_against_parent(vectors, parent_vectors, cfg: PretrainConfig, events_table) -> dict:
-    """Without a holdout: HR@10 of this version and of its parent on the same users, the
-    validation items of the tuner's sample (catvec.pretraining.lifecycle.paired_validation)."""
+def validate_against_parent(vectors, parent_vectors, cfg: PretrainConfig, corpus) -> dict:
+    """Without a holdout: HR@10 of this version and of its parent on the same sequences, the
+    last items of a sample of the corpus (catvec.pretraining.lifecycle.paired_validation)."""
     from catvec.pretraining.lifecycle import paired_validation
 
-    return paired_validation(vectors, parent_vectors, cfg, events_table)
+    return paired_validation(vectors, parent_vectors, cfg, corpus)
 
 
 def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict, timings: dict,
@@ -427,11 +427,9 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
                 parent_quality = evaluate_holdout(parent_vectors, cfg, table)
                 lineage["parent_quality"] = parent_quality
             timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
-        elif parent_vectors is not None and cfg.gate:  # a default run: the tuner's validation split
+        elif parent_vectors is not None and cfg.gate:  # a default run: a sample of the corpus's sequences
             t = time.perf_counter()
-            if table is None:
-                table = read_events_table(cfg, events)
-            lineage["validation"] = validate_against_parent(vectors, parent_vectors, cfg, table)
+            lineage["validation"] = validate_against_parent(vectors, parent_vectors, cfg, corpus)
             timings["validate_seconds"] = round(time.perf_counter() - t, 4)
         gate = None
         if parent_vectors is not None and cfg.gate:

@@ -166,9 +166,9 @@ def parent_lines(manifest: dict) -> list[str]:
     validation = manifest.get("validation")
     if validation:
         mine, theirs = validation["vectors"]["vectors"]["valid"], validation["parent"]["vectors"]["valid"]
-        lines += ["", f"- validation HR@10 on the same {validation['users']} users (the tuner's sample of "
-                      f"{validation['events']} events, each user's last but one item): {mine['hr']:.4f}, the "
-                      f"parent's {theirs['hr']:.4f}"]
+        lines += ["", f"- validation HR@10 on the same {validation['lines']} sequences (a seeded sample of "
+                      f"{validation['tokens']} tokens of the corpus, each sequence's last item): {mine['hr']:.4f}, "
+                      f"the parent's {theirs['hr']:.4f}"]
     gate = manifest.get("gate")
     if gate:
         lines += ["", f"- promotion gate: {gate_verdict(gate)}"]

@@ -42,7 +42,7 @@ def test_parameters_are_the_config_fields(pretrain_module):
 def test_only_the_input_steps_retry(adapter):
     steps = steps_of(pipeline)
     # the steps that only run with a parent version or a holdout
-    lifecycle = ["load-parent", "inherit-settings", "seed-noise", "compare-parent"]
+    lifecycle = ["load-parent", "inherit-settings", "seed-noise", "compare-parent", "validate-against-parent"]
     assert sorted(s.info.name for s in steps) == sorted(STEPS_IN_ORDER + ["evaluate"] + lifecycle)
     retries = {s.info.name: adapter.task_of(s).retries for s in steps}
     assert retries == {name: (adapter.IO_RETRIES if name in ("checksum-events", "read-events") else 0)
