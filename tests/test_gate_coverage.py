@@ -312,3 +312,28 @@ def test_publish_checks_the_parent_under_the_lock(tmp_path):
     child, staging = staged()
     store_module.publish_version(store, child, staging, how="gate", parent=first)
     assert store.latest_name() == child and [e["version"] for e in store.promotions()] == [first, child]
+
+
+def test_paired_validation_scores_both_versions_on_the_same_corpus_sequences(tmp_path):
+    from types import SimpleNamespace
+
+    # 20 items in 4 clusters of 5; every sequence stays inside one cluster
+    keys = [f"i{i}" for i in range(20)]
+    rng = np.random.default_rng(0)
+    lines = [" ".join(str(c * 5 + j) for j in rng.permutation(5)) for c in rng.integers(0, 4, size=400)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(lines) + "\n")
+    corpus = SimpleNamespace(path=path, keys=keys, stats={"tokens": 2000})
+    centres = np.eye(4, 8)
+    good = Vectors(keys=keys, matrix=np.repeat(centres, 5, axis=0) + rng.normal(scale=0.05, size=(20, 8)),
+                   counts=np.full(20, 100))
+    noise = Vectors(keys=keys[::-1], matrix=rng.normal(size=(20, 8)), counts=np.full(20, 100))  # another row order
+    cfg = PretrainConfig(tune_events=1000)
+    result = lifecycle.paired_validation(noise, good, cfg, corpus)
+    assert 100 < result["lines"] < 300 and result["tokens"] == 5 * result["lines"]  # about 1000 of 2000 tokens
+    child, parent = result["vectors"]["vectors"]["valid"], result["parent"]["vectors"]["valid"]
+    assert child["users"] == parent["users"] == result["lines"]
+    # k=10 of 20 items with 4 seen: the good vectors rank the one unseen cluster mate in the top 10
+    assert parent["hr"] == 1.0 and child["hr"] < 0.8
+    decision = lifecycle.gate_decision(None, result["vectors"], result["parent"], cfg)
+    assert not decision["promoted"] and decision["checks"]["quality"]["figure"] < -2
