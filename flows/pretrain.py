@@ -38,11 +38,12 @@ from prefect.states import Failed  # noqa: E402
 
 from catvec.base.config import PretrainConfig, build_config, with_config_signature  # noqa: E402
 from catvec.pretraining.pipeline import pretrain  # noqa: E402
-from catvec.reports.render import drift_rows  # noqa: E402
+from catvec.reports.render import drift_rows, gate_rows, gate_verdict  # noqa: E402
 
 REPORT_KEY = "catvec-pretrain-report"
 VERSION_KEY = "catvec-pretrain-version"
 DRIFT_KEY = "catvec-pretrain-drift"
+GATE_KEY = "catvec-pretrain-gate"
 PROMOTED_EVENT = "catvec.vectors.promoted"  # the finetune deployment's trigger (prefect.yaml)
 PATH_LABEL = "catvec.path"  # the promoted version directory, absolute: the trigger passes it on as `vectors`
 OUT_LABEL = "catvec.out"  # its OUT, absolute and resolved: a trigger matches the OUT it consumes (prefect.yaml)
@@ -70,7 +71,12 @@ def pretrain_flow(**params) -> str:
     if rows:
         create_table_artifact(key=DRIFT_KEY, table=rows,
                               description=f"drift of {result.version} from its parent {result.manifest.get('parent')}, "
-                                          f"beside seed noise; overlap ratio {result.manifest['drift'].get('overlap_ratio')}")
+                                          f"beside seed noise; overlap ratio "
+                                          f"{result.manifest['drift'].get('overlap_ratio', 'not measured')}")
+    checks = gate_rows(result.manifest)
+    if checks:
+        create_table_artifact(key=GATE_KEY, table=checks,
+                              description=f"promotion gate of {result.version}: {gate_verdict(result.manifest['gate'])}")
     if not result.promoted:
         message = not_promoted_message(result, cfg.out)
         get_run_logger().warning(message)
@@ -82,7 +88,8 @@ def pretrain_flow(**params) -> str:
 
 def not_promoted_message(result, out) -> str:
     """One line: why the gate kept the version out of `latest`, and how to publish it anyway."""
-    reasons = "; ".join((result.gate or {}).get("reasons") or ["the promotion gate refused it"])
+    gate = result.gate or {}
+    reasons = "; ".join(gate.get("reasons") or [gate.get("held") or "the promotion gate refused it"])
     return (f"version {result.version} kept as a candidate, {out}/latest unchanged: {reasons}. "
             f"To publish it anyway: catvec promote {out} {result.version}")
 

@@ -102,9 +102,11 @@ def test_gate_refuses_drift_far_beyond_noise_and_a_clear_quality_drop():
     refused = lifecycle.gate_decision(drift(0.05, 0.7), None, None, gate_cfg())
     assert not refused["promoted"] and "0.07x the seed-noise overlap" in refused["reasons"][0]
     assert lifecycle.gate_decision(drift(0.3, 0.7), None, None, gate_cfg(gate_drift=0.4))["promoted"]
-    # too few anchors to judge: passes, and says so
+    # too few anchors to judge: cannot compare, refused (never a silent pass)
     few = lifecycle.gate_decision(drift(0.0, 0.7, keys=5), None, None, gate_cfg())
-    assert few["promoted"] and "not judged" in few["checks"]["drift"]
+    assert not few["promoted"] and few["reasons"] == ["cannot compare with the parent: 5 anchors (shared keys seen "
+                                                      ">= 20 times in both), fewer than 30"]
+    assert few["checks"]["drift"]["figure"] is None and not few["checks"]["drift"]["passed"]
     # HR 0.10 vs 0.14 on 1000 users: SE of the difference ~0.0144, more than 2 SE apart
     worse = lifecycle.gate_decision(None, quality(0.10), quality(0.14), gate_cfg())
     assert not worse["promoted"] and "below the parent's 0.1400" in worse["reasons"][0]
@@ -185,7 +187,7 @@ def test_versions_and_promote_and_rollback(three_nights, tmp_path, capsys):
     text = capsys.readouterr().out
     lines = {line.split()[0]: line for line in text.splitlines()[1:]}
     assert " promoted " in lines[v1.version] and " latest " in lines[v2.version]
-    assert " candidate " in lines[v3.version] and "seed-noise" in lines[v3.version]
+    assert " refused " in lines[v3.version] and "seed-noise" in lines[v3.version]
     assert main(["promote", str(out), v3.version, "--quiet"]) == 0
     assert VersionStore(out).latest_name() == v3.version
     assert main(["promote", str(out), v1.version, "--quiet"]) == 0

@@ -64,9 +64,11 @@ def test_manifest_records_everything(sample_run):
 
 def test_second_run_has_parent_and_uses_cache(sample_run):
     first = read_manifest(sample_run / "latest")["version"]
-    assert run_cli("pretrain", "--out", sample_run, "--quiet", *FAST) == 0
+    # another --dim than the parent: the gate cannot compare, --force publishes anyway
+    assert run_cli("pretrain", "--out", sample_run, "--quiet", "--force", *FAST) == 0
     manifest = read_manifest(sample_run / "latest")
     assert manifest["parent"] == first and manifest["version"] != first
+    assert manifest["gate"]["forced"] and "dimension 16 differs" in manifest["gate"]["reasons"][0]
     assert manifest["timings"]["corpus_cached"] is True
     assert (sample_run / first / "COMPLETE").exists()
 

@@ -123,6 +123,14 @@ class PretrainConfig:
                                  "overlap between two seeds on the same data")
     gate_quality_se: float = opt(2.0, "refuse when held-out HR@10 is more than this many standard errors below "
                                       "the parent's on the same items")
+    gate_lost_keys: float = opt(0.1, "refuse when more than this share of the parent's keys is gone from the new "
+                                      "version (1 = never)")
+    gate_lost_traffic: float = opt(0.02, "refuse when the keys gone from the new version carried more than this "
+                                         "share of the parent's training events (1 = never)")
+    gate_new_traffic: float = opt(0.2, "refuse when keys the parent did not have carry more than this share of "
+                                       "the new version's training events (1 = never)")
+    gate_new_key: float = opt(0.05, "refuse when one key the parent did not have carries more than this share of "
+                                    "the new version's training events: a flood (1 = never)")
     force: bool = opt(False, "publish even when the promotion gate refuses (the refusal is still recorded)")
     warm_start: bool = opt(False, "start known items from the parent's input and context vectors; new items start fresh")
     retune: bool = opt(False, "with a parent, choose the settings left open again (tuning) instead of keeping the "
@@ -146,6 +154,10 @@ class PretrainConfig:
         _at_least("align_min_count", self.align_min_count, 1)
         if not 0 <= self.gate_drift <= 1:
             raise CatvecError(f"gate_drift must be between 0 and 1 (a fraction of the seed-noise overlap); got {self.gate_drift}")
+        for name in ("gate_lost_keys", "gate_lost_traffic", "gate_new_traffic", "gate_new_key"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise CatvecError(f"{name} must be between 0 and 1 (a share; 1 turns the check off); "
+                                  f"got {getattr(self, name)}")
         if self.gate_quality_se < 0:
             raise CatvecError(f"gate_quality_se must be >= 0, got {self.gate_quality_se}")
         if self.scorer not in ("", "cosine", "context"):

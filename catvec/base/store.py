@@ -6,7 +6,8 @@ Layout of an output directory OUT:
     OUT/latest -> <version>   a relative symlink, replaced atomically (rename)
     OUT/.staging/<version>/   runs in progress; moved to OUT/<version> when complete
     OUT/.cache/               reusable intermediate results (the corpus cache)
-    OUT/promotions.json       every move of `latest`: version, time, how (gate, promote, ...)
+    OUT/promotions.json       every move of `latest`: version, time, how (gate, promote, ...),
+                              written before `latest` moves ("interrupted": the move never came)
     OUT/.lock                 held while `latest` moves, so overlapping runs take turns
 
 Every complete directory (a weight dir, a model dir) ends with manifest.json (checksums
@@ -106,9 +107,9 @@ class VersionStore:
         name, staging = self.stage()
         try:
             yield name, staging
-        except WriteError:  # already one line naming the file
+        except WriteError as exc:  # already one line naming the file
             self.discard(staging)
-            raise
+            raise WriteError(f"{exc}; latest is unchanged") from None
         except OSError as exc:
             self.discard(staging)
             where = exc.filename or self.root
@@ -151,11 +152,24 @@ class VersionStore:
             raise CatvecError(f"{path}: not valid JSON; delete it to start the record afresh") from None
         return data if isinstance(data, list) else []
 
-    def record_promotion(self, name: str, how: str) -> None:
-        """Append to OUT/promotions.json (call inside `locked()`)."""
+    def record_promotion(self, name: str, how: str) -> list[dict]:
+        """Append to OUT/promotions.json (call inside `locked()`, before `latest` moves, so a
+        failed write leaves both unchanged). Returns the record as it was before."""
         entries = self.promotions()
-        entries.append({"version": name, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "how": how})
-        write_json(self.root / PROMOTIONS, entries)
+        current = self.latest_name(check=False)  # a latest outside OUT is what promote mends
+        if entries and entries[-1].get("version") != current and not entries[-1].get("interrupted"):
+            # the last one was recorded, then its run was killed before `latest` moved
+            entries[-1] = dict(entries[-1], interrupted=True)
+        entry = {"version": name, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "how": how}
+        write_json(self.root / PROMOTIONS, [*entries, entry])
+        return entries
+
+    def restore_promotions(self, entries: list[dict]) -> None:
+        """Put the record back as it was when moving `latest` failed after it was written."""
+        try:
+            write_json(self.root / PROMOTIONS, entries)
+        except OSError as exc:
+            log.warning("could not restore %s (%s)", self.root / PROMOTIONS, describe_os_error(exc))
 
     def latest_name(self, check: bool = True) -> str | None:
         """The version `latest` names; `check`: refuse a link that leaves OUT (only `catvec
@@ -214,18 +228,38 @@ class VersionStore:
             shutil.rmtree(path, ignore_errors=True)
 
 
+ANY_PARENT = object()  # publish_version without a parent to check
+
+
 @step(name="publish")
 def publish_version(store: VersionStore, name: str, staging: Path, keep: int = 0, promote: bool = True,
-                    how: str | None = None) -> Path:
+                    how: str | None = None, parent=ANY_PARENT, on_parent_moved=None) -> Path:
     """The last step of both pipelines: move the complete staged version into place, point
     `latest` at it (unless `promote` is False: a candidate), then apply the retention (`keep`).
-    `how` (pretrain versions) is recorded in OUT/promotions.json."""
+    `how` (pretrain versions) is recorded in OUT/promotions.json before `latest` moves.
+
+    `parent`: the version this run was compared against (None: OUT had none). Under the lock,
+    when `latest` is no longer that version (a rollback or another run meanwhile), the version
+    stays a candidate: on_parent_moved(reason) amends the staged files first and returns False."""
     with store.locked():
+        current = store.latest_name()
+        if promote and parent is not ANY_PARENT and current != parent:
+            if parent is None:
+                reason = (f"{current} was published while this run trained (OUT had no version when it started); "
+                          f"it was not compared against {current}")
+            else:
+                reason = (f"its parent {parent} is no longer latest (latest is {current or 'none'}: moved while this "
+                          f"run trained); it was not compared against {current or 'none'}")
+            promote = on_parent_moved(reason) if on_parent_moved is not None else False
         final = store.commit(name, staging)
         if promote:
-            store.publish(name)
-            if how:
-                store.record_promotion(name, how)
+            record = store.record_promotion(name, how) if how else None
+            try:
+                store.publish(name)
+            except BaseException:
+                if record is not None:
+                    store.restore_promotions(record)
+                raise
         store.prune(keep)
     return final
 
@@ -253,8 +287,19 @@ def promote(out, version: str) -> str:
         if current == name and (store.root / LATEST).resolve() == directory.resolve():
             return "unchanged"
         how = "rollback" if current is not None and name < current else "promote"
-        store.publish(name)
-        store.record_promotion(name, how)
+        try:
+            record = store.record_promotion(name, how)
+        except OSError as exc:
+            raise CatvecError(f"cannot record the promotion in {store.root / PROMOTIONS} ({describe_os_error(exc)}); "
+                              f"latest is unchanged") from None
+        try:
+            store.publish(name)
+        except BaseException as exc:
+            store.restore_promotions(record)
+            if isinstance(exc, OSError):
+                raise CatvecError(f"cannot move {store.root / LATEST} ({describe_os_error(exc)}); "
+                                  f"latest is unchanged") from None
+            raise
     return how
 
 
@@ -380,13 +425,53 @@ def write_json(path: Path, data) -> None:
     """Write JSON through a temp file + fsync + rename: never a half-written file."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with writing(path, partial=tmp):
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    try:
+        with writing(path, partial=tmp):
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
+                fh.write("\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no temp file behind
+        raise
+
+
+def write_checked_json(path: Path, data) -> None:
+    """`write_json`, then a marker beside it (<name>.sha256) holding the file's sha256, the way
+    COMPLETE holds a manifest's: state kept outside a manifest that later runs trust."""
+    path = Path(path)
+    write_json(path, data)
+    marker = path.with_name(path.name + ".sha256")
+    tmp = marker.with_name(f".{marker.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text("sha256:" + sha256_file(path) + "\n", encoding="utf-8")
+        fsync_file(tmp)
+        os.replace(tmp, marker)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_checked_json(path: Path):
+    """The data `write_checked_json` wrote, or CatvecError saying why it cannot be trusted
+    (missing, no checksum marker, checksum mismatch: edited or damaged, not JSON)."""
+    path = Path(path)
+    marker = path.with_name(path.name + ".sha256")
+    try:
+        expected = marker.read_text(encoding="utf-8").strip()
+        actual = "sha256:" + sha256_file(path)
+    except FileNotFoundError as exc:
+        raise CatvecError(f"{exc.filename}: missing") from None
+    except OSError as exc:
+        raise CatvecError(f"{path}: cannot be read ({describe_os_error(exc)})") from None
+    if expected != actual:
+        raise CatvecError(f"{path}: checksum does not match {marker.name}; the file was changed or damaged")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CatvecError(f"{path}: not valid JSON ({exc})") from None
 
 
 def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) -> dict:

@@ -80,8 +80,11 @@ def run_pretrain(args) -> int:
     if not result.promoted:
         from catvec.base.errors import NotPromoted
 
-        raise NotPromoted(f"{'; '.join(result.gate['reasons'])}. {cfg.out}/latest is unchanged; "
-                          f"`catvec promote {cfg.out} {result.version}` publishes this version (or rerun with --force)",
+        held = not result.gate.get("reasons")  # the gate passed it; latest was no longer its parent
+        why = result.gate.get("held", "") if held else "; ".join(result.gate["reasons"])
+        raise NotPromoted(f"{why}. {cfg.out}/latest is unchanged; "
+                          f"`catvec promote {cfg.out} {result.version}` publishes this version"
+                          + (" (or run again: against the current latest)" if held else " (or rerun with --force)"),
                           version=result.version, path=result.path, gate=result.gate)
     return 0
 

@@ -13,11 +13,16 @@ next. A version with a parent (OUT/latest when the run starts) is therefore:
    traffic; with a holdout, the parent's quality on the new version's held-out items;
 3. judged against seed noise: the same numbers between two seeds of the parent's training
    on the parent's data (`seed_noise`, one extra training). The first run that needs it
-   measures it and stores it beside the parent (OUT/<parent>/noise.json), so a first
+   measures it and stores it beside the parent (OUT/<parent>/noise.json, with its sha256 in
+   noise.json.sha256: an edited or damaged one is measured again, never trusted), so a first
    version costs nothing extra and a second child of the same parent reuses it;
 4. gated: `gate_decision` refuses a version whose anchor overlap falls below
-   `gate_drift` x the noise overlap, or whose held-out HR@10 falls more than
-   `gate_quality_se` standard errors below the parent's on the same items.
+   `gate_drift` x the noise overlap (or that cannot be compared: too few anchors), that
+   lost more than `gate_lost_keys` of the parent's keys or `gate_lost_traffic` of its
+   traffic, whose new keys carry more than `gate_new_traffic` of the events or one new
+   key more than `gate_new_key` (a flood), or whose HR@10 falls more than
+   `gate_quality_se` standard errors below the parent's on the same users (the held-out
+   items with --holdout, else the last items of a sample of the corpus's sequences).
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ NEIGHBOURS = 10
 # Frequency bands by training count: (label, lowest count, highest count or None).
 BANDS = (("1-4", 1, 4), ("5-19", 5, 19), ("20-99", 20, 99), ("100+", 100, None))
 MAX_QUERIES = 2000          # keys per band whose neighbour lists are compared (a fixed sample)
-MIN_GATE_ANCHORS = 30       # fewer anchors: too little to judge drift, the gate lets it pass
+MIN_GATE_ANCHORS = 30       # fewer anchors: too little to judge drift, the gate cannot compare (refuses)
 NOISE_FILE = "noise.json"   # a version's seed-noise baseline, written beside it by its first child
 
 
@@ -198,7 +203,8 @@ def compare(vectors: Vectors, other: Vectors, min_count: int, seed: int = 0) -> 
 
 def key_changes(vectors: Vectors, parent: Vectors) -> dict:
     """New keys (not in the parent) and dropped keys (not in the new version), by number and
-    by traffic: the share of training counts they carry in the version that holds them."""
+    by traffic: the share of training counts they carry in the version that holds them; the
+    largest single new key (a flood) and the dropped keys per band of the parent's counts."""
     new = [i for i, k in enumerate(vectors.keys) if k not in parent.key_to_index]
     dropped = [i for i, k in enumerate(parent.keys) if k not in vectors.key_to_index]
 
@@ -207,21 +213,35 @@ def key_changes(vectors: Vectors, parent: Vectors) -> dict:
             return None
         return round(float(v.counts[rows].sum() / v.counts.sum()), 4)
 
-    changes = {"new": len(new), "new_traffic": share(vectors, new),
-               "dropped": len(dropped), "dropped_traffic": share(parent, dropped)}
+    report = {"new": len(new), "new_traffic": share(vectors, new),
+              "dropped": len(dropped), "dropped_traffic": share(parent, dropped),
+              "dropped_share": round(len(dropped) / len(parent), 4) if len(parent) else 0.0}
+    if new and vectors.counts is not None and vectors.counts.sum() > 0:
+        top = new[int(np.argmax(vectors.counts[new]))]
+        report["largest_new"] = {"key": vectors.keys[top], "traffic": share(vectors, [top])}
+    if parent.counts is not None:
+        gone = np.zeros(len(parent), dtype=bool)
+        gone[dropped] = True
+        labels = band_of(parent.counts)
+        report["dropped_bands"] = {name: {"keys": int((labels == i).sum()), "dropped": int(gone[labels == i].sum())}
+                                   for i, (name, _, _) in enumerate(BANDS) if (labels == i).any()}
     if vectors.cold is not None or parent.cold is not None:  # cold keys that gained history, and new ones
-        changes["warmed"] = sum(1 for k in parent.keys if parent.is_cold(k) and k in vectors and not vectors.is_cold(k))
-        changes["cold"] = int(vectors.cold.sum()) if vectors.cold is not None else 0
-    return changes
+        report["warmed"] = sum(1 for k in parent.keys if parent.is_cold(k) and k in vectors and not vectors.is_cold(k))
+        report["cold"] = int(vectors.cold.sum()) if vectors.cold is not None else 0
+    return report
 
 
-def drift_report(vectors: Vectors, parent: Vectors, min_count: int, noise: dict | None) -> dict:
-    """The aligned version against its parent, beside the seed-noise baseline."""
+def drift_report(vectors: Vectors, parent: Vectors, min_count: int, noise: dict | None,
+                 not_aligned: str | None = None) -> dict:
+    """The aligned version against its parent, beside the seed-noise baseline. `not_aligned`
+    (why the alignment was skipped): no drift ratio, the gate cannot compare."""
     report = {**compare(vectors, parent, min_count), **key_changes(vectors, parent)}
     if noise:
         report["noise"] = noise
-        if report["anchors"]["overlap"] is not None and noise.get("anchors", {}).get("overlap"):
-            report["overlap_ratio"] = round(report["anchors"]["overlap"] / noise["anchors"]["overlap"], 4)
+    if not_aligned:
+        report["not_compared"] = f"not aligned: {not_aligned}"
+    elif noise and report["anchors"]["overlap"] is not None and noise.get("anchors", {}).get("overlap"):
+        report["overlap_ratio"] = round(report["anchors"]["overlap"] / noise["anchors"]["overlap"], 4)
     return report
 
 
@@ -242,35 +262,154 @@ def seed_noise(corpus, cfg, vectors: Vectors) -> dict:
     return report
 
 
+def read_noise(path, min_count: int) -> dict | None:
+    """A stored seed-noise baseline (OUT/<parent>/noise.json), or None when it must be
+    measured again: missing, measured with another align_min_count, or not to be trusted
+    (its sha256 marker missing or not matching: edited or damaged; not a baseline)."""
+    from catvec.base.errors import CatvecError
+    from catvec.base.store import read_checked_json
+
+    try:
+        stored = read_checked_json(path)
+    except CatvecError as exc:
+        if path.exists():
+            log.warning("seed-noise baseline not trusted, measured again: %s", exc)
+        return None
+    anchors = stored.get("anchors") if isinstance(stored, dict) else None
+    overlap = anchors.get("overlap") if isinstance(anchors, dict) else None
+    if not isinstance(overlap, (int, float)) or not 0 < overlap <= 1 or not isinstance(stored.get("bands"), dict):
+        log.warning("seed-noise baseline %s is not one (anchor overlap %r), measured again", path, overlap)
+        return None
+    return stored if anchors.get("min_count") == min_count else None
+
+
+def paired_validation(vectors: Vectors, parent: Vectors, cfg, corpus) -> dict:
+    """HR@10 / NDCG@10 of `vectors` and of `parent` on the same sequences: a seeded sample
+    of the corpus's lines (sequences, or baskets) of about `tune_events` tokens, the size of
+    the tuner's sample; each line's last item is the target, the items before it the query
+    history. One pass over the corpus file, no training and no second read of the events;
+    both versions saw these events or older ones, so the figure compares, it does not
+    measure generalisation."""
+    from catvec.pretraining.evaluation import NextItemTask, score_tasks
+
+    tokens = max(int(corpus.stats.get("tokens", 0)), 1)
+    share = min(1.0, cfg.tune_events / tokens)
+    rng = np.random.default_rng(cfg.seed)
+    lengths, items = [], []
+    with open(corpus.path, encoding="utf-8") as fh:
+        for line in fh:
+            if rng.random() >= share:
+                continue
+            ids = line.split()
+            if len(ids) >= 2:
+                lengths.append(len(ids))
+                items.extend(ids)
+    ids = np.asarray(items, dtype=np.int64)
+    ends = np.cumsum(lengths, dtype=np.int64)
+    is_target = np.zeros(len(ids), dtype=bool)
+    is_target[ends - 1] = True
+    indptr = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64) - 1)])
+    query_last = 0 if cfg.basket_col else cfg.query_last
+    out = {"lines": len(lengths), "tokens": int(len(ids)), "users": len(lengths)}
+    for name, v in (("vectors", vectors), ("parent", parent)):
+        rows = np.asarray([v.key_to_index.get(k, -1) for k in corpus.keys] + [-1], dtype=np.int64)
+        task = NextItemTask(indptr, rows[ids[~is_target]], rows[ids[is_target]])
+        counts = v.counts if v.counts is not None else np.zeros(len(v), dtype=np.int64)
+        out[name] = score_tasks(v, {"valid": task}, counts, query_last=query_last)
+    log.info("validation HR@10 on %d sequences: %.4f, the parent's %.4f", out["lines"],
+             out["vectors"]["vectors"]["valid"]["hr"], out["parent"]["vectors"]["valid"]["hr"])
+    return out
+
+
 # ---- the gate ------------------------------------------------------------------------------
 
 def gate_decision(drift: dict | None, quality: dict | None, parent_quality: dict | None, cfg) -> dict:
-    """Promote or keep as a candidate. Reasons are one line each, naming the numbers and
-    the threshold; `force` promotes anyway (and says so)."""
-    reasons, checks = [], {}
+    """Promote or keep as a candidate. Every check records its figure, its threshold and
+    whether it passed ({"figure", "threshold", "passed", "line"}); each failed check is one
+    reason line naming the numbers; `force` promotes anyway (and says so). Too few anchors
+    (or an alignment that was skipped) is "cannot compare": refused, never a silent pass."""
+    checks = {}
     if drift is not None:
-        ratio = drift.get("overlap_ratio")
-        anchors = drift.get("anchors", {}).get("keys", 0)
-        if ratio is None or anchors < MIN_GATE_ANCHORS:
-            checks["drift"] = f"not judged ({anchors} anchors, noise baseline {'present' if ratio is not None else 'missing'})"
-        else:
-            checks["drift"] = {"overlap": drift["anchors"]["overlap"], "noise_overlap": drift["noise"]["anchors"]["overlap"],
-                               "ratio": ratio, "threshold": cfg.gate_drift}
-            if ratio < cfg.gate_drift:
-                reasons.append(f"neighbour overlap@10 with the parent is {drift['anchors']['overlap']:.3f}, "
-                               f"{ratio:.2f}x the seed-noise overlap {drift['noise']['anchors']['overlap']:.3f} "
-                               f"(gate_drift {cfg.gate_drift})")
+        checks["drift"] = _drift_check(drift, cfg)
+        checks.update(_key_checks(drift, cfg))
     if quality is not None and parent_quality is not None:
-        mine, theirs = quality["vectors"]["test"], parent_quality["vectors"]["test"]
-        se = float(np.sqrt(_hr_var(mine) + _hr_var(theirs)))
-        checks["quality"] = {"hr": mine["hr"], "parent_hr": theirs["hr"], "se": round(se, 4),
-                             "threshold_se": cfg.gate_quality_se}
-        if mine["hr"] < theirs["hr"] - cfg.gate_quality_se * se:
-            reasons.append(f"held-out HR@10 {mine['hr']:.4f} is below the parent's {theirs['hr']:.4f} on the same "
-                           f"items by more than {cfg.gate_quality_se:g} standard errors ({se:.4f})")
+        checks["quality"] = _quality_check(quality, parent_quality, cfg)
+    reasons = [c["reason"] for c in checks.values() if not c["passed"]]
     promoted = not reasons or cfg.force
-    decision = {"promoted": promoted, "forced": bool(reasons and cfg.force), "reasons": reasons, "checks": checks}
-    return decision
+    return {"promoted": promoted, "forced": bool(reasons and cfg.force), "reasons": reasons, "checks": checks}
+
+
+def _check(name: str, figure, threshold, passed: bool, line: str, reason: str = "") -> dict:
+    return {"figure": figure, "threshold": threshold, "passed": bool(passed), "line": f"{name}: {line}",
+            "reason": reason or f"{name}: {line}"}
+
+
+def _drift_check(drift: dict, cfg) -> dict:
+    ratio = drift.get("overlap_ratio")
+    anchors = drift.get("anchors", {}).get("keys", 0)
+    why = drift.get("not_compared")
+    if why is None and anchors < MIN_GATE_ANCHORS:
+        why = f"{anchors} anchors (shared keys seen >= {cfg.align_min_count} times in both), fewer than {MIN_GATE_ANCHORS}"
+    if why is None and ratio is None:
+        why = "no seed-noise baseline"
+    if why is not None:
+        return _check("drift", None, cfg.gate_drift, False, f"cannot compare with the parent ({why})",
+                      f"cannot compare with the parent: {why}")
+    noise_overlap = drift["noise"]["anchors"]["overlap"]
+    check = _check("drift", ratio, cfg.gate_drift, ratio >= cfg.gate_drift,
+                   f"neighbour overlap@10 {drift['anchors']['overlap']:.3f} = {ratio:.2f}x seed noise "
+                   f"{noise_overlap:.3f} (min {cfg.gate_drift:g}x)",
+                   f"neighbour overlap@10 with the parent is {drift['anchors']['overlap']:.3f}, {ratio:.2f}x the "
+                   f"seed-noise overlap {noise_overlap:.3f} (gate_drift {cfg.gate_drift})")
+    check.update(overlap=drift["anchors"]["overlap"], noise_overlap=noise_overlap, ratio=ratio)
+    return check
+
+
+def _key_checks(drift: dict, cfg) -> dict:
+    """Keys and traffic lost against the parent, traffic of new keys and of the largest one."""
+    checks = {}
+    if "dropped" not in drift:
+        return checks
+    lost = drift.get("dropped_share", 0.0)
+    bands = ", ".join(f"{b['dropped']}/{b['keys']} of {name}" for name, b in (drift.get("dropped_bands") or {}).items()
+                      if b["dropped"])
+    checks["lost_keys"] = _check("lost keys", lost, cfg.gate_lost_keys, lost <= cfg.gate_lost_keys,
+                                 f"{drift['dropped']} of the parent's keys gone, {lost:.1%} (max {cfg.gate_lost_keys:.0%})"
+                                 + (f"; by the parent's counts: {bands}" if bands else ""))
+    figures = (("lost_traffic", "lost traffic", drift.get("dropped_traffic"), cfg.gate_lost_traffic,
+                "of the parent's training events were on keys now gone"),
+               ("new_traffic", "new keys", drift.get("new_traffic"), cfg.gate_new_traffic,
+                f"of the training events are on {drift['new']} key{'' if drift['new'] == 1 else 's'} "
+                f"the parent did not have"))
+    for name, label, figure, threshold, text in figures:
+        if figure is not None:
+            checks[name] = _check(label, figure, threshold, figure <= threshold,
+                                  f"{figure:.1%} {text} (max {threshold:.0%})")
+    largest = drift.get("largest_new")
+    if largest and largest.get("traffic") is not None:
+        figure = largest["traffic"]
+        checks["new_key"] = _check("largest new key", figure, cfg.gate_new_key, figure <= cfg.gate_new_key,
+                                   f"{largest['key']!r} carries {figure:.1%} of the training events "
+                                   f"(max {cfg.gate_new_key:.0%})")
+    return checks
+
+
+def _quality_check(quality: dict, parent_quality: dict, cfg) -> dict:
+    """HR@10 against the parent's on the same users: the held-out test items (--holdout), else
+    the last items of a sample of the corpus's sequences (`paired_validation`)."""
+    role = "test" if "test" in quality["vectors"] else "valid"
+    mine, theirs = quality["vectors"][role], parent_quality["vectors"][role]
+    se = float(np.sqrt(_hr_var(mine) + _hr_var(theirs)))
+    where = "held-out" if role == "test" else "validation"
+    gap = round((mine["hr"] - theirs["hr"]) / se, 2) if se > 0 else 0.0  # the figure: the change in standard errors
+    check = _check("quality", gap, -cfg.gate_quality_se,
+                   not mine["hr"] < theirs["hr"] - cfg.gate_quality_se * se,
+                   f"{where} HR@10 {mine['hr']:.4f} vs the parent's {theirs['hr']:.4f} on the same {mine['users']} users, "
+                   f"{gap:+.2f} standard errors of {se:.4f} (min -{cfg.gate_quality_se:g})",
+                   f"{where} HR@10 {mine['hr']:.4f} is below the parent's {theirs['hr']:.4f} on the same "
+                   f"items by more than {cfg.gate_quality_se:g} standard errors ({se:.4f})")
+    check.update(hr=mine["hr"], parent_hr=theirs["hr"], se=round(se, 4), threshold_se=cfg.gate_quality_se, split=role)
+    return check
 
 
 def _hr_var(m: dict) -> float:
@@ -281,16 +420,24 @@ def _hr_var(m: dict) -> float:
 # ---- the versions of one output directory -------------------------------------------------
 
 def version_rows(out) -> list[dict]:
-    """One row per complete version of OUT, oldest first: version, parent, status (latest,
-    promoted or candidate), keys, held-out HR@10, drift (anchor overlap / seed-noise overlap)."""
+    """One row per complete version of OUT, oldest first: version, parent, status, keys,
+    held-out HR@10, drift (anchor overlap / seed-noise overlap), the gate's checks. Status:
+    latest; promoted (was latest once); refused (the gate's reasons in the note); candidate
+    (kept out for another reason: its parent was no longer latest at publish time);
+    interrupted (complete on disk and meant to be published, but the run was killed
+    before `latest` moved and the promotion was recorded)."""
     from catvec.base.errors import CatvecError
-    from catvec.base.store import VersionStore, read_manifest
+    from catvec.base.store import PROMOTIONS, VersionStore, read_manifest
 
     store = VersionStore(out)
     if not store.root.is_dir():
         raise CatvecError(f"{store.root}: no such output directory; pass the OUT of `catvec pretrain --out OUT`")
     latest = store.latest_name()
-    promoted = {entry["version"] for entry in store.promotions()}
+    entries = store.promotions()
+    if entries and entries[-1].get("version") != latest:  # recorded, killed before latest moved
+        entries[-1] = dict(entries[-1], interrupted=True)
+    promoted = {entry["version"] for entry in entries if not entry.get("interrupted")}
+    recorded = (store.root / PROMOTIONS).is_file()  # OUTs older than the record: trust the manifests
     rows = []
     for name in store.versions():
         try:
@@ -299,12 +446,35 @@ def version_rows(out) -> list[dict]:
             rows.append({"version": name, "status": "unreadable", "note": str(exc)})
             continue
         gate = manifest.get("gate") or {}
-        status = "latest" if name == latest else "promoted" if name in promoted or (
-            not promoted and gate.get("promoted", True)) else "candidate"
+        status, note = version_status(name, gate, latest, promoted, recorded)
         quality = (manifest.get("quality") or {}).get("vectors", {}).get("test", {})
         drift = manifest.get("drift") or {}
         rows.append({"version": name, "parent": manifest.get("parent") or "", "status": status,
                      "keys": (manifest.get("training") or {}).get("vocab_size"),
-                     "hr10": quality.get("hr"), "drift": drift.get("overlap_ratio"),
-                     "note": "; ".join(gate.get("reasons", []))})
+                     "hr10": quality.get("hr"), "drift": drift.get("overlap_ratio"), "note": note,
+                     "checks": check_summary(gate)})
     return rows
+
+
+def version_status(name: str, gate: dict, latest: str | None, promoted: set, recorded: bool) -> tuple[str, str]:
+    """(status, note) of one version; see `version_rows`."""
+    if name == latest:
+        return "latest", "forced past: " + "; ".join(gate["reasons"]) if gate.get("forced") else ""
+    if name in promoted or (not recorded and gate.get("promoted", True)):
+        return "promoted", ""
+    if gate.get("reasons") and not gate.get("forced"):
+        return "refused", "; ".join(gate["reasons"])
+    if gate.get("held"):
+        return "candidate", gate["held"]
+    return "interrupted", "killed before publishing; `catvec promote` publishes it"
+
+
+def check_summary(gate: dict) -> str:
+    """The gate's checks in one short cell: name figure/threshold, a * on each that failed."""
+    cells = []
+    for name, c in (gate.get("checks") or {}).items():
+        if not isinstance(c, dict) or "passed" not in c:
+            continue
+        figure = "n/a" if c["figure"] is None else f"{c['figure']:.3g}"
+        cells.append(f"{name} {figure}/{c['threshold']:g}{'' if c['passed'] else '*'}")
+    return " ".join(cells)

@@ -9,8 +9,9 @@
         -> compose_cold (with item attributes, read by load_attributes before any work:
            vectors for keys with no history; catvec.base.attributes)
         -> measure_seed_noise (the parent's, once) -> compare_parent (align, drift vs that noise)
-        -> evaluate_holdout (with a holdout; the parent's too) -> gate (catvec.pretraining.lifecycle)
-        -> export_version (staging) -> publish_version (OUT/<version>; OUT/latest if promoted)
+        -> evaluate_holdout (with a holdout; the parent's too) | validate_against_parent (without)
+        -> gate (catvec.pretraining.lifecycle) -> export_version (staging)
+        -> publish_version (OUT/<version>; OUT/latest if promoted and latest is still the parent)
 
 Each step is a plain function marked with `@step` (catvec.base.steps); the CLI calls
 `pretrain` directly and the Prefect flow calls it with every step running as a task
@@ -37,7 +38,8 @@ from pathlib import Path
 from catvec.base.config import HOLDOUT_MODES, PretrainConfig, apply_settings, export_formats
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
-from catvec.base.store import VersionStore, check_writable, publish_version, read_manifest, write_json
+from catvec.base.store import (ANY_PARENT, VersionStore, check_writable, finish_manifest, publish_version,
+                               read_manifest, write_checked_json, write_json)
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
 from catvec.pretraining.inputs import check_read, check_unchanged, sweep_leftovers, watch_input
@@ -232,7 +234,8 @@ def compare_parent(vectors, parent_vectors, parent_noise: dict, cfg: PretrainCon
     if cfg.align:
         vectors, record["alignment"] = lifecycle.align(vectors, parent_vectors, cfg.align_min_count)
     if cfg.gate:
-        record["drift"] = lifecycle.drift_report(vectors, parent_vectors, cfg.align_min_count, parent_noise)
+        skipped = None if not cfg.align or record["alignment"]["applied"] else record["alignment"]["reason"]
+        record["drift"] = lifecycle.drift_report(vectors, parent_vectors, cfg.align_min_count, parent_noise, skipped)
         record["drift"]["noise_from"] = parent_noise.get("from", "parent")
     return vectors, record
 
@@ -248,12 +251,9 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
     from catvec.pretraining import lifecycle
 
     path = store.root / parent / lifecycle.NOISE_FILE
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        if stored.get("anchors", {}).get("min_count") == cfg.align_min_count:
-            return stored
-    except (OSError, ValueError, AttributeError):
-        pass
+    stored = lifecycle.read_noise(path, cfg.align_min_count)
+    if stored is not None:
+        return stored
     found = parent_corpus(store, parent_manifest, cfg)
     if found is None:
         log.warning("the parent's corpus is gone (cache pruned, input changed): seed noise measured on this run's data")
@@ -262,7 +262,7 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
     parent_cfg, parent_data = found
     noise = {**lifecycle.seed_noise(parent_data, parent_cfg, parent_vectors), "from": "parent"}
     try:
-        write_json(path, noise)
+        write_checked_json(path, noise)
     except OSError as exc:  # a read-only parent: measured again next time, no harm
         log.warning("could not store the seed-noise baseline in %s (%s)", path, exc)
     return noise
@@ -307,6 +307,15 @@ def evaluate_holdout(vectors, cfg: PretrainConfig, events_table) -> dict:
         log.info("%s: HR@10 %.4f NDCG@10 %.4f (popularity %.4f / %.4f)", role, m["hr"], m["ndcg"],
                  quality["popularity"][role]["hr"], quality["popularity"][role]["ndcg"])
     return quality
+
+
+@step(name="validate-against-parent")
+def validate_against_parent(vectors, parent_vectors, cfg: PretrainConfig, corpus) -> dict:
+    """Without a holdout: HR@10 of this version and of its parent on the same sequences, the
+    last items of a sample of the corpus (catvec.pretraining.lifecycle.paired_validation)."""
+    from catvec.pretraining.lifecycle import paired_validation
+
+    return paired_validation(vectors, parent_vectors, cfg, corpus)
 
 
 def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict, timings: dict,
@@ -452,11 +461,17 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
                 parent_quality = evaluate_holdout(parent_vectors, cfg, table)
                 lineage["parent_quality"] = parent_quality
             timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
+        elif parent_vectors is not None and cfg.gate:  # a default run: a sample of the corpus's sequences
+            t = time.perf_counter()
+            lineage["validation"] = validate_against_parent(vectors, parent_vectors, cfg, corpus)
+            timings["validate_seconds"] = round(time.perf_counter() - t, 4)
         gate = None
         if parent_vectors is not None and cfg.gate:
             from catvec.pretraining.lifecycle import gate_decision
 
-            gate = gate_decision(lineage.get("drift"), quality, parent_quality, cfg)
+            checked = lineage.get("validation") or {}
+            gate = gate_decision(lineage.get("drift"), quality or checked.get("vectors"),
+                                 parent_quality or checked.get("parent"), cfg)
             lineage["gate"] = gate
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
@@ -477,11 +492,36 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
         export_version(vectors, manifest, staging, cfg, corpus)
         timings["export_seconds"] = round(time.perf_counter() - t, 4)
         promoted = gate is None or gate["promoted"]
-        final = publish_version(store, name, staging, cfg.keep, promote=promoted,
-                                how=_publish_reason(parent, gate))
+        held = {}
+
+        def hold(reason: str) -> bool:  # under the lock: latest is no longer this run's parent
+            held["reason"] = reason
+            hold_as_candidate(staging, reason)
+            return False
+
+        final = publish_version(store, name, staging, cfg.keep, promote=promoted, how=_publish_reason(parent, gate),
+                                parent=parent if cfg.gate else ANY_PARENT, on_parent_moved=hold)
+        if held:
+            promoted = False
+            gate = dict(gate or {"promoted": False, "forced": False, "reasons": [], "checks": {}},
+                        promoted=False, held=held["reason"])
     log.info("pretrain: version %s in %.1fs%s", name, time.perf_counter() - t0,
              "" if promoted else " (a candidate: the gate kept latest where it was)")
     return PretrainResult(version=name, path=final, manifest=read_manifest(final), promoted=promoted, gate=gate)
+
+
+def hold_as_candidate(staging: Path, reason: str) -> None:
+    """Record in a staged version that it stays a candidate (`reason`): the gate block of its
+    manifest and report.md are rewritten, and the manifest finished again."""
+    from catvec.reports.render import DRIFT_FILE, write_report
+    from catvec.reports.plots import MAP_FILE
+
+    manifest = read_manifest(staging, verify=False)
+    files = list(manifest.pop("files"))
+    gate = manifest.get("gate") or {"promoted": False, "forced": False, "reasons": [], "checks": {}}
+    manifest["gate"] = dict(gate, promoted=False, held=reason)
+    write_report(staging, manifest, images=[f for f in (MAP_FILE, DRIFT_FILE) if f in files])
+    finish_manifest(staging, manifest, files)
 
 
 def _publish_reason(parent: str | None, gate: dict | None) -> str:

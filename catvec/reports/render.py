@@ -118,6 +118,9 @@ def pretrain_summary(manifest: dict) -> list[str]:
     if drift.get("overlap_ratio") is not None:
         lines.append(f"drift: neighbour overlap@10 with the parent {drift['anchors']['overlap']}, "
                      f"{drift['overlap_ratio']}x seed noise; {drift['new']} new keys, {drift['dropped']} dropped")
+    if drift.get("not_compared"):
+        lines.append(f"drift: not measured ({drift['not_compared']})")
+    lines += gate_lines(manifest)
     lines += tuning_lines(manifest)
     quality = manifest.get("quality")
     if quality:
@@ -185,11 +188,52 @@ def parent_lines(manifest: dict) -> list[str]:
     if parent_quality and manifest.get("quality"):
         mine, theirs = manifest["quality"]["vectors"]["test"], parent_quality["vectors"]["test"]
         lines += ["", f"- held-out HR@10 on this version's test items: {mine['hr']:.4f}, the parent's {theirs['hr']:.4f}"]
+    validation = manifest.get("validation")
+    if validation:
+        mine, theirs = validation["vectors"]["vectors"]["valid"], validation["parent"]["vectors"]["valid"]
+        lines += ["", f"- validation HR@10 on the same {validation['lines']} sequences (a seeded sample of "
+                      f"{validation['tokens']} tokens of the corpus, each sequence's last item): {mine['hr']:.4f}, "
+                      f"the parent's {theirs['hr']:.4f}"]
     gate = manifest.get("gate")
     if gate:
-        verdict = "promoted (forced past: " if gate["forced"] else "promoted" if gate["promoted"] else "kept as a candidate: "
-        lines += ["", f"- promotion gate: {verdict}{'; '.join(gate['reasons'])}{')' if gate['forced'] else ''}"]
+        lines += ["", f"- promotion gate: {gate_verdict(gate)}"]
+        rows = gate_rows(manifest)
+        if rows:
+            lines += ["", "| check | figure | threshold | result |", "|---|---|---|---|"]
+            lines += [f"| {r['check']} | {r['figure']} | {r['threshold']} | {r['result']} |" for r in rows]
     return lines
+
+
+def gate_verdict(gate: dict) -> str:
+    """promoted / promoted (forced past: ...) / refused: ... / kept as a candidate: ..."""
+    if gate.get("held"):
+        return f"kept as a candidate: {gate['held']}"
+    if gate.get("forced"):
+        return f"promoted (forced past: {'; '.join(gate['reasons'])})"
+    return "promoted" if gate.get("promoted") else f"refused, kept as a candidate: {'; '.join(gate['reasons'])}"
+
+
+def gate_lines(manifest: dict) -> list[str]:
+    """The terminal's gate lines: each check with its figure and threshold, then the decision."""
+    gate = manifest.get("gate")
+    if not gate:
+        return []
+    lines = [f"gate: {c['line']}{'' if c['passed'] else '  <- FAILED'}"
+             for c in (gate.get("checks") or {}).values() if isinstance(c, dict) and "line" in c]
+    return lines + [f"gate: {gate_verdict(gate)}"]
+
+
+def gate_rows(manifest: dict) -> list[dict]:
+    """The gate's checks as table rows (report.md, a Prefect table artifact): one per check,
+    its figure, its threshold and whether it passed; [] without a gate."""
+    rows = []
+    for name, c in ((manifest.get("gate") or {}).get("checks") or {}).items():
+        if not isinstance(c, dict) or "line" not in c:
+            continue
+        rows.append({"check": name, "figure": "cannot compare" if c["figure"] is None else c["figure"],
+                     "threshold": c["threshold"], "result": "pass" if c["passed"] else "FAIL",
+                     "detail": c["line"]})
+    return rows
 
 
 def drift_rows(manifest: dict) -> list[dict]:

@@ -42,7 +42,8 @@ def test_parameters_are_the_config_fields(pretrain_module):
 def test_only_the_input_steps_retry(adapter):
     steps = steps_of(pipeline)
     # the steps that only run with a parent version, a holdout or item attributes
-    lifecycle = ["load-parent", "inherit-settings", "seed-noise", "compare-parent"]
+    lifecycle = ["load-parent", "inherit-settings", "seed-noise", "compare-parent",
+                 "validate-against-parent"]
     attributes = ["load-attributes", "compose-cold"]
     assert sorted(s.info.name for s in steps) == sorted(STEPS_IN_ORDER + ["evaluate"] + lifecycle + attributes)
     retries = {s.info.name: adapter.task_of(s).retries for s in steps}

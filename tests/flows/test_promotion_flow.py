@@ -103,3 +103,19 @@ def test_the_flow_script_exits_3_for_a_candidate(pretrain_module, prefect_harnes
                                 argv=argv) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("catvec: error: version ") and REASON in err[-1]
+
+
+def test_the_gate_checks_are_a_table_artifact(pretrain_module, prefect_harness, emitted, sample_events, tmp_path,
+                                              monkeypatch):
+    tables = []
+    real = pretrain_module.create_table_artifact
+    monkeypatch.setattr(pretrain_module, "create_table_artifact", lambda **kw: (tables.append(kw), real(**kw))[1])
+    run = dict(events=str(sample_events), out=str(tmp_path), **FAST)
+    pretrain_module.pretrain_flow(**run)
+    assert not [t for t in tables if t["key"] == pretrain_module.GATE_KEY]  # a first version: nothing to check
+    pretrain_module.pretrain_flow(**dict(run, seed=2))
+    (gate,) = [t for t in tables if t["key"] == pretrain_module.GATE_KEY]
+    checks = {row["check"]: row for row in gate["table"]}
+    assert {"drift", "lost_keys", "lost_traffic", "new_traffic", "quality"} <= set(checks)
+    assert checks["lost_keys"]["figure"] == 0.0 and checks["lost_keys"]["threshold"] == 0.1
+    assert all(row["result"] == "pass" for row in gate["table"]) and "promoted" in gate["description"]
