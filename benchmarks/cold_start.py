@@ -9,14 +9,16 @@ their next-item target.
 1. intrinsic: overlap@10 of each cold movie's 10 nearest warm movies (cosine of input
    vectors; the pool: warm movies with >= 20 ratings) with its 10 nearest in a reference
    model trained on all events. Composed vectors (`pretrain --item-attributes`) against
-   popular-in-group (the 10 most rated warm movies of the same genres and decade) and the
+   popular-in-group (the 10 most rated warm movies of the same decade: those with the same
+   genres first, then those sharing the most genres; also: sharing any genre) and the
    mean of the group's vectors (both on the same run without attributes). `--methods` also measures the candidate methods that
    chose the composition (attribute tokens inside the sequences, Meta-Prod2Vec-like, and
    ridge variants);
 2. next item: HR@10 of users whose target is a cold movie, every movie a candidate (warm
-   and cold), the version's scorer (context) on the last item (and cosine), against popular-in-group (the most
-   rated movies of the group of the user's last movie, a cold movie scored by the mean
-   count of its group). Warm targets: HR@10 with attributes against the same run without
+   and cold), the version's scorer (context) on the last item (and cosine, also without the
+   keys seen under 5 times), against popular-in-group (the most rated movies of the group of
+   the user's last movie, filled up as above, a cold movie scored by the mean count of its
+   group). Warm targets: HR@10 with attributes against the same run without
    them;
 3. finetune: liked = rating >= 4 from userId, movieId, year; trained on the rows of warm
    movies, scored (AUC) on the rows of cold movies: movieId rows started from the composed
@@ -44,6 +46,7 @@ from common import machine_lines, markdown_table, movielens_dir  # noqa: E402
 MIN_RATINGS = 20
 COLD_SHARE = 0.2
 K = 10
+COSINE_SUPPORT = 5  # cosine lists without the keys seen under 5 times (blended with their attributes)
 SETTINGS = dict(window=10, epochs=15, ns_exponent=0.0, sample=0.0, scorer="context", min_support=1, tune=False,
                 vector_map=False, gate=False, align=False, dim=64)
 
@@ -99,6 +102,25 @@ def groups(attributes) -> dict[str, tuple]:
 
 # ---- intrinsic ---------------------------------------------------------------------------
 
+def popular_in_group(group: tuple | None, candidates: list[str], counts: dict, group_of: dict, k: int = K,
+                     exact: bool = True) -> list[str]:
+    """The k most rated candidates of the same decade as `group` (genres, decade): exact=True,
+    those with the same genres first, then those sharing the most genres (so the list has k
+    items even when the exact group is small); exact=False, among those sharing a genre."""
+    genres, decade = group or ((), None)
+    scored = []
+    for key in candidates:
+        other = group_of.get(key) or ((), None)
+        if other[1] != decade:
+            continue
+        shared = len(set(other[0]) & set(genres))
+        if exact:
+            scored.append(((other[0] != genres, -shared, -counts.get(key, 0)), key))
+        elif shared:
+            scored.append(((-counts.get(key, 0),), key))
+    return [key for _, key in sorted(scored)[:k]]
+
+
 def nearest(matrix: np.ndarray, pool: np.ndarray, queries: np.ndarray, k: int = K) -> np.ndarray:
     """Rows of `pool` nearest (cosine) to each query vector: (n_q, k) indices into pool."""
     unit = matrix[pool] / np.maximum(np.linalg.norm(matrix[pool], axis=1, keepdims=True), 1e-12)
@@ -125,8 +147,11 @@ def intrinsic(reference, vectors, plain, cold: list[str], pool_keys: list[str], 
 
     counts = {k: plain.count(k) for k in warm}
     pool_set = set(pool_keys)
-    out = {"popular-in-group": score([sorted((k for k in group(c) if k in pool_set), key=lambda k: -counts[k])[:K]
-                                      for c in cold])}
+    out = {"popular-in-group": score([popular_in_group(group_of.get(c), pool_keys, counts, group_of) for c in cold]),
+           "popular sharing a genre": score([popular_in_group(group_of.get(c), pool_keys, counts, group_of, exact=False)
+                                             for c in cold]),
+           "popular-in-group, exact genres only (short lists)":
+               score([sorted((k for k in group(c) if k in pool_set), key=lambda k: -counts[k])[:K] for c in cold])}
     means = np.stack([plain.matrix[[plain.key_to_index[k] for k in group(c)]].mean(axis=0) for c in cold])
     plain_pool = np.array([plain.key_to_index[k] for k in pool_keys])
     out["mean of group vectors"] = score([np.asarray(pool_keys)[r] for r in nearest(plain.matrix, plain_pool, means)])
@@ -153,9 +178,11 @@ def next_item(vectors, plain, train, targets: dict, cold: set, group_of: dict) -
     items = np.array([index[last_item[u]] for u in users], dtype=np.int64)
     indptr = np.arange(len(users) + 1, dtype=np.int64)
     hit = {}
-    for label, with_cold, scorer in (("with cold candidates", True, None), ("--no-cold", False, None),
-                                     ("with cold candidates, cosine scorer", True, "cosine")):
-        recs = recommend_rows(vectors, indptr, items, K, scorer, query_last=1, cold=with_cold)
+    for label, with_cold, scorer, support in (("with cold candidates", True, None, None), ("--no-cold", False, None, None),
+                                              ("with cold candidates, cosine scorer", True, "cosine", None),
+                                              (f"cosine scorer, --min-support {COSINE_SUPPORT}", True, "cosine",
+                                               COSINE_SUPPORT)):
+        recs = recommend_rows(vectors, indptr, items, K, scorer, support, query_last=1, cold=with_cold)
         hit[label] = np.array([index[targets[u]] in set(row) for u, row in zip(users, recs.items.tolist())])
     plain_items = np.array([plain.key_to_index.get(last_item[u], -1) for u in users], dtype=np.int64)
     recs = recommend_rows(plain, indptr, plain_items, K, query_last=1)
@@ -167,8 +194,9 @@ def next_item(vectors, plain, train, targets: dict, cold: set, group_of: dict) -
     for k in vectors.keys:
         by_group.setdefault(group_of.get(k), []).append(k)
     group_mean = {g: np.mean([counts[k] for k in ks if k not in cold] or [0]) for g, ks in by_group.items()}
-    top = {g: sorted(ks, key=lambda k: -(group_mean[g] if k in cold else counts[k]))[:K + 1]
-           for g, ks in by_group.items()}
+    scored = {k: group_mean[group_of.get(k)] if k in cold else counts[k] for k in vectors.keys}
+    top = {g: popular_in_group(g, vectors.keys, scored, group_of, K + 1)
+           for g in {group_of.get(last_item[u]) for u in users}}
     hit["popular-in-group"] = np.array([targets[u] in [k for k in top[group_of.get(last_item[u])]
                                                        if k != last_item[u]][:K] for u in users])
     is_cold = np.array([targets[u] in cold for u in users])
@@ -304,6 +332,7 @@ def methods(train, cold: list[str], pool_keys: list[str], attributes, truth, see
         w = counts if weighted else np.ones(len(keys))
         composed = _ridge_predict(x, plain.wv.vectors.astype(np.float64), w, x_new, penalty * float(w.mean()))
         out[name] = score(keys, plain.wv.vectors, composed)
+    out.update(chosen_on_warm(keys, counts, plain.wv.vectors, tokens, cold, pool_keys, truth, seed))
     # Meta-Prod2Vec-like: each movie followed by its attribute tokens in the sequences;
     # a cold movie = the mean of its attribute tokens' vectors
     meta = Word2Vec([[t for k in s for t in [k] + tokens[k]] for s in seqs], **params)
@@ -311,6 +340,43 @@ def methods(train, cold: list[str], pool_keys: list[str], attributes, truth, see
     mat = meta.wv[mkeys]
     composed = np.stack([meta.wv[[t for t in tokens[c] if t in meta.wv]].mean(axis=0) for c in cold])
     out["attribute tokens in the sequences (Meta-Prod2Vec-like)"] = score(mkeys, mat, composed)
+    return out
+
+
+WEIGHTINGS = (("count", 1.0), ("count", 10.0), ("min(count, 50)", 10.0), ("min(count, 100)", 10.0))
+
+
+def chosen_on_warm(keys: list[str], counts, matrix, tokens: dict, cold: list[str], pool_keys: list[str], truth,
+                   seed: int) -> dict:
+    """Ridge weights and penalty chosen without the cold movies: 20% of the pool's warm movies
+    are left out of the fit and their composed vectors scored against their own learned
+    neighbours among the rest of the pool (validation); then the cold movies (test)."""
+    from catvec.base.attributes import _feature_matrix, _ridge_predict
+
+    idx = {k: i for i, k in enumerate(keys)}
+    rng = np.random.default_rng(50 + seed)
+    val = sorted(rng.choice(pool_keys, size=len(pool_keys) // 5, replace=False).tolist())
+    val_set = set(val)
+    rest_pool = [k for k in pool_keys if k not in val_set]
+
+    def overlap(fit, queries, pool, lists_truth):
+        at = np.array([idx[k] for k in fit])
+        vocab, x = _feature_matrix([tokens[k] for k in fit], None)
+        _, x_new = _feature_matrix([tokens[k] for k in queries], vocab)
+        cap = float(weighting.split(", ")[1].rstrip(")")) if "," in weighting else np.inf
+        w = np.minimum(counts[at], cap)
+        composed = _ridge_predict(x, matrix[at].astype(np.float64), w, x_new, penalty * float(w.mean()))
+        pool_rows = np.array([idx[k] for k in pool])
+        lists = [set(np.asarray(pool)[r]) for r in nearest(matrix, pool_rows, composed)]
+        return float(np.mean([len(a & t) / K for a, t in zip(lists, lists_truth)]))
+
+    val_truth = [set(np.asarray(rest_pool)[r]) for r in
+                 nearest(matrix, np.array([idx[k] for k in rest_pool]), matrix[[idx[k] for k in val]])]
+    out = {}
+    for weighting, penalty in WEIGHTINGS:
+        name = f"weights {weighting}, penalty {penalty:g}"
+        out[f"{name}: warm validation"] = overlap([k for k in keys if k not in val_set], val, rest_pool, val_truth)
+        out[f"{name}: cold test"] = overlap(keys, cold, pool_keys, truth)
     return out
 
 
@@ -388,12 +454,15 @@ def report(rows: list[dict], args) -> list[str]:
              f"ratings); pretrain with attributes took {', '.join(str(r['pretrain_seconds_ratio']) for r in rows)}x the "
              "reference pretrain (on more events) in the same run", "",
              "Intrinsic: overlap@10 with the reference model's neighbours", ""]
-    methods_ = ["popular-in-group", "mean of group vectors", "composed (catvec)"]
+    methods_ = ["popular-in-group, exact genres only (short lists)", "popular sharing a genre", "popular-in-group",
+                "mean of group vectors", "composed (catvec)"]
     lines += markdown_table(["method", "overlap@10"], [[m, mean(lambda r, m=m: r[m])] for m in methods_])
     base = np.mean([r["mean of group vectors"] for r in rows])
     pop = np.mean([r["popular-in-group"] for r in rows])
     ours = np.mean([r["composed (catvec)"] for r in rows])
-    lines += ["", f"composed / mean of group vectors = {ours / base:.2f}x; composed / popular-in-group = {ours / pop:.2f}x"]
+    share = np.mean([r["popular sharing a genre"] for r in rows])
+    lines += ["", f"composed / mean of group vectors = {ours / base:.2f}x; composed / popular-in-group = {ours / pop:.2f}x; "
+                  f"composed / popular sharing a genre = {ours / share:.2f}x"]
     if args.methods:
         names = list(rows[0]["methods"])
         lines += ["", "Candidate methods (gensim with the same settings, the same cold movies and truth)", ""]
@@ -402,7 +471,7 @@ def report(rows: list[dict], args) -> list[str]:
     lines += ["", f"Next item HR@10 ({', '.join(str(n['cold_users']) for n in ni)} users with a cold target, "
                   f"{', '.join(str(n['warm_users']) for n in ni)} with a warm one)", ""]
     labels = ["with cold candidates", "--no-cold", "the same run without attributes",
-              "with cold candidates, cosine scorer", "popular-in-group"]
+              "with cold candidates, cosine scorer", f"cosine scorer, --min-support {COSINE_SUPPORT}", "popular-in-group"]
     lines += markdown_table(["method", "cold targets", "warm targets"],
                             [[label, mean(lambda r, x=label: r["next_item"][f"cold {x}"]),
                               mean(lambda r, x=label: r["next_item"][f"warm {x}"])] for label in labels])

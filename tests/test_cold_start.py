@@ -82,8 +82,43 @@ def test_cold_keys_land_near_their_group(write_csv):
         assert distances.argmin() == g
         neighbours = [k for k, _ in composed.most_similar(key, topn=5, scorer="cosine")]
         assert all(k.startswith(f"g{g}_") for k in neighbours)
-    # context rows are composed from the context vectors (input + 1 here)
-    np.testing.assert_allclose(composed.context[36:] - composed.matrix[36:], 1.0, atol=0.05)
+    # context rows are composed from the context vectors (input + 1 here), then scaled to the
+    # lower quartile of the context norms of the keys seen >= 20 times
+    well_seen = vectors.context[vectors.counts >= 20]
+    quartile = np.quantile(np.linalg.norm(well_seen, axis=1), 0.25)
+    np.testing.assert_allclose(np.linalg.norm(composed.context[36:], axis=1), quartile, rtol=1e-5)
+    unscaled = composed.matrix[36:] + 1.0
+    cosines = np.sum(unit(composed.context[36:]) * unit(unscaled), axis=1)
+    np.testing.assert_allclose(cosines, 1.0, atol=0.01)
+
+
+def unit(rows):
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_composed_context_vectors_reach_context_lists(write_csv):
+    """A ridge prediction averages many keys and comes out short; scaled to a well-seen key's
+    norm, a cold key can top a context-scorer list of its group (it could not unscaled)."""
+    rng = np.random.default_rng(3)
+    dim, keys, rows = 8, [], []
+    centers = rng.standard_normal((2, dim))
+    for g in range(2):
+        for j in range(40):
+            keys.append(f"g{g}_{j}")
+            rows.append(centers[g] + 3.0 * rng.standard_normal(dim))   # spread: the mean is much shorter
+    matrix = np.asarray(rows, dtype=np.float32)
+    vectors = Vectors(keys=keys, matrix=matrix, context=matrix.copy(), counts=np.full(len(keys), 30))
+    text = "item_id,genre\n" + "".join(f"g{g}_{j},genre{g}\n" for g in range(2) for j in range(40)) + "new0,genre0\n"
+    composed, _ = compose_vectors(vectors, read_attributes(write_csv("items.csv", text), "item_id"))
+    norms = np.linalg.norm(matrix, axis=1)
+    assert np.linalg.norm(composed.context[-1]) == pytest.approx(np.quantile(norms, 0.25), rel=1e-5)
+    assert np.linalg.norm(composed.context[-1]) > 1.5 * np.linalg.norm(composed.matrix[-1])   # input side as fitted
+    query = composed.matrix[composed.key_to_index["g0_0"]]
+    scores = composed.context @ query
+    scores[composed.key_to_index["g0_0"]] = -np.inf
+    rank = int((scores > scores[-1]).sum())
+    unscaled_rank = int((composed.context[:-1] @ query > composed.matrix[-1] @ query).sum())
+    assert rank < unscaled_rank
 
 
 def test_keys_seen_a_few_times_blend_with_their_attributes(write_csv):

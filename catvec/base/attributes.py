@@ -7,7 +7,8 @@ ridge regression from attribute features to vectors on the keys that have both (
 weighted by its training count, so well-measured vectors steer the fit), and gives every
 key of the attributes table without a vector the prediction for its attributes, for the
 input and the context vectors alike (a key whose every cell is empty gets nothing: no
-attribute, no information). A key seen only a few times has a noisy learned vector; with
+attribute, no information); composed context vectors are scaled to the lower quartile of
+the context-vector norms of well-seen keys, so cold keys can reach context-scorer lists. A key seen only a few times has a noisy learned vector; with
 `blend` it keeps n / (n + blend) of it and takes the rest from its attributes. Features are one indicator per attribute value
 (`genre=Comedy`, `year=1995`). Why a regression and not attribute tokens trained inside
 the sequences (Meta-Prod2Vec), why weighted, and why no crosses of two columns' values:
@@ -35,6 +36,10 @@ DEFAULT_SEP = "|"
 MIN_KEYS_FOR_ID_CHECK = 10
 RIDGE = 1.0  # ridge penalty as a multiple of the mean training count (the weights' scale)
 BLEND_BELOW = 20  # keys seen fewer times may take part of their vectors from their attributes (blend)
+# Composed context vectors are scaled to this quantile of the context-vector norms of the keys
+# seen >= BLEND_BELOW times: a prediction averages many keys' vectors and comes out short, so
+# under the context scorer (input . context) a cold key never reached a list (docs/cold_start.md).
+CONTEXT_NORM_QUANTILE = 0.25
 
 
 @dataclass
@@ -108,7 +113,8 @@ def compose_vectors(vectors, attributes: Attributes, blend: int = 0, ridge: floa
     `attributes` that has no row, flagged cold with count 0, and a record of the fit.
     The regression is fitted on the keys with history and attributes; keys already cold
     in `vectors` are never fitted on. With no such key nothing is composed (the record
-    says why). blend > 0: a key with attributes seen n < BLEND_BELOW times keeps
+    says why). Composed context rows get the CONTEXT_NORM_QUANTILE of the context norms of
+    the keys seen >= BLEND_BELOW times (all fitted keys without counts). blend > 0: a key with attributes seen n < BLEND_BELOW times keeps
     n / (n + blend) of its learned vectors and takes the rest from its composed ones (a
     vector learned from a handful of events is mostly noise: docs/cold_start.md).
 
@@ -146,6 +152,9 @@ def compose_vectors(vectors, attributes: Attributes, blend: int = 0, ridge: floa
                                ridge * float(weights.mean()))               # (new + rare, dim or 2 dim)
     composed, rare_composed = predicted[:len(new)], predicted[len(new):]
     dim = vectors.dim
+    if vectors.context is not None and len(new):
+        well_seen = at if vectors.counts is None else at[weights >= BLEND_BELOW]
+        composed[:, dim:] = _calibrated(composed[:, dim:], vectors.context[well_seen])
     matrix, context = vectors.matrix, vectors.context
     if len(rare):
         keep = (weights[rare] / (weights[rare] + blend))[:, None]           # (n_rare, 1): share of the learned
@@ -165,6 +174,16 @@ def compose_vectors(vectors, attributes: Attributes, blend: int = 0, ridge: floa
              "on %d keys", len(new), len(rare), len(vocab), len(warm_rows))
     return out, {**record, "composed": len(new), "blended": int(len(rare)), "cold": int(cold.sum()),
                  "features": len(vocab)}
+
+
+def _calibrated(rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`rows` (n, d) scaled to the CONTEXT_NORM_QUANTILE of the norms of `reference` (m, d),
+    the context vectors of well-seen keys; as they are when there is no such key."""
+    if not len(reference):
+        return rows
+    target = np.quantile(np.linalg.norm(reference, axis=1), CONTEXT_NORM_QUANTILE)
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return (rows * (target / np.where(norms > 0, norms, 1.0))).astype(rows.dtype)
 
 
 def _feature_matrix(rows: list[list[str]], vocab: dict | None):
