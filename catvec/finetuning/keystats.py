@@ -66,7 +66,7 @@ class KeyStats:
 
 
 def key_stats_enabled(setting: str, task: str) -> bool:
-    """--key-stats auto: on for binary and regression targets; on asks for it (error elsewhere)."""
+    """--key-stats auto: on for binary and regression targets, never for multiclass; off: never."""
     return setting != "off" and task in KEY_STATS_TASKS
 
 

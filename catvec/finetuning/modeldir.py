@@ -127,26 +127,38 @@ def load_model(path) -> LoadedModel:
         vocab_data = json.loads((directory / "vocabs.json").read_text(encoding="utf-8"))
         check_spec(directory, info.get("spec") if isinstance(info, dict) else None)  # before any allocation
         state = load_file(str(directory / "model.safetensors"))
-        key_stats = _load_key_stats(directory, manifest, info["roles"]["task"])
     except (OSError, ValueError, SafetensorError) as exc:
         raise CatvecError(f"{directory}: cannot read the model ({exc})") from None
     model = TabularEmbeddingModel.from_state(info["spec"], state)
     model.eval()
-    return LoadedModel(model=model, roles=Roles(**info["roles"]),
-                       vocabs={col: Vocab.from_json(keys) for col, keys in vocab_data.items()},
-                       scaler=Scaler(**info["scaler"]), y_mean=info["y_mean"], y_std=info["y_std"],
-                       path=directory, key_stats=key_stats)
+    roles, vocabs = Roles(**info["roles"]), {col: Vocab.from_json(keys) for col, keys in vocab_data.items()}
+    try:
+        key_stats = _load_key_stats(directory, manifest, roles.task, [len(vocabs[c]) for c in roles.cat_cols])
+    except (OSError, SafetensorError) as exc:
+        raise CatvecError(f"{directory}: cannot read the model ({exc})") from None
+    return LoadedModel(model=model, roles=roles, vocabs=vocabs, scaler=Scaler(**info["scaler"]),
+                       y_mean=info["y_mean"], y_std=info["y_std"], path=directory, key_stats=key_stats)
 
 
-def _load_key_stats(directory: Path, manifest: dict, task: str):
-    """The KeyStats of keystats.safetensors, or None for a model trained without them."""
+def _load_key_stats(directory: Path, manifest: dict, task: str, sizes: list[int]):
+    """The KeyStats of keystats.safetensors, or None for a model trained without them.
+    sizes: the rows of each categorical column's vocab."""
     from safetensors.numpy import load_file as load_arrays
 
     from catvec.finetuning.keystats import KEY_STATS_FILE, KeyStats
 
     if KEY_STATS_FILE not in manifest.get("files", {}):
         return None
-    return KeyStats.from_arrays(task, load_arrays(str(directory / KEY_STATS_FILE)))
+    arrays = load_arrays(str(directory / KEY_STATS_FILE))
+    try:
+        stats = KeyStats.from_arrays(task, arrays)
+    except KeyError:
+        stats = None
+    if stats is None or len(stats.sums) != len(sizes) or any(
+            len(s) != n or len(c) != n for s, c, n in zip(stats.sums, stats.counts, sizes)):
+        raise CatvecError(f"{directory / KEY_STATS_FILE}: the statistics do not match the model's categorical "
+                          f"columns; the model directory was edited or damaged: train the model again")
+    return stats
 
 
 def model_inputs(loaded: LoadedModel, frame, name: str) -> tuple[np.ndarray, np.ndarray]:
