@@ -9,13 +9,15 @@ sample of the other ratings is the test set. Every rating is behaviour for pretr
             (roles swapped: users are the "items" of each movie's audience, in time order)
 
 Per split (3 seeds), test ROC AUC of:
-- `catvec finetune --compare` with its defaults, movieId and userId pretrained; its
+- `catvec finetune --compare` with its defaults (so --auto, and --key-stats: each column's
+  smoothed like-rate and count from the training rows), movieId and userId pretrained; its
   baselines on the same split: scratch, linear probe, kNN, LightGBM on the raw columns
   (gbm_raw) and LightGBM with the vectors (gbm_vectors);
 - CatBoost on the raw columns (ids as its own categorical features) and CatBoost with
   `catvec.features` columns, as a user would run it, on the same rows.
 
 Writes benchmarks/gbm_task.md. Skips cleanly (exit 0, a message) when the data is absent.
+CatBoost is not a catvec dependency: `.venv/bin/pip install -c constraints.txt catboost` first.
 
     .venv/bin/python benchmarks/gbm_task.py                 # 3 seeds
     .venv/bin/python benchmarks/gbm_task.py --seeds 1 --fractions 0.02

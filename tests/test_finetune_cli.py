@@ -50,8 +50,9 @@ def test_finetune_compare_then_predict_end_to_end(tmp_path, inputs):
     assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("catvec-model", 1, "finetune")
     # a fine-tuned pretrained column also keeps the rows it started from
     started = ["initial.safetensors"] if metrics["mode"] == "finetune" else []
+    # a regression target: the per-key statistics of the training rows go with the model
     assert sorted(manifest["files"]) == sorted(["model.safetensors", "model.json", "vocabs.json", "metrics.json", "training_curves.png",
-                                                "alignment.json", "report.md", *started])
+                                                "alignment.json", "report.md", "keystats.safetensors", *started])
     assert manifest["embeddings"] == {"item_id": "embeddings/item_id", "color": "embeddings/color"}
 
     new = labeled_rows(20, seed=9).drop(columns=["y"])

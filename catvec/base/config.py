@@ -466,6 +466,9 @@ class FinetuneConfig:
     emb_dropout: float = opt(0.0, "dropout on the concatenated embeddings")
     emb_l2: float = opt(0.0, "L2 penalty on the embedding rows used in each batch")
     interactions: bool = opt(False, "add element-wise products of same-size embeddings")
+    key_stats: str = opt("auto", "per-key target statistics of the training rows (smoothed rate or mean, "
+                                 "out of fold, and log count) as extra inputs: auto (binary and regression "
+                                 "targets) or off")
     # training
     lr: float = opt(0.003, "learning rate of the MLP (and of randomly initialised embedding rows)")
     embedding_lr: float = opt(0.0001, "learning rate of pretrained embedding rows in finetune mode")
@@ -530,6 +533,7 @@ class FinetuneConfig:
         _one_of("class_weight", self.class_weight, ("none", "balanced"))
         _one_of("normalize", self.normalize, ("none", "unit"))
         _one_of("auto", self.auto, ("auto", "on", "off"))
+        _one_of("key_stats", self.key_stats, ("auto", "off"))
         _one_of("solver", self.solver, ("adam", "lbfgs"))
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
         if self.solver == "lbfgs" and self.hidden.strip():

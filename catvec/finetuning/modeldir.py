@@ -10,6 +10,8 @@
     embeddings/<column>/  the fine-tuned rows as a weight directory (catvec.base.vectors format)
     initial.safetensors   {column: vectors it started from}, finetune mode or a warm start only:
                           what a later --warm-start needs to carry each row's fine-tuned offset
+    keystats.safetensors  per-key target sums and counts of the training rows (--key-stats, binary
+                          and regression): predict appends the same statistics to the inputs
     manifest.json, COMPLETE   checksums of the files above; COMPLETE is written last
 
 Loading reads safetensors and JSON only, after checking every checksum.
@@ -43,6 +45,7 @@ class LoadedModel:
     y_mean: float
     y_std: float
     path: Path
+    key_stats: object = None       # catvec.finetuning.keystats.KeyStats, or None
 
 
 def embedding_dir_name(column: str) -> str:
@@ -53,9 +56,10 @@ def embedding_dir_name(column: str) -> str:
 
 def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Scaler, y_mean: float,
                     y_std: float, metrics: dict, alignment: dict, report: str, manifest: dict,
-                    extra_files: tuple[str, ...] = (), initial: dict | None = None) -> Path:
+                    extra_files: tuple[str, ...] = (), initial: dict | None = None, key_stats=None) -> Path:
     """Write every file of a model directory into `staging`, the COMPLETE marker last.
-    initial: {column: (num, dim) rows it started from}, written to initial.safetensors."""
+    initial: {column: (num, dim) rows it started from}, written to initial.safetensors;
+    key_stats: KeyStats, written to keystats.safetensors."""
     from safetensors.torch import save_file
 
     from catvec.base.store import finish_manifest, write_json, writing
@@ -79,6 +83,13 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
         with writing(staging / INITIAL_FILE):
             save_arrays(initial, str(staging / INITIAL_FILE), metadata={"format": MODEL_FORMAT})
         extra_files = (*extra_files, INITIAL_FILE)
+    if key_stats is not None:
+        from safetensors.numpy import save_file as save_arrays
+
+        from catvec.finetuning.keystats import KEY_STATS_FILE
+        with writing(staging / KEY_STATS_FILE):
+            save_arrays(key_stats.to_arrays(), str(staging / KEY_STATS_FILE), metadata={"format": MODEL_FORMAT})
+        extra_files = (*extra_files, KEY_STATS_FILE)
     exported = {}
     for col, layer in model.embedding_layers().items():
         weight = layer.full_weight().numpy()                         # (len(vocab), dim)
@@ -120,10 +131,45 @@ def load_model(path) -> LoadedModel:
         raise CatvecError(f"{directory}: cannot read the model ({exc})") from None
     model = TabularEmbeddingModel.from_state(info["spec"], state)
     model.eval()
-    return LoadedModel(model=model, roles=Roles(**info["roles"]),
-                       vocabs={col: Vocab.from_json(keys) for col, keys in vocab_data.items()},
-                       scaler=Scaler(**info["scaler"]), y_mean=info["y_mean"], y_std=info["y_std"],
-                       path=directory)
+    roles, vocabs = Roles(**info["roles"]), {col: Vocab.from_json(keys) for col, keys in vocab_data.items()}
+    try:
+        key_stats = _load_key_stats(directory, manifest, roles.task, [len(vocabs[c]) for c in roles.cat_cols])
+    except (OSError, SafetensorError) as exc:
+        raise CatvecError(f"{directory}: cannot read the model ({exc})") from None
+    return LoadedModel(model=model, roles=roles, vocabs=vocabs, scaler=Scaler(**info["scaler"]),
+                       y_mean=info["y_mean"], y_std=info["y_std"], path=directory, key_stats=key_stats)
+
+
+def _load_key_stats(directory: Path, manifest: dict, task: str, sizes: list[int]):
+    """The KeyStats of keystats.safetensors, or None for a model trained without them.
+    sizes: the rows of each categorical column's vocab."""
+    from safetensors.numpy import load_file as load_arrays
+
+    from catvec.finetuning.keystats import KEY_STATS_FILE, KeyStats
+
+    if KEY_STATS_FILE not in manifest.get("files", {}):
+        return None
+    arrays = load_arrays(str(directory / KEY_STATS_FILE))
+    try:
+        stats = KeyStats.from_arrays(task, arrays)
+    except KeyError:
+        stats = None
+    if stats is None or len(stats.sums) != len(sizes) or any(
+            len(s) != n or len(c) != n for s, c, n in zip(stats.sums, stats.counts, sizes)):
+        raise CatvecError(f"{directory / KEY_STATS_FILE}: the statistics do not match the model's categorical "
+                          f"columns; the model directory was edited or damaged: train the model again")
+    return stats
+
+
+def model_inputs(loaded: LoadedModel, frame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of a table -> (x_cat, x_cont) as the model was trained on them: the continuous
+    columns, then the key statistics when the model has them, scaled."""
+    from catvec.finetuning.labeled import feature_arrays
+
+    x_cat, x_cont = feature_arrays(frame, loaded.roles, loaded.vocabs, None, name)
+    if loaded.key_stats is not None:
+        x_cont = np.concatenate([x_cont, loaded.key_stats.features(x_cat)], axis=1)
+    return x_cat, loaded.scaler.transform(x_cont)
 
 
 def check_spec(directory: Path, spec) -> None:

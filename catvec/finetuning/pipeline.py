@@ -66,6 +66,7 @@ class Prepared:
     data: object           # catvec.finetuning.training.TrainData
     scaler: object         # catvec.finetuning.labeled.Scaler (continuous features, training rows only)
     is_val: np.ndarray     # (n_rows,) bool
+    key_stats: object = None   # catvec.finetuning.keystats.KeyStats (binary / regression), or None
 
 
 @dataclass
@@ -191,6 +192,7 @@ def align_columns(run: FinetuneRun) -> dict:
 @step(name="prepare")
 def prepare_data(run: FinetuneRun) -> Prepared:
     """Split, scale with training statistics only, and encode: arrays ready for `fit`."""
+    from catvec.finetuning.keystats import key_stat_columns, key_stats_enabled
     from catvec.finetuning.labeled import Scaler, feature_arrays, split_rows, target_labels, test_rows
     from catvec.finetuning.training import TrainData
 
@@ -201,20 +203,25 @@ def prepare_data(run: FinetuneRun) -> Prepared:
     is_test = test_rows(frame, cfg.split_col)
     tr, va = ~is_val & ~is_test, is_val
     x_cat, x_cont = feature_arrays(frame, roles, vocabs, None, name)
-    # a warm start keeps the previous model's scaling: its weights were trained on those inputs
-    scaler = run.warm.model.scaler if run.warm else Scaler.fit(x_cont[tr])
-    x_cont = scaler.transform(x_cont)
     y_mean, y_std = 0.0, 1.0
     if roles.task == "regression":
         y_mean, y_std = (run.warm.model.y_mean, run.warm.model.y_std) if run.warm else \
             (float(y[tr].mean()), float(y[tr].std() or 1.0))
         y = ((y - y_mean) / y_std).astype(np.float32)
+    key_stats = None
+    if key_stats_enabled(cfg.key_stats, roles.task) and roles.cat_cols:   # appended before scaling
+        key_stats, columns = key_stat_columns(x_cat, y, tr, [len(vocabs[c]) for c in roles.cat_cols], roles.task,
+                                              cfg.seed)
+        x_cont = np.concatenate([x_cont, columns], axis=1)
+    # a warm start keeps the previous model's scaling: its weights were trained on those inputs
+    scaler = run.warm.model.scaler if run.warm else Scaler.fit(x_cont[tr])
+    x_cont = scaler.transform(x_cont)
     n_classes = len(roles.classes or [])
     splits = (tr, va, is_test) if is_test.any() else (tr, va)
     data = TrainData(task=roles.task, x_cat=tuple(x_cat[m] for m in splits),
                      x_cont=tuple(x_cont[m] for m in splits), y=tuple(y[m] for m in splits),
                      y_mean=y_mean, y_std=y_std, n_classes=n_classes)
-    return Prepared(data=data, scaler=scaler, is_val=is_val)
+    return Prepared(data=data, scaler=scaler, is_val=is_val, key_stats=key_stats)
 
 
 @step(name="train", run_name="train-{mode}")
@@ -241,7 +248,7 @@ def train_model(run: FinetuneRun, mode: str, checkpoint_dir=None, on_epoch=None,
         else:
             columns.append({"name": col, "num": n, "dim": dims.get(col, embedding_size(n, cfg.emb_size_rule)),
                             "mode": "scratch"})
-    spec = {"columns": columns, "n_cont": len(roles.cont_cols),
+    spec = {"columns": columns, "n_cont": int(prepared.data.x_cont[0].shape[1]),   # + key statistics
             "out_dim": len(roles.classes) if roles.task == "multiclass" else 1,
             "hidden": cfg.hidden_sizes, "dropout": cfg.dropout, "emb_dropout": cfg.emb_dropout,
             "interactions": cfg.interactions, "sparse": cfg.sparse}
@@ -283,6 +290,8 @@ def fit_baselines(run: FinetuneRun) -> list:
     from catvec.finetuning.training import with_class_weights
 
     data, metric = with_class_weights(run.prepared.data, run.cfg.class_weight), main_metric(run.roles.task, run.cfg.metric)
+    n_cont = len(run.roles.cont_cols)      # the table's own columns: the key statistics are the model's
+    data = dataclasses.replace(data, x_cont=tuple(x[:, :n_cont] for x in data.x_cont))
     results = []
     if run.aligned:
         feats = features(run)
@@ -327,7 +336,7 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     initial = initial_rows(main.model, start_matrices(run.aligned, run.cfg.normalize), bool(run.warm_record))
     return write_model_dir(staging, main.model, roles, run.vocabs, run.prepared.scaler, data.y_mean, data.y_std,
                            metrics, alignment, report, {"version": version, **(manifest or {})}, extra_files=extra,
-                           initial=initial)
+                           initial=initial, key_stats=run.prepared.key_stats)
 
 
 # ---- composition -----------------------------------------------------------------------

@@ -27,8 +27,8 @@ def predict(model_dir, table, out) -> PredictResult:
     """
     import polars as pl
 
-    from catvec.finetuning.modeldir import load_model, output_columns
-    from catvec.finetuning.labeled import feature_arrays, read_table, require_columns
+    from catvec.finetuning.modeldir import load_model, model_inputs, output_columns
+    from catvec.finetuning.labeled import read_table, require_columns
     from catvec.finetuning.training import predict_output
 
     out = Path(out)
@@ -40,7 +40,7 @@ def predict(model_dir, table, out) -> PredictResult:
     if frame.height == 0:
         raise CatvecError(f"{name}: the table has no rows")
     require_columns(frame, loaded.roles.cat_cols + loaded.roles.cont_cols, name, "feature column")
-    x_cat, x_cont = feature_arrays(frame, loaded.roles, loaded.vocabs, loaded.scaler, name)
+    x_cat, x_cont = model_inputs(loaded, frame, name)
     columns = output_columns(loaded, predict_output(loaded.model, x_cat, x_cont))
     result = frame.with_columns([pl.Series(k, v) for k, v in columns.items()])
     out.parent.mkdir(parents=True, exist_ok=True)

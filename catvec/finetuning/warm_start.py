@@ -46,7 +46,7 @@ from catvec.base.errors import CatvecError
 log = logging.getLogger(__name__)
 
 # settings that decide what the previous model's weights mean: taken from it
-INHERITED = ("hidden", "dropout", "emb_dropout", "interactions", "normalize", "pretrained_input")
+INHERITED = ("hidden", "dropout", "emb_dropout", "interactions", "normalize", "pretrained_input", "key_stats")
 
 
 @dataclass
@@ -83,7 +83,8 @@ def load_warm_start(path) -> WarmStart:
     settings = {"hidden": ",".join(str(h) for h in spec.get("hidden", [])), "dropout": spec.get("dropout", 0.0),
                 "emb_dropout": spec.get("emb_dropout", 0.0), "interactions": bool(spec.get("interactions")),
                 "normalize": chosen.get("normalize", params.get("normalize", "none")),
-                "pretrained_input": params.get("pretrained_input", "input")}
+                "pretrained_input": params.get("pretrained_input", "input"),
+                "key_stats": "off" if loaded.key_stats is None else params.get("key_stats", "auto")}
     initial = load_file(str(loaded.path / INITIAL_FILE)) if INITIAL_FILE in manifest.get("files", {}) else {}
     return WarmStart(model=loaded, version=manifest.get("version", loaded.path.name), settings=settings,
                      initial=initial)
