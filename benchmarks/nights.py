@@ -145,8 +145,9 @@ def play(name: str, what: str, cfg, out: Path | None = None, parent: str | None 
     t = time.perf_counter()
     try:
         result = pretrain(cfg)
-    except CatvecError as exc:
-        return {"night": name, "what": what, "decision": "error", "line": str(exc), "checks": {},
+    except CatvecError as exc:  # refused before any version was written (e.g. the input changed mid-run)
+        print(f"{name}: refused (input) {exc}", file=sys.stderr, flush=True)
+        return {"night": name, "what": what, "decision": "refused (input)", "line": str(exc), "checks": {},
                 "seconds": time.perf_counter() - t}
     gate = result.gate or {}
     decision = "first" if not gate else "promoted" if result.promoted else "refused"
@@ -234,7 +235,7 @@ def report(rows: list[dict], epochs: int, seconds: float) -> list[str]:
              "errors (at least -2). The late file's run reads a file swapped after its checksum was taken: "
              "the note says whether the manifest's checksum is that of the bytes trained on.", "",
              f"Normal nights promoted: {sum(r['decision'] == 'promoted' for r in normal)} of {len(normal)}. "
-             f"Bad nights refused: {sum(r['decision'] == 'refused' for r in bad)} of {len(bad)}. "
+             f"Bad nights refused: {sum(r['decision'].startswith('refused') for r in bad)} of {len(bad)}. "
              f"Whole run {seconds:.0f}s.", ""]
     lines += markdown_table(header, table)
     lines += ["", *machine_lines()]
