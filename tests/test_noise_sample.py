@@ -99,8 +99,8 @@ def test_overlap_in_small_blocks_matches_a_brute_force_count(monkeypatch):
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
     queries = np.arange(0, 300, 7)
-    monkeypatch.setattr(lifecycle, "BLOCK_SCORES", 1000)  # 3 queries per block
-    assert lifecycle.query_block(300) == 3
+    monkeypatch.setattr(lifecycle, "MIN_BLOCK", 3)  # 8 queries per block (dim 8): several blocks
+    assert lifecycle.query_block(8) == 8
     got = lifecycle.neighbour_overlap(a, b, queries, k=10)
 
     def top(m, q):

@@ -12,7 +12,8 @@ next. A version with a parent (OUT/latest when the run starts) is therefore:
    and the aligned cosine of each shared key; new and dropped keys by count and by
    traffic; with a holdout, the parent's quality on the new version's held-out items;
 3. judged against seed noise: the same numbers between two seeds of the parent's training
-   on the parent's data (`seed_noise`, one extra training). The first run that needs it
+   on the parent's data (`seed_noise`: two seeds on a `noise_sample` share of its
+   sequences, about 0.4 of a training; or one full extra training). The first run that needs it
    measures it and stores it beside the parent (OUT/<parent>/noise.json, with its sha256 in
    noise.json.sha256: an edited or damaged one is measured again, never trusted), so a first
    version costs nothing extra and a second child of the same parent reuses it;
@@ -39,10 +40,14 @@ log = logging.getLogger(__name__)
 NEIGHBOURS = 10
 # Frequency bands by training count: (label, lowest count, highest count or None).
 BANDS = (("1-4", 1, 4), ("5-19", 5, 19), ("20-99", 20, 99), ("100+", 100, None))
-MAX_QUERIES = 2000          # keys per band whose neighbour lists are compared (a fixed sample)
-BLOCK_SCORES = 1 << 21      # cosine scores held at once while ranking neighbours (8 MB of float32)
+# Keys whose neighbour lists are compared, a fixed sample: ranking one key's neighbours costs
+# a pass over every key, so the sample, not the vocabulary, bounds the work. 1,000 anchors
+# put the gate's mean overlap within about +-0.01 (standard error); the bands are reported only.
+MAX_QUERIES = 500           # per frequency band
+MAX_ANCHOR_QUERIES = 1000   # anchors: the figure the gate reads
+MIN_BLOCK = 64              # queries ranked at once: at least this many, else `dim` (scores within keys x dim)
 MIN_GATE_ANCHORS = 30       # fewer anchors: too little to judge drift, the gate cannot compare (refuses)
-MIN_NOISE_ANCHORS = 100     # a sampled seed-noise baseline needs this many keys seen >= align_min_count times
+MIN_NOISE_ANCHORS = 50      # a sampled seed-noise baseline needs this many keys seen >= align_min_count times
 NOISE_FILE = "noise.json"   # a version's seed-noise baseline, written beside it by its first child
 
 
@@ -144,9 +149,10 @@ def neighbour_overlap(a: np.ndarray, b: np.ndarray, queries: np.ndarray, k: int 
     return _overlaps(_unit(a), _unit(b), np.asarray(queries, dtype=np.int64), k)
 
 
-def query_block(n_keys: int) -> int:
-    """Queries scored at once: their (block, keys) score matrix stays within BLOCK_SCORES."""
-    return max(1, min(512, BLOCK_SCORES // max(n_keys, 1)))
+def query_block(dim: int) -> int:
+    """Queries ranked at once: their (block, keys) scores are no bigger than one (keys, dim)
+    matrix for dim >= MIN_BLOCK, and blocks stay big enough for a fast matrix product."""
+    return max(MIN_BLOCK, dim)
 
 
 def _overlaps(ua: np.ndarray, ub: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -156,11 +162,12 @@ def _overlaps(ua: np.ndarray, ub: np.ndarray, queries: np.ndarray, k: int) -> np
     if k < 1:
         return np.ones(len(queries))
     out = np.empty(len(queries))
-    step = query_block(len(ua))
+    step = query_block(ua.shape[1])
+    ta, tb = np.ascontiguousarray(ua.T), np.ascontiguousarray(ub.T)  # (dim, keys): a faster product
     for lo in range(0, len(queries), step):
         q = queries[lo:lo + step]
-        top_a = _top(ua[q] @ ua.T, q, k)            # (block, keys) -> (block, k)
-        top_b = _top(ub[q] @ ub.T, q, k)
+        top_a = _top(ua[q] @ ta, q, k)              # (block, dim) @ (dim, keys) -> (block, k)
+        top_b = _top(ub[q] @ tb, q, k)
         out[lo:lo + len(q)] = (top_a[:, :, None] == top_b[:, None, :]).any(axis=2).sum(axis=1) / k
     return out
 
@@ -203,8 +210,8 @@ def compare(vectors: Vectors, other: Vectors, min_count: int, seed: int = 0) -> 
                              if len(rows) > MAX_QUERIES else rows)
     anchor_mine, _ = anchor_rows(vectors, other, min_count)
     anchors = np.flatnonzero(np.isin(mine, anchor_mine))  # positions in `mine`, which is in vectors' order
-    if len(anchors) > MAX_QUERIES:
-        anchors = np.sort(rng.choice(anchors, MAX_QUERIES, replace=False))
+    if len(anchors) > MAX_ANCHOR_QUERIES:
+        anchors = np.sort(rng.choice(anchors, MAX_ANCHOR_QUERIES, replace=False))
     # Each sampled key's neighbour lists ranked once, shared by its band and the anchors.
     queries = np.unique(np.concatenate([s for _, s in samples.values()] + [anchors]).astype(np.int64))
     overlap = _overlaps(_unit(a), _unit(b), queries, NEIGHBOURS)
@@ -280,7 +287,7 @@ def seed_noise(corpus, cfg, vectors: Vectors, share: float = 1.0, on_epoch=None)
         sample = sample_corpus(corpus, share, cfg.seed, Path(tmp) / "corpus.txt", cfg.align_min_count) \
             if share < 1 else None
         runs = 2 if sample is not None else 1
-        progress = _noise_progress(on_epoch, runs, cfg.epochs)
+        progress = _noise_progress(on_epoch, runs)
         if sample is None:
             reference, how = vectors, {"method": "full", "sample": 1.0}
         else:
@@ -297,7 +304,7 @@ def seed_noise(corpus, cfg, vectors: Vectors, share: float = 1.0, on_epoch=None)
     return report
 
 
-def _noise_progress(on_epoch, runs: int, epochs: int):
+def _noise_progress(on_epoch, runs: int):
     """progress(run) -> the on_epoch of that noise training, counting epochs over all runs."""
     def progress(run: int):
         def report(epoch, total, info):
@@ -323,7 +330,7 @@ def sample_corpus(corpus, share: float, seed: int, path, min_count: int):
             if rng.random() >= share:
                 continue
             ids = np.asarray(line.split(), dtype=np.int64)
-            counts[np.minimum(ids, len(counts) - 1)] += 1
+            np.add.at(counts, np.minimum(ids, len(counts) - 1), 1)  # a key twice in a line counts twice
             tokens += len(ids)
             lines += 1
             dst.write(line)
@@ -334,7 +341,9 @@ def sample_corpus(corpus, share: float, seed: int, path, min_count: int):
         return None
     record = {"sample": share, "sequences": lines, "of_sequences": total, "tokens": tokens,
               "sample_anchors": anchors}
-    return dataclasses.replace(corpus, path=Path(path)), record
+    # the full corpus's line lengths stay: a basket run's window is the parent's (its longest basket)
+    return dataclasses.replace(corpus, path=Path(path), stats={**corpus.stats, "tokens": tokens}, counts=None,
+                               length_counts=None), record
 
 
 def read_noise(path, min_count: int, sample: float = 0.0) -> dict | None:
