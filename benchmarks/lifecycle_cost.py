@@ -58,8 +58,9 @@ def main() -> int:
         print("\n".join(found), flush=True)  # each part as it is done
         lines += found
     text = "\n".join(lines + machine_lines())
+    print("\n".join(machine_lines()))
     if not args.no_write:
-        write_between_markers(DOC, MARKERS, text)
+        write_between_markers(DOC, text, MARKERS)
     return 0
 
 
