@@ -261,7 +261,8 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
         noise = lifecycle.seed_noise(corpus, cfg, vectors, cfg.noise_sample, on_epoch)
         return {**noise, "from": "this version (the parent's data is no longer available)"}
     parent_cfg, parent_data = found
-    noise = {**lifecycle.seed_noise(parent_data, parent_cfg, parent_vectors, cfg.noise_sample, on_epoch), "from": "parent"}
+    noise = lifecycle.seed_noise(parent_data, parent_cfg, parent_vectors, cfg.noise_sample, on_epoch)
+    noise = {**noise, "from": "parent"}
     try:
         write_checked_json(path, noise)
     except OSError as exc:  # a read-only parent: measured again next time, no harm
