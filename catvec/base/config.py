@@ -121,6 +121,8 @@ class PretrainConfig:
                            "the parent's")
     gate_drift: float = opt(0.5, "refuse when neighbour overlap@10 with the parent is below this fraction of the "
                                  "overlap between two seeds on the same data")
+    noise_sample: float = opt(0.2, "share of the parent's sequences the seed-noise baseline is measured on (two seeds "
+                                   "on that sample, about 2x this share of a training); 1 = a second full training")
     gate_quality_se: float = opt(2.0, "refuse when held-out HR@10 is more than this many standard errors below "
                                       "the parent's on the same items")
     gate_lost_keys: float = opt(0.1, "refuse when more than this share of the parent's keys is gone from the new "
@@ -158,6 +160,9 @@ class PretrainConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise CatvecError(f"{name} must be between 0 and 1 (a share; 1 turns the check off); "
                                   f"got {getattr(self, name)}")
+        if not 0 < self.noise_sample <= 1:
+            raise CatvecError(f"noise_sample must be above 0 and at most 1 (a share of the parent's sequences); "
+                              f"got {self.noise_sample}")
         if self.gate_quality_se < 0:
             raise CatvecError(f"gate_quality_se must be >= 0, got {self.gate_quality_se}")
         if self.scorer not in ("", "cosine", "context"):

@@ -63,6 +63,7 @@ def run_pretrain(args) -> int:
     cfg = config_from_args(PretrainConfig, args)
     say(args, f"catvec pretrain: {cfg.events_path} -> {cfg.out}")
     progress = EpochProgress(cfg.epochs, "training", quiet=args.quiet)
+    noise_progress = EpochProgress(0, "seed noise", quiet=args.quiet)  # the parent's baseline, once per parent
 
     def on_trial(trial: dict) -> None:
         if not args.quiet:
@@ -72,9 +73,10 @@ def run_pretrain(args) -> int:
                   f"({key}, {trial['seconds']:.1f}s)", file=sys.stderr, flush=True)
 
     try:
-        result = pretrain(cfg, on_epoch=progress, on_trial=on_trial)
+        result = pretrain(cfg, on_epoch=progress, on_trial=on_trial, on_noise_epoch=noise_progress)
     finally:
         progress.close()
+        noise_progress.close()
     say(args, *pretrain_summary(result.manifest))
     print(result.path)
     if not result.promoted:

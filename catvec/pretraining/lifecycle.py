@@ -12,7 +12,8 @@ next. A version with a parent (OUT/latest when the run starts) is therefore:
    and the aligned cosine of each shared key; new and dropped keys by count and by
    traffic; with a holdout, the parent's quality on the new version's held-out items;
 3. judged against seed noise: the same numbers between two seeds of the parent's training
-   on the parent's data (`seed_noise`, one extra training). The first run that needs it
+   on the parent's data (`seed_noise`: two seeds on a `noise_sample` share of its
+   sequences, about 0.4 of a training; or one full extra training). The first run that needs it
    measures it and stores it beside the parent (OUT/<parent>/noise.json, with its sha256 in
    noise.json.sha256: an edited or damaged one is measured again, never trusted), so a first
    version costs nothing extra and a second child of the same parent reuses it;
@@ -28,6 +29,7 @@ next. A version with a parent (OUT/latest when the run starts) is therefore:
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -38,8 +40,14 @@ log = logging.getLogger(__name__)
 NEIGHBOURS = 10
 # Frequency bands by training count: (label, lowest count, highest count or None).
 BANDS = (("1-4", 1, 4), ("5-19", 5, 19), ("20-99", 20, 99), ("100+", 100, None))
-MAX_QUERIES = 2000          # keys per band whose neighbour lists are compared (a fixed sample)
+# Keys whose neighbour lists are compared, a fixed sample: ranking one key's neighbours costs
+# a pass over every key, so the sample, not the vocabulary, bounds the work. 600 anchors
+# put the gate's mean overlap within about +-0.01 (standard error), 200 a band's within +-0.02.
+MAX_QUERIES = 200           # per frequency band
+MAX_ANCHOR_QUERIES = 600    # anchors: the figure the gate reads
+MIN_BLOCK = 64              # queries ranked at once: at least this many, else `dim` (scores within keys x dim)
 MIN_GATE_ANCHORS = 30       # fewer anchors: too little to judge drift, the gate cannot compare (refuses)
+MIN_NOISE_ANCHORS = 50      # a sampled seed-noise baseline needs this many keys seen >= align_min_count times
 NOISE_FILE = "noise.json"   # a version's seed-noise baseline, written beside it by its first child
 
 
@@ -136,31 +144,48 @@ def relative_residual(a: np.ndarray, b: np.ndarray) -> float:
 
 def neighbour_overlap(a: np.ndarray, b: np.ndarray, queries: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     """For each query row, |top-k(a) & top-k(b)| / k, neighbours by cosine among all rows of
-    `a` and `b` (two matrices over the same keys in the same order; the query left out)."""
+    `a` and `b` (two matrices over the same keys in the same order; the query left out).
+    Batched: never a keys x keys matrix, memory O(keys x dim) (see `query_block`)."""
+    return _overlaps(_unit_t(a), _unit_t(b), np.asarray(queries, dtype=np.int64), k)
+
+
+def query_block(dim: int) -> int:
+    """Queries ranked at once: their (block, keys) scores are no bigger than one (keys, dim)
+    matrix for dim >= MIN_BLOCK, and blocks stay big enough for a fast matrix product."""
+    return max(MIN_BLOCK, dim)
+
+
+def _overlaps(ta: np.ndarray, tb: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """neighbour_overlap on unit rows stored transposed, (dim, keys): a faster product."""
+    n = ta.shape[1]
     if len(queries) == 0:
         return np.zeros(0)
-    k = min(k, len(a) - 1)
+    k = min(k, n - 1)
     if k < 1:
         return np.ones(len(queries))
-    ua, ub = _unit(a), _unit(b)
     out = np.empty(len(queries))
-    for lo in range(0, len(queries), 512):
-        q = queries[lo:lo + 512]
-        top_a = _top(ua[q] @ ua.T, q, k)
-        top_b = _top(ub[q] @ ub.T, q, k)
-        out[lo:lo + len(q)] = [len(set(x) & set(y)) / k for x, y in zip(top_a.tolist(), top_b.tolist())]
+    step = query_block(ta.shape[0])
+    for lo in range(0, len(queries), step):
+        q = queries[lo:lo + step]
+        in_a = _top_mask(ta[:, q].T @ ta, q, k)     # (block, dim) @ (dim, keys) -> (block, keys) bool
+        in_b = _top_mask(tb[:, q].T @ tb, q, k)
+        out[lo:lo + len(q)] = np.minimum(np.count_nonzero(in_a & in_b, axis=1), k) / k
     return out
 
 
-def _unit(m: np.ndarray) -> np.ndarray:
+def _unit_t(m: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, transposed: (keys, dim) -> (dim, keys), contiguous."""
     m = np.asarray(m, dtype=np.float32)
     norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return m / np.where(norms > 0, norms, 1.0)
+    return np.ascontiguousarray((m / np.where(norms > 0, norms, 1.0)).T)
 
 
-def _top(scores: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+def _top_mask(scores: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k highest scores, the query's own column left out (in place), as a mask: a
+    partition for the k-th score, then a comparison; cheaper than ranking the indices."""
     scores[np.arange(len(queries)), queries] = -np.inf
-    return np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    kth = np.partition(scores, scores.shape[1] - k, axis=1)[:, scores.shape[1] - k, None]
+    return scores >= kth
 
 
 def band_of(counts: np.ndarray) -> np.ndarray:
@@ -180,23 +205,26 @@ def compare(vectors: Vectors, other: Vectors, min_count: int, seed: int = 0) -> 
     same_space = a.shape[1] == b.shape[1]  # another dimension: overlaps only, no cosine
     counts = vectors.counts[mine] if vectors.counts is not None else np.full(len(mine), 10 ** 9)
     rng = np.random.default_rng(seed)
-    bands = {}
     labels = band_of(counts)
+    samples = {}
     for i, (name, _, _) in enumerate(BANDS):
         rows = np.flatnonzero(labels == i)
-        if len(rows) == 0:
-            continue
-        sample = np.sort(rng.choice(rows, MAX_QUERIES, replace=False)) if len(rows) > MAX_QUERIES else rows
-        bands[name] = {"keys": int(len(rows)),
-                       "overlap": round(float(neighbour_overlap(a, b, sample).mean()), 4),
-                       "cosine": _median_cosine(a[sample], b[sample]) if same_space else None}
+        if len(rows):
+            samples[name] = (len(rows), np.sort(rng.choice(rows, MAX_QUERIES, replace=False))
+                             if len(rows) > MAX_QUERIES else rows)
     anchor_mine, _ = anchor_rows(vectors, other, min_count)
-    position = {int(r): j for j, r in enumerate(mine)}
-    anchors = np.asarray([position[int(r)] for r in anchor_mine], dtype=np.int64)
-    if len(anchors) > MAX_QUERIES:
-        anchors = np.sort(rng.choice(anchors, MAX_QUERIES, replace=False))
+    anchors = np.flatnonzero(np.isin(mine, anchor_mine))  # positions in `mine`, which is in vectors' order
+    if len(anchors) > MAX_ANCHOR_QUERIES:
+        anchors = np.sort(rng.choice(anchors, MAX_ANCHOR_QUERIES, replace=False))
+    # Each sampled key's neighbour lists ranked once, shared by its band and the anchors.
+    queries = np.unique(np.concatenate([s for _, s in samples.values()] + [anchors]).astype(np.int64))
+    overlap = _overlaps(_unit_t(a), _unit_t(b), queries, NEIGHBOURS)
+    mean_overlap = lambda rows: round(float(overlap[np.searchsorted(queries, rows)].mean()), 4)  # noqa: E731
+    bands = {name: {"keys": int(n), "overlap": mean_overlap(sample),
+                    "cosine": _median_cosine(a[sample], b[sample]) if same_space else None}
+             for name, (n, sample) in samples.items()}
     anchor = {"keys": int(len(anchor_mine)),
-              "overlap": round(float(neighbour_overlap(a, b, anchors).mean()), 4) if len(anchors) else None,
+              "overlap": mean_overlap(anchors) if len(anchors) else None,
               "cosine": _median_cosine(a[anchors], b[anchors]) if len(anchors) and same_space else None}
     return {"shared_keys": int(len(mine)), "bands": bands, "anchors": anchor}
 
@@ -245,27 +273,88 @@ def drift_report(vectors: Vectors, parent: Vectors, min_count: int, noise: dict 
     return report
 
 
-def seed_noise(corpus, cfg, vectors: Vectors) -> dict:
-    """The drift two seeds of the same training show on the same data: train again with
-    another seed, align, compare. Costs one training; stored with the version."""
+def seed_noise(corpus, cfg, vectors: Vectors, share: float = 1.0, on_epoch=None) -> dict:
+    """The drift two seeds of the same training show on the same data. share = 1: train
+    again with another seed and compare with `vectors` (one training). share < 1: two seeds
+    trained on a seeded sample of that share of the corpus's sequences and compared with
+    each other (about 2 x share of a training); it reads a key's noise at a given training
+    count, so the anchors are the keys seen >= align_min_count times in the sample. A sample
+    with fewer than MIN_NOISE_ANCHORS such keys: measured in full instead.
+    on_epoch(epoch, total, info): progress over every epoch of the noise trainings."""
     import dataclasses
+    import tempfile
 
     from catvec.pretraining.skipgram import train_vectors
 
-    other, _ = train_vectors(corpus, dataclasses.replace(cfg, seed=cfg.seed + 1000003))
-    other, _ = align(other, vectors, cfg.align_min_count)
-    report = compare(other, vectors, cfg.align_min_count)
-    report["seed"] = cfg.seed + 1000003
+    seed = cfg.seed + 1000003
+    with tempfile.TemporaryDirectory(prefix="catvec-noise-") as tmp:
+        sample = sample_corpus(corpus, share, cfg.seed, Path(tmp) / "corpus.txt", cfg.align_min_count) \
+            if share < 1 else None
+        runs = 2 if sample is not None else 1
+        progress = _noise_progress(on_epoch, runs)
+        if sample is None:
+            reference, how = vectors, {"method": "full", "sample": 1.0}
+        else:
+            reference, _ = train_vectors(sample[0], cfg, on_epoch=progress(0))
+            how = {"method": "sample", **sample[1]}
+        other, _ = train_vectors(sample[0] if sample else corpus, dataclasses.replace(cfg, seed=seed),
+                                 on_epoch=progress(runs - 1))
+    other, _ = align(other, reference, cfg.align_min_count)
+    report = compare(other, reference, cfg.align_min_count)
+    report.update(seed=seed, measured=how)
     report["anchors"]["min_count"] = cfg.align_min_count
-    log.info("seed noise: anchor overlap@10 %s, median cosine %s", report["anchors"]["overlap"],
+    log.info("seed noise (%s): anchor overlap@10 %s, median cosine %s", how["method"], report["anchors"]["overlap"],
              report["anchors"]["cosine"])
     return report
 
 
-def read_noise(path, min_count: int) -> dict | None:
+def _noise_progress(on_epoch, runs: int):
+    """progress(run) -> the on_epoch of that noise training, counting epochs over all runs."""
+    def progress(run: int):
+        def report(epoch, total, info):
+            log.info("seed noise: epoch %d/%d", run * total + epoch, runs * total)
+            if on_epoch is not None:
+                on_epoch(run * total + epoch, runs * total, info)
+        return report
+    return progress
+
+
+def sample_corpus(corpus, share: float, seed: int, path, min_count: int):
+    """(Corpus, record) of a seeded `share` of the corpus's lines written at `path`, or None
+    when fewer than MIN_NOISE_ANCHORS keys are seen >= min_count times in it (too few
+    anchors for a trustworthy figure: the caller measures in full)."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed + 7)
+    counts = np.zeros(len(corpus.keys) + 1, dtype=np.int64)
+    lines = tokens = total = 0
+    with open(corpus.path, encoding="utf-8") as src, open(path, "w", encoding="utf-8") as dst:
+        for line in src:
+            total += 1
+            if rng.random() >= share:
+                continue
+            ids = np.asarray(line.split(), dtype=np.int64)
+            np.add.at(counts, np.minimum(ids, len(counts) - 1), 1)  # a key twice in a line counts twice
+            tokens += len(ids)
+            lines += 1
+            dst.write(line)
+    anchors = int((counts[:-1] >= min_count).sum())
+    if anchors < MIN_NOISE_ANCHORS:
+        log.info("seed noise: a %.0f%% sample holds %d keys seen >= %d times (< %d): measured in full", 100 * share,
+                 anchors, min_count, MIN_NOISE_ANCHORS)
+        return None
+    record = {"sample": share, "sequences": lines, "of_sequences": total, "tokens": tokens,
+              "sample_anchors": anchors}
+    # the full corpus's line lengths stay: a basket run's window is the parent's (its longest basket)
+    return dataclasses.replace(corpus, path=Path(path), stats={**corpus.stats, "tokens": tokens}, counts=None,
+                               length_counts=None), record
+
+
+def read_noise(path, min_count: int, sample: float = 0.0) -> dict | None:
     """A stored seed-noise baseline (OUT/<parent>/noise.json), or None when it must be
-    measured again: missing, measured with another align_min_count, or not to be trusted
-    (its sha256 marker missing or not matching: edited or damaged; not a baseline)."""
+    measured again: missing, measured with another align_min_count or on a smaller sample
+    than `sample` (a full measurement serves every share), or not to be trusted (its sha256
+    marker missing or not matching: edited or damaged; not a baseline)."""
     from catvec.base.errors import CatvecError
     from catvec.base.store import read_checked_json
 
@@ -279,6 +368,9 @@ def read_noise(path, min_count: int) -> dict | None:
     overlap = anchors.get("overlap") if isinstance(anchors, dict) else None
     if not isinstance(overlap, (int, float)) or not 0 < overlap <= 1 or not isinstance(stored.get("bands"), dict):
         log.warning("seed-noise baseline %s is not one (anchor overlap %r), measured again", path, overlap)
+        return None
+    measured = stored.get("measured") if isinstance(stored.get("measured"), dict) else {}
+    if measured.get("sample", 1.0) < sample:
         return None
     return stored if anchors.get("min_count") == min_count else None
 

@@ -242,25 +242,27 @@ def compare_parent(vectors, parent_vectors, parent_noise: dict, cfg: PretrainCon
 
 @step(name="seed-noise")
 def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_manifest: dict, corpus, vectors,
-                       cfg: PretrainConfig) -> dict:
+                       cfg: PretrainConfig, on_epoch=None) -> dict:
     """The parent's seed-noise baseline: two seeds of its training on its data. Measured once,
     by the first run that needs it, and kept in OUT/<parent>/noise.json for every later child
     (a rerun after a refusal pays nothing). The parent's corpus comes from the corpus cache or
     is extracted again from its input when that is unchanged; when neither is possible the
-    baseline is measured on this run's data instead, and says so."""
+    baseline is measured on this run's data instead, and says so. Measured on a sample of
+    cfg.noise_sample of the sequences (lifecycle.seed_noise); on_epoch reports its epochs."""
     from catvec.pretraining import lifecycle
 
     path = store.root / parent / lifecycle.NOISE_FILE
-    stored = lifecycle.read_noise(path, cfg.align_min_count)
+    stored = lifecycle.read_noise(path, cfg.align_min_count, cfg.noise_sample)
     if stored is not None:
         return stored
     found = parent_corpus(store, parent_manifest, cfg)
     if found is None:
         log.warning("the parent's corpus is gone (cache pruned, input changed): seed noise measured on this run's data")
-        noise = lifecycle.seed_noise(corpus, cfg, vectors)
+        noise = lifecycle.seed_noise(corpus, cfg, vectors, cfg.noise_sample, on_epoch)
         return {**noise, "from": "this version (the parent's data is no longer available)"}
     parent_cfg, parent_data = found
-    noise = {**lifecycle.seed_noise(parent_data, parent_cfg, parent_vectors), "from": "parent"}
+    noise = lifecycle.seed_noise(parent_data, parent_cfg, parent_vectors, cfg.noise_sample, on_epoch)
+    noise = {**noise, "from": "parent"}
     try:
         write_checked_json(path, noise)
     except OSError as exc:  # a read-only parent: measured again next time, no harm
@@ -389,11 +391,12 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
 
 # ---- composition -----------------------------------------------------------------------
 
-def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> PretrainResult:
+def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_noise_epoch=None) -> PretrainResult:
     """Events -> a new complete version in cfg.out, then `latest` moved to it.
 
     `events` may be a pandas / polars DataFrame instead of cfg.events.
-    on_epoch(epoch, n_epochs, info) reports training progress, on_trial(trial) tuning.
+    on_epoch(epoch, n_epochs, info) reports training progress, on_trial(trial) tuning,
+    on_noise_epoch(epoch, n_epochs, info) the seed-noise trainings of a run with a parent.
     Example: pretrain(PretrainConfig(events="data/events.csv", out="artifacts"))
     """
     cfg.validate()
@@ -447,7 +450,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None) -> 
             t = time.perf_counter()
             noise = {}
             if cfg.gate:
-                noise = measure_seed_noise(store, parent, parent_vectors, parent_manifest, corpus, vectors, cfg)
+                noise = measure_seed_noise(store, parent, parent_vectors, parent_manifest, corpus, vectors, cfg,
+                                           on_noise_epoch)
                 timings["noise_seconds"] = round(time.perf_counter() - t, 4)
             vectors, lineage = compare_parent(vectors, parent_vectors, noise, cfg)
             timings["compare_seconds"] = round(time.perf_counter() - t, 4)
