@@ -36,6 +36,22 @@ DOC = REPO / "docs" / "lifecycle.md"
 MARKERS = ("<!-- lifecycle:begin -->", "<!-- lifecycle:end -->")
 SPLIT_QUANTILE = 0.8
 
+def write_inputs(work: Path):
+    """MovieLens ratings and three inputs in `work`: older (before the SPLIT_QUANTILE time
+    quantile), all, and all with the items shuffled across rows. Returns (ratings, paths)."""
+    import pandas as pd
+
+    ratings = pd.read_csv(movielens_dir() / "ratings.csv")
+    older = ratings[ratings["timestamp"] < ratings["timestamp"].quantile(SPLIT_QUANTILE)]
+    paths = {"older": work / "older.csv", "all": work / "all.csv", "shuffled": work / "shuffled.csv"}
+    older.to_csv(paths["older"], index=False)
+    ratings.to_csv(paths["all"], index=False)
+    shuffled = ratings.copy()
+    shuffled["movieId"] = np.random.default_rng(0).permutation(shuffled["movieId"].to_numpy())
+    shuffled.to_csv(paths["shuffled"], index=False)
+    return ratings, paths
+
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,21 +60,13 @@ def main() -> int:
     args = parser.parse_args()
     if movielens_dir() is None:
         return 0
-    import pandas as pd
-
     from catvec.pretraining.pipeline import pretrain
 
     work = Path(tempfile.mkdtemp(prefix="catvec-lifecycle-"))
     try:
-        ratings = pd.read_csv(movielens_dir() / "ratings.csv")
+        ratings, paths = write_inputs(work)
         cut = ratings["timestamp"].quantile(SPLIT_QUANTILE)
-        older = ratings[ratings["timestamp"] < cut]
-        paths = {"older": work / "older.csv", "all": work / "all.csv", "shuffled": work / "shuffled.csv"}
-        older.to_csv(paths["older"], index=False)
-        ratings.to_csv(paths["all"], index=False)
-        shuffled = ratings.copy()
-        shuffled["movieId"] = np.random.default_rng(0).permutation(shuffled["movieId"].to_numpy())
-        shuffled.to_csv(paths["shuffled"], index=False)
+        n_older = int((ratings["timestamp"] < cut).sum())
 
         out = work / "nightly"
         config = lambda name, **kw: movielens_config(events=str(paths[name]), out=str(out), holdout="last", **kw)  # noqa: E731
@@ -70,7 +78,7 @@ def main() -> int:
         retuned_out = work / "retuned"
         shutil.copytree(parent_dir, retuned_out, symlinks=True)
         retuned = pretrain(dataclasses.replace(config("all", seed=2), out=str(retuned_out), retune=True))
-        runs = [("v1: older slice", len(older), v1), ("v2: every event", len(ratings), v2),
+        runs = [("v1: older slice", n_older, v1), ("v2: every event", len(ratings), v2),
                 ("v3: every event, items shuffled", len(ratings), v3),
                 ("v2 tuned afresh (`--retune`), for comparison", len(ratings), retuned)]
 
@@ -92,7 +100,7 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    text = "\n".join(report(runs, warm_rows, fixed, cut, len(older), len(ratings)))
+    text = "\n".join(report(runs, warm_rows, fixed, cut, n_older, len(ratings)))
     print(text)
     if not args.no_write:
         write_between_markers(DOC, text, MARKERS)

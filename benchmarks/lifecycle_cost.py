@@ -23,7 +23,6 @@ Writes its tables into docs/lifecycle.md between markers.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import sys
@@ -36,11 +35,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, machine_lines, markdown_table, movielens_config, movielens_dir  # noqa: E402
+from lifecycle import SPLIT_QUANTILE, write_inputs  # noqa: E402
 from vectors_quality import write_between_markers  # noqa: E402
 
 DOC = REPO / "docs" / "lifecycle.md"
 MARKERS = ("<!-- lifecycle-cost:begin -->", "<!-- lifecycle-cost:end -->")
-SPLIT_QUANTILE = 0.8
 INHERITED = ("window", "epochs", "ns_exponent", "sample", "scorer", "min_support")
 
 
@@ -67,20 +66,11 @@ def main() -> int:
 # ---- 1. a child run on ml-latest-small -------------------------------------------------------
 
 def movielens_cost() -> list[str]:
-    import pandas as pd
-
     from catvec.pretraining.pipeline import pretrain
 
     work = Path(tempfile.mkdtemp(prefix="catvec-lifecycle-cost-"))
     try:
-        ratings = pd.read_csv(movielens_dir() / "ratings.csv")
-        older = ratings[ratings["timestamp"] < ratings["timestamp"].quantile(SPLIT_QUANTILE)]
-        paths = {"older": work / "older.csv", "all": work / "all.csv", "shuffled": work / "shuffled.csv"}
-        older.to_csv(paths["older"], index=False)
-        ratings.to_csv(paths["all"], index=False)
-        shuffled = ratings.copy()
-        shuffled["movieId"] = np.random.default_rng(0).permutation(shuffled["movieId"].to_numpy())
-        shuffled.to_csv(paths["shuffled"], index=False)
+        ratings, paths = write_inputs(work)
 
         def config(name: str, out: Path, **kw):
             return movielens_config(events=str(paths[name]), out=str(out), **kw)
@@ -109,7 +99,7 @@ def movielens_cost() -> list[str]:
             runs[f"shuffled-{label}"] = timed(pretrain, config("shuffled", out, seed=3, **kw))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return cost_tables(runs, plain, len(older), len(ratings))
+    return cost_tables(runs, plain, int((ratings["timestamp"] < ratings["timestamp"].quantile(SPLIT_QUANTILE)).sum()), len(ratings))
 
 
 def inherited(out: Path, parent: str) -> dict:
