@@ -67,7 +67,8 @@ class PretrainConfig:
     max_sequence_length: int = opt(10000, "split longer sequences into chunks (gensim's limit is 10000)")
     holdout: str = opt("none", "'last' keeps each user's last item out of training and scores next-item "
                                "prediction on it; 'last2' also keeps the one before it (the validation item); "
-                               "'basket' hides one item of one in ten baskets (test) and of another one in ten (valid)")
+                               "'basket' hides one item of one in ten baskets (test) and of another one in ten (valid); "
+                               "see basket_holdout_share")
     basket_holdout_share: int = opt(10, "with holdout basket: percent of the baskets (of 2+ items) whose hidden item "
                                         "is a test target, and as many again validation targets (1-45)")
     # training
