@@ -38,11 +38,25 @@ def test_halving_plan_screens_briefly_and_chooses_at_full_epochs():
 
 
 def test_halving_sample_fits_the_budget():
-    # 4 candidates: 2 full trainings + 3 screenings at a quarter = 2.75 trainings on the sample
-    assert autotune.halving_events(100_000, 4) == int(100_000 * autotune.HALVING_SHARE / 2.75)
-    assert autotune.halving_events(100_000, 1) == int(100_000 * autotune.HALVING_SHARE)
-    cost = autotune.halving_events(100_000, 4) / 100_000 * (2 + 3 * autotune.FIRST_RUNG)
-    assert cost <= autotune.HALVING_SHARE < 1
+    cfg = PretrainConfig()
+    weights = autotune.costs(cfg, autotune.candidates(cfg, halving=True))
+    assert weights == [1.0, 3.0, 1.0, 0.5]   # windows 10, 30, 10, 5: pairs grow with the window
+    # 2 finals as costly as the fallback + screenings at a quarter: 2 + 0.25 x 4.5 trainings on the sample
+    assert autotune.halving_events(100_000, weights) == int(100_000 * autotune.HALVING_SHARE / 3.125)
+    assert autotune.halving_events(100_000, [1.0]) == int(100_000 * autotune.HALVING_SHARE)
+    basket = PretrainConfig(basket_col="order_id")
+    assert autotune.costs(basket, autotune.candidates(basket, halving=True)) == [1.0, 1.0, 1.0]
+
+
+def test_the_challenger_is_the_cheapest_within_one_standard_error():
+    def screened(candidate, ndcg):
+        return {"candidate": candidate, "scores": {"context@1": {"ndcg": ndcg, "hr": 0, "ndcg_se": 0.01}}}
+
+    cfg, weights = PretrainConfig(), [1.0, 3.0, 1.0, 0.5]
+    close = [screened(2, 0.100), screened(3, 0.095), screened(4, 0.092)]
+    assert autotune._challenger(close, cfg, weights)["candidate"] == 4     # window 5 within noise of window 30
+    clear = [screened(2, 0.100), screened(3, 0.085), screened(4, 0.080)]
+    assert autotune._challenger(clear, cfg, weights)["candidate"] == 2     # window 30 ahead by more than noise
 
 
 def test_halving_trains_the_fallback_and_the_best_screened_at_full_epochs(clustered_events, tmp_path):
@@ -61,8 +75,8 @@ def test_halving_trains_the_fallback_and_the_best_screened_at_full_epochs(cluste
     rung2 = [t for t in trials if t["rung"] == 2]
     assert [t["candidate"] for t in rung1] == list(range(2, len(cands) + 1))
     assert all(t["params"]["epochs"] == round(full * autotune.FIRST_RUNG) for t in rung1)
-    best = max(rung1, key=lambda t: autotune._top(t, cfg))
-    assert [t["candidate"] for t in rung2] == [1, best["candidate"]]
+    challenger = autotune._challenger(rung1, cfg, autotune.costs(cfg, cands))
+    assert [t["candidate"] for t in rung2] == [1, challenger["candidate"]]
     assert all(t["params"]["epochs"] == full for t in rung2)
     assert record["winner"]["trial"] in {t["trial"] for t in rung2}
     # the winner's settings are what the run uses
@@ -77,7 +91,7 @@ def test_halving_samples_within_the_budget_when_that_leaves_enough_to_validate(c
     _, record = autotune.choose_settings(cfg, _table(cfg, big), tokens=len(big))
     assert record["ran"] and record["queries"] >= autotune.MIN_QUERIES
     assert record["sample_events"] <= record["budget"]["budget_events"] + 12   # whole users: one over at most
-    assert record["budget"]["budget_events"] == autotune.halving_events(len(big), 4)
+    assert record["budget"]["budget_events"] == autotune.halving_events(len(big), [1.0, 3.0, 1.0, 0.5])
 
 
 def test_full_search_trains_every_candidate_once_at_full_epochs(clustered_events, tmp_path):

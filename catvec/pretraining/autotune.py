@@ -11,9 +11,10 @@ scorer and min_support are chosen on a validation split before the real training
    SUPPORTS, so one training answers several questions. `tune_search` halving (the
    default; `halving_plan`): the candidates but the fallback (the first) are screened at
    FIRST_RUNG of their epochs, then the fallback and the best of them train at all of
-   their epochs; the sample is cut (`halving_events`) so that all of it trains about
-   HALVING_SHARE of the final training (unless that leaves under MIN_QUERIES to validate
-   on), and in basket mode TUNE_BASKET_SHARE% of its baskets validate. `tune_search`
+   their epochs (of the screened ones within one standard error of the best, the
+   cheapest: `_challenger`); the sample is cut (`halving_events`) so that all of it
+   trains about HALVING_SHARE of the final training (the window sets a training's cost;
+   unless that leaves under MIN_QUERIES to validate on), and in basket mode TUNE_BASKET_SHARE% of its baskets validate. `tune_search`
    full: every candidate, with a 2x-epochs one, at full epochs (3-5x the final training);
 3. among the last rung's trainings the best validation NDCG@10 wins, unless it beats the
    first candidate with the fallback scorer and support by no more than one standard
@@ -116,7 +117,8 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
         return resolve(cfg, tokens), {"ran": False, "reason": "--no-tune", "chosen": _chosen(resolve(cfg, tokens), open_)}
     started = time.perf_counter()
     halving = cfg.tune_search == "halving"
-    budget_events = halving_events(table.frame.height, len(candidates(cfg, halving))) if halving else cfg.tune_events
+    budget_events = halving_events(table.frame.height, costs(cfg, candidates(cfg, halving))) if halving \
+        else cfg.tune_events
     sample = sample_events(table, min(cfg.tune_events, budget_events), cfg.seed, basket=bool(cfg.basket_col))
     tune_cfg = dataclasses.replace(cfg, holdout="basket" if cfg.basket_col else "last2")
     if halving and cfg.basket_col:  # a smaller sample: more of its baskets validate
@@ -173,16 +175,28 @@ def halving_plan(full_epochs: list[int], first: float = FIRST_RUNG) -> list[list
             [(i, e) for i, e in enumerate(full_epochs)]]
 
 
-def halving_events(events: int, n_candidates: int, share: float = HALVING_SHARE, first: float = FIRST_RUNG) -> int:
+def costs(cfg: PretrainConfig, cands: list[dict]) -> list[float]:
+    """Training cost of each candidate per epoch and event, relative to the first: skip-gram
+    pairs grow with the window (in basket mode the window is the basket: all alike)."""
+    if cfg.basket_col:
+        return [1.0] * len(cands)
+    return [c["window"] / cands[0]["window"] for c in cands]
+
+
+def halving_events(events: int, weights: list[float], share: float = HALVING_SHARE, first: float = FIRST_RUNG) -> int:
     """The sample (in events) at which the halving search trains about `share` of the final
-    training: two full trainings and n - 1 screenings at `first` of the epochs."""
-    finals = min(n_candidates, 2) + (first * (n_candidates - 1) if n_candidates > 2 else 0)
-    return max(1, int(events * share / finals))
+    training: screenings of every candidate but the first at `first` of the epochs (each at
+    its cost `weights`, as from `costs`), then the first and one other as costly as it."""
+    if len(weights) <= 2:
+        trainings = sum(weights)
+    else:
+        trainings = 2 * weights[0] + first * sum(weights[1:])
+    return max(1, int(events * share / trainings))
 
 
 def _search(plan, cands, tune_cfg, corpus, task, cfg, on_trial) -> tuple[list[dict], list[dict]]:
-    """Run the rungs of `plan`; between rungs only the fallback and the best other
-    candidate go on. Returns every trial and those of the last rung (fallback first)."""
+    """Run the rungs of `plan`; between rungs only the fallback and the challenger
+    (`_challenger`) go on. Returns every trial and those of the last rung (fallback first)."""
     trials, done, alive = [], {}, range(len(cands))
     for rung, entries in enumerate(plan, 1):
         current = []
@@ -198,8 +212,18 @@ def _search(plan, cands, tune_cfg, corpus, task, cfg, on_trial) -> tuple[list[di
                     on_trial(trial)
             current.append(done[i, epochs])
         if rung < len(plan):
-            alive = {0, max(current, key=lambda t: _top(t, cfg))["candidate"] - 1}
+            alive = {0, _challenger(current, cfg, costs(cfg, cands))["candidate"] - 1}
     return trials, current
+
+
+def _challenger(screened: list[dict], cfg: PretrainConfig, weights: list[float]) -> dict:
+    """The screened trial that goes on: the cheapest (by `weights`, then the earliest) of
+    those within one standard error of the best validation NDCG@10, so that noise in a
+    short training does not buy the costliest final training."""
+    best = max(screened, key=lambda t: _top(t, cfg))
+    se = max(m["ndcg_se"] for key, m in best["scores"].items() if _allowed(key, cfg) and m["ndcg"] == _top(best, cfg))
+    close = [t for t in screened if _top(t, cfg) >= _top(best, cfg) - se]
+    return min(close, key=lambda t: (weights[t["candidate"] - 1], t["candidate"]))
 
 
 def _top(trial: dict, cfg: PretrainConfig) -> float:
