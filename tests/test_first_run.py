@@ -40,9 +40,10 @@ def test_halving_plan_screens_briefly_and_chooses_at_full_epochs():
 def test_halving_sample_fits_the_budget():
     cfg = PretrainConfig()
     weights = autotune.costs(cfg, autotune.candidates(cfg, halving=True))
-    assert weights == [1.0, 3.0, 1.0, 0.5]   # windows 10, 30, 10, 5: pairs grow with the window
-    # 2 finals as costly as the fallback + screenings at a quarter: 2 + 0.25 x 4.5 trainings on the sample
-    assert autotune.halving_events(100_000, weights) == int(100_000 * autotune.HALVING_SHARE / 3.125)
+    assert weights == [1.0, 1.0, 0.5]   # windows 10, 10, 5 (window 30 would cost 3x): pairs grow with the window
+    # 2 finals as costly as the fallback + screenings at a quarter: 2 + 0.25 x 1.5 trainings on the sample
+    assert autotune.halving_events(100_000, weights) == int(100_000 * autotune.HALVING_SHARE / 2.375)
+    assert autotune.halving_events(100_000, [1.0, 3.0, 1.0]) == int(100_000 * autotune.HALVING_SHARE / 3.0)
     assert autotune.halving_events(100_000, [1.0]) == int(100_000 * autotune.HALVING_SHARE)
     basket = PretrainConfig(basket_col="order_id")
     assert autotune.costs(basket, autotune.candidates(basket, halving=True)) == [1.0, 1.0, 1.0]
@@ -69,7 +70,9 @@ def test_halving_trains_the_fallback_and_the_best_screened_at_full_epochs(cluste
     # too small for the budget's sample (under 100 users to validate on): the whole sample size
     assert record["sample_events"] == len(clustered_events) > record["budget"]["budget_events"]
     cands = autotune.candidates(cfg, halving=True)
-    assert all(c["epochs"] == 1 for c in cands) and len(cands) == len(autotune.candidates(cfg)) - 1
+    # nothing costlier than the fallback: no 2x epochs, no window 30
+    assert [(c["window"], c["epochs"]) for c in cands] == [(10, 1), (10, 1), (5, 1)]
+    assert len(cands) == len(autotune.candidates(cfg)) - 2
     full = autotune.auto_epochs(50_000)
     rung1 = [t for t in trials if t["rung"] == 1]
     rung2 = [t for t in trials if t["rung"] == 2]
@@ -91,7 +94,7 @@ def test_halving_samples_within_the_budget_when_that_leaves_enough_to_validate(c
     _, record = autotune.choose_settings(cfg, _table(cfg, big), tokens=len(big))
     assert record["ran"] and record["queries"] >= autotune.MIN_QUERIES
     assert record["sample_events"] <= record["budget"]["budget_events"] + 12   # whole users: one over at most
-    assert record["budget"]["budget_events"] == autotune.halving_events(len(big), [1.0, 3.0, 1.0, 0.5])
+    assert record["budget"]["budget_events"] == autotune.halving_events(len(big), [1.0, 1.0, 0.5])
 
 
 def test_full_search_trains_every_candidate_once_at_full_epochs(clustered_events, tmp_path):

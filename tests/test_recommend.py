@@ -127,7 +127,7 @@ def test_pretrain_tunes_what_is_left_open_on_validation(clustered_events, tmp_pa
     tuning = manifest["tuning"]
     assert tuning["ran"] and tuning["settings"] == ["window", "ns_exponent", "sample", "scorer", "min_support"]
     # epochs were given, so candidates that differ only in epochs are one trial
-    assert len(tuning["trials"]) == len(autotune.candidates(cfg)) + 1 == 5  # 3 screened, then 2 at full epochs
+    assert len(tuning["trials"]) == len(autotune.candidates(cfg, halving=True)) + 1 == 4  # 2 screened, then 2 at full epochs
     chosen = tuning["chosen"]
     assert {k: manifest["params"][k] for k in chosen} == chosen and manifest["params"]["epochs"] == 3
     assert manifest["scoring"] == {"scorer": chosen["scorer"], "min_support": chosen["min_support"],

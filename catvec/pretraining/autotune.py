@@ -52,7 +52,7 @@ CANDIDATES = (
 )
 FALLBACK = {"window": 10, "ns_exponent": 0.0, "sample": 0.0, "epochs": 1, "scorer": "context", "min_support": 1}
 SUPPORTS = (1, 3, 10)
-HALVING_SHARE = 0.7  # the halving search trains about this share of the final training (epochs x events)
+HALVING_SHARE = 0.55  # the halving search trains about this share of the final training (epochs x events)
 FIRST_RUNG = 0.25  # its screening trains this share of a candidate's epochs
 TUNE_BASKET_SHARE = 25  # percent of the sample's baskets that validate (and as many unseen) in the halving search
 MIN_QUERIES = 100
@@ -92,10 +92,13 @@ def open_settings(cfg: PretrainConfig) -> list[str]:
 def candidates(cfg: PretrainConfig, halving: bool = False) -> list[dict]:
     """CANDIDATES with the user's fixed settings in place, duplicates removed (in basket
     mode the window is the basket, so candidates differing only in window are one). The
-    halving search leaves out longer training (epoch factor 2): it compares at equal epochs."""
+    halving search leaves out those that cost more than the fallback per training (epoch
+    factor 2; a wider window, unless the window is the basket or given): it must stay
+    under one final training, and neither won on MovieLens or the bundled baskets."""
     seen, out = set(), []
     for cand in CANDIDATES:
-        if halving and cand["epochs"] != 1:
+        wider = cand["window"] > FALLBACK["window"] and not (cfg.basket_col or cfg.window)
+        if halving and (cand["epochs"] != 1 or wider):
             continue
         c = {n: (cand[n] if getattr(cfg, n) in (0, None) else getattr(cfg, n)) for n in TUNED}
         if cfg.epochs:
