@@ -89,9 +89,9 @@ class PretrainConfig:
     tune: bool = opt(True, "choose the training settings left empty, the scorer and min_support on a "
                            "validation split before training (--no-tune: fixed fallbacks)")
     tune_events: int = opt(50000, "tuning trains on a random sample of users (or baskets) of about this many events")
-    tune_search: str = opt("halving", "how tuning spends its trainings: halving (every candidate briefly, the best "
-                                      "and the fallback longer; under one plain training) or full (every "
-                                      "candidate at full epochs, about 3-5x)")
+    tune_search: str = opt("halving", "how tuning spends its trainings: halving (screen the candidates briefly, then "
+                                      "the fallback and the best at full epochs; under one plain training) or "
+                                      "full (five candidates at full epochs, about 4-5x)")
     scorer: str = opt("", "the version's default scorer: cosine (substitutes) or context (what comes next / "
                           "goes with); empty = chosen by tuning (context without it)")
     min_support: int = opt(0, "neighbour and recommendation lists leave out items seen fewer times; "

@@ -52,7 +52,7 @@ CANDIDATES = (
 )
 FALLBACK = {"window": 10, "ns_exponent": 0.0, "sample": 0.0, "epochs": 1, "scorer": "context", "min_support": 1}
 SUPPORTS = (1, 3, 10)
-HALVING_SHARE = 0.55  # the halving search trains about this share of the final training (epochs x events)
+HALVING_SHARE = 0.7  # the halving search trains about this share of the final training (epochs x events)
 FIRST_RUNG = 0.25  # its screening trains this share of a candidate's epochs
 TUNE_BASKET_SHARE = 25  # percent of the sample's baskets that validate (and as many unseen) in the halving search
 MIN_QUERIES = 100
