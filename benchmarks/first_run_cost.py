@@ -3,9 +3,9 @@
 For each data set and seed, in one process and one after the other (so all see the same
 load), three runs of `pretrain` into fresh OUTs, all with a test holdout:
 
-- halving: the default first run (`tune_search` halving: every candidate briefly on the
-  sample, the fallback and the best other one twice as long);
-- full: the search before it (`--tune-search full`: every candidate at its full epochs);
+- halving: the default first run (`tune_search` halving: the candidates screened with a
+  quarter of their epochs, then the fallback and the best of them at full epochs);
+- full: the search before it (`--tune-search full`: five candidates at full epochs);
 - plain: `--no-tune` given the settings the halving run chose (and, when full chose
   others, a second plain run with those), the training a user who knew them would run.
 
