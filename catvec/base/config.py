@@ -67,7 +67,10 @@ class PretrainConfig:
     max_sequence_length: int = opt(10000, "split longer sequences into chunks (gensim's limit is 10000)")
     holdout: str = opt("none", "'last' keeps each user's last item out of training and scores next-item "
                                "prediction on it; 'last2' also keeps the one before it (the validation item); "
-                               "'basket' hides one item of one in ten baskets (test) and of another one in ten (valid)")
+                               "'basket' hides one item of one in ten baskets (test) and of another one in ten (valid); "
+                               "see basket_holdout_share")
+    basket_holdout_share: int = opt(10, "with holdout basket: percent of the baskets (of 2+ items) whose hidden item "
+                                        "is a test target, and as many again validation targets (1-45)")
     # training
     dim: int = opt(64, "vector size")
     window: int = opt(0, "context window (basket mode: at least the largest basket); 0 = chosen by tuning")
@@ -86,6 +89,9 @@ class PretrainConfig:
     tune: bool = opt(True, "choose the training settings left empty, the scorer and min_support on a "
                            "validation split before training (--no-tune: fixed fallbacks)")
     tune_events: int = opt(50000, "tuning trains on a random sample of users (or baskets) of about this many events")
+    tune_search: str = opt("halving", "how tuning spends its trainings: halving (screen the candidates briefly, then "
+                                      "the fallback and the best at full epochs; under one plain training) or "
+                                      "full (five candidates at full epochs, about 4-5x)")
     scorer: str = opt("", "the version's default scorer: cosine (substitutes) or context (what comes next / "
                           "goes with); empty = chosen by tuning (context without it)")
     min_support: int = opt(0, "neighbour and recommendation lists leave out items seen fewer times; "
@@ -165,6 +171,11 @@ class PretrainConfig:
                               f"got {self.noise_sample}")
         if self.gate_quality_se < 0:
             raise CatvecError(f"gate_quality_se must be >= 0, got {self.gate_quality_se}")
+        if not 1 <= self.basket_holdout_share <= 45:
+            raise CatvecError(f"basket_holdout_share must be a percent between 1 and 45 (as many again are validation "
+                              f"baskets); got {self.basket_holdout_share}")
+        if self.tune_search not in ("halving", "full"):
+            raise CatvecError(f"tune_search must be halving or full; got {self.tune_search!r}")
         if self.scorer not in ("", "cosine", "context"):
             raise CatvecError(f"scorer must be cosine or context (or empty: chosen by tuning); got {self.scorer!r}")
         for name in ("sample", "alpha", "min_alpha"):

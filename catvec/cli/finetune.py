@@ -62,7 +62,7 @@ def run_finetune(args) -> int:
         if bar is None:
             for other in bars.values():
                 other.close()
-            bar = bars[mode] = EpochProgress(total, mode, quiet=args.quiet)
+            bar = bars[mode] = EpochProgress(total, mode, quiet=args.quiet, every_epoch=False)
         bar(epoch, total, info)
 
     try:

@@ -53,13 +53,16 @@ def say(args, *lines: str) -> None:
 
 
 class EpochProgress:
-    """Per-epoch progress on stderr: a tqdm bar on a terminal, one line per epoch otherwise."""
+    """Per-epoch progress on stderr: a tqdm bar on a terminal, one line per epoch otherwise
+    (or, with every_epoch=False, one summary line at close: runs of hundreds of epochs)."""
 
-    def __init__(self, total: int, label: str, quiet: bool = False):
+    def __init__(self, total: int, label: str, quiet: bool = False, every_epoch: bool = True):
         self.quiet = quiet
         self.bar = None
         self.label = label
         self.tty = not quiet and sys.stderr.isatty()
+        self.every_epoch = every_epoch
+        self.last = None  # (epoch, total, text) not yet printed
 
     def __call__(self, epoch: int, total: int, info: dict) -> None:
         if self.quiet:
@@ -72,12 +75,19 @@ class EpochProgress:
         if self.bar is not None:
             self.bar.set_postfix_str(text)
             self.bar.update(1)
-        else:
+        elif self.every_epoch:
             print(f"{self.label}: epoch {epoch}/{total} {text}", file=sys.stderr, flush=True)
+        else:
+            self.last = (epoch, total, text)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
+        if self.last is not None:
+            epoch, total, text = self.last
+            print(f"{self.label}: {epoch} epochs (of at most {total}); last {text}", file=sys.stderr, flush=True)
+            self.last = None
 
 
 def _fmt(value) -> str:

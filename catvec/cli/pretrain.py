@@ -69,7 +69,8 @@ def run_pretrain(args) -> int:
         if not args.quiet:
             key, m = max(trial["scores"].items(), key=lambda kv: kv[1]["ndcg"])
             knobs = " ".join(f"{k}={v}" for k, v in trial["params"].items())
-            print(f"tuning: trial {trial['trial']}: {knobs} -> valid NDCG@10 {m['ndcg']:.4f} HR@10 {m['hr']:.4f} "
+            rung = f" (rung {trial['rung']})" if "rung" in trial else ""
+            print(f"tuning: trial {trial['trial']}: {knobs}{rung} -> valid NDCG@10 {m['ndcg']:.4f} HR@10 {m['hr']:.4f} "
                   f"({key}, {trial['seconds']:.1f}s)", file=sys.stderr, flush=True)
 
     try:

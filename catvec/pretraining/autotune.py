@@ -8,12 +8,19 @@ scorer and min_support are chosen on a validation split before the real training
    one before it (a valid basket's hidden item) is the validation target;
 2. a few candidate settings (CANDIDATES, without the knobs the user fixed, duplicates
    removed) are trained on it; each is scored with every scorer and min_support in
-   SUPPORTS, so one training answers several questions;
-3. the best validation NDCG@10 wins, unless it beats the first candidate with the
-   fallback scorer and support by no more than one standard error of that one's NDCG@10
-   (then the fallback: noise must not choose); epochs are tuned as a factor of
-   `auto_epochs` (the size rule) of the whole corpus, so a trial costs about sample /
-   whole of the final training and the choice carries over.
+   SUPPORTS, so one training answers several questions. `tune_search` halving (the
+   default; `halving_plan`): the candidates but the fallback (the first) are screened at
+   FIRST_RUNG of their epochs, then the fallback and the best of them train at all of
+   their epochs (of the screened ones within one standard error of the best, the
+   cheapest: `_challenger`); the sample is cut (`halving_events`) so that all of it
+   trains about HALVING_SHARE of the final training (the window sets a training's cost;
+   unless that leaves under MIN_QUERIES to validate on), and in basket mode TUNE_BASKET_SHARE% of its baskets validate. `tune_search`
+   full: every candidate, with a 2x-epochs one, at full epochs (3-5x the final training);
+3. among the last rung's trainings the best validation NDCG@10 wins, unless it beats the
+   first candidate with the fallback scorer and support by no more than one standard
+   error of that one's NDCG@10 (then the fallback: noise must not choose); epochs are
+   tuned as a factor of `auto_epochs` (the size rule) of the whole corpus, so a trial
+   costs about sample / whole of the final training and the choice carries over.
 
 Too little data to validate on (under MIN_QUERIES users or baskets) or `--no-tune`: the
 FALLBACK settings. The test item of `--holdout last` is never seen by the tuning.
@@ -45,6 +52,9 @@ CANDIDATES = (
 )
 FALLBACK = {"window": 10, "ns_exponent": 0.0, "sample": 0.0, "epochs": 1, "scorer": "context", "min_support": 1}
 SUPPORTS = (1, 3, 10)
+HALVING_SHARE = 0.7  # the halving search trains about this share of the final training (epochs x events)
+FIRST_RUNG = 0.25  # its screening trains this share of a candidate's epochs
+TUNE_BASKET_SHARE = 25  # percent of the sample's baskets that validate (and as many unseen) in the halving search
 MIN_QUERIES = 100
 
 
@@ -79,11 +89,17 @@ def open_settings(cfg: PretrainConfig) -> list[str]:
     return names
 
 
-def candidates(cfg: PretrainConfig) -> list[dict]:
+def candidates(cfg: PretrainConfig, halving: bool = False) -> list[dict]:
     """CANDIDATES with the user's fixed settings in place, duplicates removed (in basket
-    mode the window is the basket, so candidates differing only in window are one)."""
+    mode the window is the basket, so candidates differing only in window are one). The
+    halving search leaves out those that cost more than the fallback per training (epoch
+    factor 2; a wider window, unless the window is the basket or given): it must stay
+    under one final training, and neither won on MovieLens or the bundled baskets."""
     seen, out = set(), []
     for cand in CANDIDATES:
+        wider = cand["window"] > FALLBACK["window"] and not (cfg.basket_col or cfg.window)
+        if halving and (cand["epochs"] != 1 or wider):
+            continue
         c = {n: (cand[n] if getattr(cfg, n) in (0, None) else getattr(cfg, n)) for n in TUNED}
         if cfg.epochs:
             c["epochs"] = cfg.epochs
@@ -103,9 +119,18 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
     if not cfg.tune:
         return resolve(cfg, tokens), {"ran": False, "reason": "--no-tune", "chosen": _chosen(resolve(cfg, tokens), open_)}
     started = time.perf_counter()
-    sample = sample_events(table, cfg.tune_events, cfg.seed, basket=bool(cfg.basket_col))
+    halving = cfg.tune_search == "halving"
+    budget_events = halving_events(table.frame.height, costs(cfg, candidates(cfg, halving))) if halving \
+        else cfg.tune_events
+    sample = sample_events(table, min(cfg.tune_events, budget_events), cfg.seed, basket=bool(cfg.basket_col))
     tune_cfg = dataclasses.replace(cfg, holdout="basket" if cfg.basket_col else "last2")
+    if halving and cfg.basket_col:  # a smaller sample: more of its baskets validate
+        tune_cfg = dataclasses.replace(tune_cfg, basket_holdout_share=max(cfg.basket_holdout_share, TUNE_BASKET_SHARE))
     task = _validation_task(tune_cfg, sample)
+    if task.n_users < MIN_QUERIES and budget_events < cfg.tune_events:
+        # small data: too few to validate on within the budget, so tuning costs more than it
+        sample = sample_events(table, cfg.tune_events, cfg.seed, basket=bool(cfg.basket_col))
+        task = _validation_task(tune_cfg, sample)
     queries = task.n_users
     if queries < MIN_QUERIES:
         reason = f"only {queries} users or baskets to validate on (tuning needs {MIN_QUERIES})"
@@ -118,29 +143,100 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
             log.info("tuning skipped: %s", exc)
             return resolve(cfg, tokens), {"ran": False, "reason": f"the validation split left no corpus ({exc})"}
         task = _validation_task(tune_cfg, sample, corpus.keys)
-        trials = []
-        for i, cand in enumerate(candidates(cfg)):
-            # the whole corpus's epochs: a trial costs about sample / whole of the final training
-            params = dict(cand, epochs=cand["epochs"] if cfg.epochs else auto_epochs(tokens) * cand["epochs"])
-            trial = _run(dataclasses.replace(tune_cfg, **params, scorer="", min_support=0), corpus, task)
-            trial.update(trial=i + 1, params={**cand, "epochs": params["epochs"]}, epoch_factor=cand["epochs"])
-            trials.append(trial)
-            if on_trial is not None:
-                on_trial(trial)
-    best = _best(trials, cfg)
+        cands = candidates(cfg, halving)
+        # the whole corpus's epochs: a full trial costs about sample / whole of the final training
+        full = [c["epochs"] if cfg.epochs else auto_epochs(tokens) * c["epochs"] for c in cands]
+        plan = halving_plan(full) if halving else [[(i, e) for i, e in enumerate(full)]]
+        trials, final = _search(plan, cands, tune_cfg, corpus, task, cfg, on_trial)
+    best = _best(final, cfg)
     choice = {**best["trial"]["params"], "epochs": best["trial"]["epoch_factor"],
               "scorer": best["scorer"], "min_support": best["min_support"]}
     resolved = resolve(cfg, tokens, choice)
     supports = _supports(best["trial"], cfg)
     supports[best["scorer"]] = best["min_support"]
     record = {"ran": True, "settings": open_, "sample_events": sample.frame.height,
-              "budget": {"tune_events": cfg.tune_events, "trainings": len(trials)},
+              "budget": {"tune_events": cfg.tune_events, "trainings": len(trials), "search": cfg.tune_search,
+                         "budget_events": budget_events,
+                         "epochs_share": round(sum(t["params"]["epochs"] for t in trials) * corpus.stats["tokens"]
+                                               / max(tokens * (cfg.epochs or auto_epochs(tokens)), 1), 3)},
               "queries": trials[0]["queries"], "metric": "valid ndcg@10", "seconds": round(time.perf_counter() - started, 2),
               "trials": trials, "winner": {"trial": best["trial"]["trial"], "scorer": best["scorer"],
                                            "min_support": best["min_support"], "ndcg": best["ndcg"], "hr": best["hr"],
                                            "rule": best["rule"]},
               "popularity": trials[0]["popularity"], "chosen": _chosen(resolved, open_), "supports": supports}
     return resolved, record
+
+
+def halving_plan(full_epochs: list[int], first: float = FIRST_RUNG) -> list[list[tuple[int, int]]]:
+    """Rungs of (candidate index, epochs) for the halving search: rung 1 screens every
+    candidate but the fallback (index 0) at `first` of its epochs, rung 2 trains the fallback
+    and rung 1's best at all of them. Short trainings undervalue the context scorer (it
+    needs the whole schedule), so only full ones choose. With two candidates or fewer, one rung."""
+    if len(full_epochs) <= 2:
+        return [[(i, e) for i, e in enumerate(full_epochs)]]
+    return [[(i, max(1, round(e * first))) for i, e in enumerate(full_epochs) if i],
+            [(i, e) for i, e in enumerate(full_epochs)]]
+
+
+def costs(cfg: PretrainConfig, cands: list[dict]) -> list[float]:
+    """Training cost of each candidate per epoch and event, relative to the first: skip-gram
+    pairs grow with the window (in basket mode the window is the basket: all alike)."""
+    if cfg.basket_col:
+        return [1.0] * len(cands)
+    return [c["window"] / cands[0]["window"] for c in cands]
+
+
+def halving_events(events: int, weights: list[float], share: float = HALVING_SHARE, first: float = FIRST_RUNG) -> int:
+    """The sample (in events) at which the halving search trains about `share` of the final
+    training: screenings of every candidate but the first at `first` of the epochs (each at
+    its cost `weights`, as from `costs`), then the first and one other as costly as it."""
+    if len(weights) <= 2:
+        trainings = sum(weights)
+    else:
+        trainings = 2 * weights[0] + first * sum(weights[1:])
+    return max(1, int(events * share / trainings))
+
+
+def _search(plan, cands, tune_cfg, corpus, task, cfg, on_trial) -> tuple[list[dict], list[dict]]:
+    """Run the rungs of `plan`; between rungs only the fallback and the challenger
+    (`_challenger`) go on. Returns every trial and those of the last rung (fallback first)."""
+    trials, done, alive = [], {}, range(len(cands))
+    for rung, entries in enumerate(plan, 1):
+        current = []
+        for i, epochs in (e for e in entries if e[0] in alive):
+            if (i, epochs) not in done:
+                trial = _run(dataclasses.replace(tune_cfg, **{**cands[i], "epochs": epochs}, scorer="", min_support=0),
+                             corpus, task)
+                trial.update(trial=len(trials) + 1, rung=rung, candidate=i + 1,
+                             params={**cands[i], "epochs": epochs}, epoch_factor=cands[i]["epochs"])
+                trials.append(trial)
+                done[i, epochs] = trial
+                if on_trial is not None:
+                    on_trial(trial)
+            current.append(done[i, epochs])
+        if rung < len(plan):
+            alive = {0, _challenger(current, cfg, costs(cfg, cands))["candidate"] - 1}
+    return trials, current
+
+
+def _challenger(screened: list[dict], cfg: PretrainConfig, weights: list[float]) -> dict:
+    """The screened trial that goes on: the cheapest (by `weights`, then the earliest) of
+    those within one standard error of the best validation NDCG@10, so that noise in a
+    short training does not buy the costliest final training."""
+    best = max(screened, key=lambda t: _top(t, cfg))
+    se = max(m["ndcg_se"] for key, m in best["scores"].items() if _allowed(key, cfg) and m["ndcg"] == _top(best, cfg))
+    close = [t for t in screened if _top(t, cfg) >= _top(best, cfg) - se]
+    return min(close, key=lambda t: (weights[t["candidate"] - 1], t["candidate"]))
+
+
+def _top(trial: dict, cfg: PretrainConfig) -> float:
+    """A trial's best validation NDCG@10 over the scorers and supports open to choose."""
+    return max(m["ndcg"] for key, m in trial["scores"].items() if _allowed(key, cfg))
+
+
+def _allowed(key: str, cfg: PretrainConfig) -> bool:
+    scorer, support = key.split("@")
+    return not ((cfg.scorer and scorer != cfg.scorer) or (cfg.min_support and int(support) != cfg.min_support))
 
 
 def _supports(trial: dict, cfg: PretrainConfig) -> dict:
@@ -177,9 +273,9 @@ def _best(trials: list[dict], cfg: PretrainConfig) -> dict:
     best = None
     for trial in trials:
         for key, m in trial["scores"].items():
-            scorer, support = key.split("@")
-            if (cfg.scorer and scorer != cfg.scorer) or (cfg.min_support and int(support) != cfg.min_support):
+            if not _allowed(key, cfg):
                 continue
+            scorer, support = key.split("@")
             if best is None or m["ndcg"] > best["ndcg"]:
                 best = {"trial": trial, "scorer": scorer, "min_support": int(support), **m}
     default_key = f"{cfg.scorer or FALLBACK['scorer']}@{cfg.min_support or FALLBACK['min_support']}"

@@ -56,13 +56,13 @@ class Corpus:
 def extraction_options(cfg) -> dict:
     """The sequence rules of a PretrainConfig as keyword arguments of `sequence_frame`."""
     return {"session_gap_s": cfg.session_gap_seconds, "basket": bool(cfg.basket_col),
-            "collapse_repeats": cfg.collapse_repeats}
+            "collapse_repeats": cfg.collapse_repeats, "basket_share": cfg.basket_holdout_share}
 
 
 def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bool = False,
                  collapse_repeats: bool = True, min_count: int = 1, min_sequence_length: int = 2,
                  max_sequence_length: int = 10000, holdout: int = 0, source: str = "events",
-                 rare_items=None, allow_empty: bool = False) -> Corpus:
+                 rare_items=None, allow_empty: bool = False, basket_share: int = 10) -> Corpus:
     """EventsTable -> Corpus written at `path`.
 
     A shard of a larger input passes `rare_items` (the items under min_count in the whole
@@ -75,7 +75,7 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
     frame = events.frame
     stats = {"events_read": events.stats.get("events_read", frame.height),
              "dropped": dict(events.stats.get("dropped", {}))}
-    seq_frame, heldout = _sequences(events, session_gap_s, basket, collapse_repeats, holdout)
+    seq_frame, heldout = _sequences(events, session_gap_s, basket, collapse_repeats, holdout, basket_share)
     if collapse_repeats and not basket:
         stats["dropped"]["repeats_collapsed"] = frame.height - seq_frame.height - (heldout.height if heldout is not None else 0)
     if heldout is not None:
@@ -100,21 +100,21 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
 
 
 def count_items(events, *, session_gap_s: float | None = None, basket: bool = False,
-                collapse_repeats: bool = True, holdout: int = 0):
+                collapse_repeats: bool = True, holdout: int = 0, basket_share: int = 10):
     """Events of each item after rules 1-3 and the holdout: what min_count is judged on
     (a polars frame item, len). Shards add theirs up before any of them drops an item."""
-    seq_frame, _ = _sequences(events, session_gap_s, basket, collapse_repeats, holdout)
+    seq_frame, _ = _sequences(events, session_gap_s, basket, collapse_repeats, holdout, basket_share)
     return seq_frame.group_by("item").len()
 
 
-def _sequences(events, session_gap_s, basket, collapse_repeats, holdout):
+def _sequences(events, session_gap_s, basket, collapse_repeats, holdout, basket_share=10):
     """Rules 1-3 and the holdout -> (frame user, item, seq; held-out frame or None)."""
     import polars as pl
 
     lf = sequence_frame(events, session_gap_s=session_gap_s, basket=basket, collapse_repeats=collapse_repeats)
     heldout = None
     if holdout and basket:
-        marked = mark_basket_holdout(lf).collect()
+        marked = mark_basket_holdout(lf, basket_share).collect()
         heldout = marked.filter(pl.col("_held")).select(user=pl.col("group"), item="item", role="role")
         seq_frame = marked.filter(~pl.col("_held")).select("user", "item", "seq")
     elif holdout:
@@ -249,13 +249,10 @@ def _stable_sort(frame, by: list[str]):
     return frame
 
 
-BASKET_HOLDOUT_SHARE = 10  # percent of the baskets with 2+ items, for each of test and valid
-
-
-def mark_basket_holdout(lf):
+def mark_basket_holdout(lf, share: int = 10):
     """Basket holdout on a basket-mode `sequence_frame`: of the baskets with at least two
-    items, about 10% are test and another 10% valid baskets (by a stable hash of the basket
-    id); one item of each (by a stable hash of basket and item) is hidden (`_held`), the
+    items, about `share`% are test and as many again valid baskets (by a stable hash of the
+    basket id; PretrainConfig.basket_holdout_share); one item of each (by a stable hash of basket and item) is hidden (`_held`), the
     rest of the basket stays in training and is the query. Adds `_held` and `role`."""
     import polars as pl
 
@@ -265,8 +262,8 @@ def mark_basket_holdout(lf):
     g_hash = pl.DataFrame({"group": groups, "_gh": [_crc(g) for g in groups]}, schema={"group": pl.Utf8, "_gh": pl.Int64})
     i_hash = pl.DataFrame({"item": items, "_ih": [_crc(i) for i in items]}, schema={"item": pl.Utf8, "_ih": pl.Int64})
     bucket = pl.col("_gh") % 100
-    role = (pl.when((pl.len().over("seq") >= 2) & (bucket < BASKET_HOLDOUT_SHARE)).then(pl.lit("test"))
-            .when((pl.len().over("seq") >= 2) & (bucket < 2 * BASKET_HOLDOUT_SHARE)).then(pl.lit("valid"))
+    role = (pl.when((pl.len().over("seq") >= 2) & (bucket < share)).then(pl.lit("test"))
+            .when((pl.len().over("seq") >= 2) & (bucket < 2 * share)).then(pl.lit("valid"))
             .otherwise(pl.lit(None, dtype=pl.Utf8)))
     pick = (pl.col("_ih") * 2654435761 + pl.col("_gh")) % 4294967296
     marked = (frame.join(g_hash, on="group", how="left", maintain_order="left")

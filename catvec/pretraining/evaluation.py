@@ -77,8 +77,9 @@ def build_tasks(table, keys: list[str], holdout: int, **rules):
 
     from catvec.pretraining.corpus import held_out_mask, sequence_frame
 
+    share = rules.pop("basket_share", 10)
     if rules.get("basket"):
-        return _basket_tasks(table, keys, **rules)
+        return _basket_tasks(table, keys, share, **rules)
     lf = sequence_frame(table, **rules)
     n = pl.len().over("user")
     frame = (lf.with_columns(held=held_out_mask(holdout), from_end=n - 1 - pl.int_range(pl.len()).over("user"),
@@ -105,14 +106,14 @@ def build_tasks(table, keys: list[str], holdout: int, **rules):
     return tasks, counts, heldout
 
 
-def _basket_tasks(table, keys: list[str], **rules):
+def _basket_tasks(table, keys: list[str], share: int, **rules):
     """Basket holdout: the held-out item of each held-out basket is the target, the rest
     of its basket the query (catvec.pretraining.corpus.mark_basket_holdout)."""
     import polars as pl
 
     from catvec.pretraining.corpus import mark_basket_holdout, sequence_frame
 
-    frame = mark_basket_holdout(sequence_frame(table, **rules)).collect()
+    frame = mark_basket_holdout(sequence_frame(table, **rules), share).collect()
     index = pl.DataFrame({"item": pl.Series(keys, dtype=pl.Utf8), "idx": np.arange(len(keys), dtype=np.int64)})
     frame = frame.join(index, on="item", how="left", maintain_order="left").with_columns(pl.col("idx").fill_null(-1))
     train_idx = frame.filter(~pl.col("_held") & (pl.col("idx") >= 0))["idx"].to_numpy()

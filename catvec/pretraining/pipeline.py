@@ -52,7 +52,7 @@ CACHE_DIR = ".cache"
 CACHE_KEEP = 3
 EXTRACT_FIELDS = ("user_col", "item_col", "time_col", "session_col", "basket_col", "sep", "time_unit",
                   "time_format", "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
-                  "max_sequence_length", "holdout", "since", "until")
+                  "max_sequence_length", "holdout", "since", "until", "basket_holdout_share")
 
 
 @dataclass

@@ -214,7 +214,7 @@ def run_shard(job: ShardJob) -> dict:
     fault_point("shard-extract")
     events = read_shard(job)
     if job.count_only:
-        opts = {k: job.corpus[k] for k in ("session_gap_s", "basket", "collapse_repeats", "holdout")}
+        opts = {k: job.corpus[k] for k in ("session_gap_s", "basket", "collapse_repeats", "holdout", "basket_share")}
         counts = count_items(events, **opts)
         return {"index": job.index, "items": counts["item"].to_list(), "counts": counts["len"].to_list()}
     out = Path(job.out_dir)

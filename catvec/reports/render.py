@@ -101,10 +101,12 @@ def pretrain_summary(manifest: dict) -> list[str]:
     dropped = ", ".join(f"{k}={v}" for k, v in c.get("dropped", {}).items() if v) or "none"
     lengths = c["lengths"]
     last = t["epochs"][-1] if t["epochs"] else {}
+    # basket mode has no users: its sequences are the baskets
+    who = f"baskets {c['sequences']}" if manifest["params"].get("basket_col") else \
+        f"users {c['users']}, sequences {c['sequences']}"
     lines = [
         f"events read {c['events_read']}, dropped {c['events_dropped']} ({dropped})",
-        f"users {c['users']}, sequences {c['sequences']} ({c['lines']} lines, {c['sequences_split']} split), "
-        f"tokens {c['tokens']}, items {c['vocab_size']}",
+        f"{who} ({c['lines']} lines, {c['sequences_split']} split), tokens {c['tokens']}, items {c['vocab_size']}",
         f"sequence length min {lengths['min']} median {lengths['p50']:g} p90 {lengths['p90']:g} max {lengths['max']}",
         f"trained {t['vocab_size']} vectors x {manifest['params']['dim']} in {t['train_seconds']:.2f}s "
         f"({t['words_per_second']:,} words/s, {t['workers']} worker(s)); final loss {last.get('loss', float('nan')):.4f}",
@@ -264,7 +266,7 @@ def tuning_lines(manifest: dict) -> list[str]:
     """One line on how the open settings were chosen (catvec.pretraining.autotune)."""
     tuning = manifest.get("tuning") or {}
     scoring = manifest.get("scoring") or {}
-    chosen = ", ".join(f"{k}={v}" for k, v in (tuning.get("chosen") or {}).items())
+    chosen = ", ".join(f"{k}={v}" for k, v in _as_used(tuning.get("chosen") or {}, manifest).items())
     if tuning.get("ran"):
         w = tuning["winner"]
         pop = tuning["popularity"]
@@ -275,6 +277,15 @@ def tuning_lines(manifest: dict) -> list[str]:
         return [f"not tuned ({tuning.get('reason', '')}); scorer {scoring.get('scorer', 'cosine')}, "
                 f"min_support {scoring.get('min_support', 1)}" + (f"; {chosen}" if chosen else "")]
     return []
+
+
+def _as_used(chosen: dict, manifest: dict) -> dict:
+    """The chosen settings as training used them: in basket mode every item of a basket is
+    context for the others (catvec.pretraining.skipgram), whatever the window setting."""
+    if "window" in chosen and manifest.get("params", {}).get("basket_col"):
+        longest = (manifest.get("corpus") or {}).get("lengths", {}).get("max", "?")
+        return {**chosen, "window": f"the whole basket (largest {longest})"}
+    return chosen
 
 
 def popularity_ratio(hr: float, popular: float) -> str:
