@@ -110,6 +110,8 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0
+    for row in rows:  # the temp dir is this machine's, not part of the result
+        row["line"] = row["line"].replace(str(work), "<workdir>")
 
     text = "\n".join(report(rows, args.epochs, seconds))
     print(text)
