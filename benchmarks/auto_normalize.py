@@ -31,7 +31,7 @@ GRIDS = {"unit rows only (before)": ("unit",), "unit or as trained (now)": ("uni
 def genre_f1(vectors: Path, table, fraction: float, seed: int, out: Path) -> tuple[float, str]:
     import polars as pl
 
-    from catvec.base.config import FinetuneConfig
+    from catvec.finetuning.config import FinetuneConfig
     from catvec.finetuning.pipeline import finetune
     from movielens import genre_split
 

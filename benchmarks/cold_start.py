@@ -212,7 +212,7 @@ def finetune_liked(ratings, attributes, cold: set, vectors_dir: Path, attributes
     """Test AUC on the rows of cold movies: composed vectors against the OOV init."""
     import polars as pl
 
-    from catvec.base.config import FinetuneConfig
+    from catvec.finetuning.config import FinetuneConfig
     from catvec.finetuning.pipeline import finetune
 
     rng = np.random.default_rng(seed)

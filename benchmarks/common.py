@@ -25,7 +25,7 @@ def movielens_dir(required: bool = True) -> Path | None:
 
 def movielens_config(**overrides):
     """PretrainConfig for ml-latest-small ratings: each user's ratings in time order."""
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
 
     base = dict(events=str(MOVIELENS / "ratings.csv"), user_col="userId", item_col="movieId", time_col="timestamp",
                 vector_map=False)

@@ -84,7 +84,7 @@ def pretrain_both(where: Path) -> tuple[Path, Path]:
 
 def catvec_scores(frame, items: Path, users: Path, seed: int, out: Path) -> dict:
     """Test AUC of `catvec finetune --compare` defaults and of its baselines."""
-    from catvec.base.config import FinetuneConfig
+    from catvec.finetuning.config import FinetuneConfig
     from catvec.finetuning.pipeline import finetune
 
     cfg = FinetuneConfig(vectors=str(items), target="liked", cat_cols="userId,movieId,genres", cont_cols="year",

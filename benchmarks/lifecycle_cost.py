@@ -159,7 +159,7 @@ def generated_agreement(n_events: int) -> list[str]:
     """Cheap against full seed noise on a second data set: generated events (generate.py)."""
     from generate import generate
 
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
     from catvec.base.store import VersionStore
     from catvec.pretraining import lifecycle
     from catvec.pretraining.pipeline import load_parent, parent_corpus, pretrain
@@ -191,7 +191,7 @@ def generated_agreement(n_events: int) -> list[str]:
 # ---- 2. align + drift at 100k keys -----------------------------------------------------------
 
 def synthetic_compare(n_keys: int) -> list[str]:
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
     from catvec.base.vectors import Vectors
     from catvec.pretraining.skipgram import train_vectors
 

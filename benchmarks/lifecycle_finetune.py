@@ -121,7 +121,7 @@ def median_cosine(reference: Path, other: Path) -> float:
 
 def finetune_run(table, out: Path, seed: int, **settings) -> tuple[dict, float]:
     """-> (metrics.json of the new model, seconds)."""
-    from catvec.base.config import FinetuneConfig
+    from catvec.finetuning.config import FinetuneConfig
     from catvec.finetuning.pipeline import finetune
 
     base = dict(target="genre", cat_cols="movieId", cont_cols="", pretrained_cols="movieId", task="multiclass",

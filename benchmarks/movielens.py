@@ -99,7 +99,7 @@ def genre_scores(vectors: Path, table, fraction: float, seed: int, out: Path, bu
     buckets > 0: of the defaults with that many hash buckets, no baselines)."""
     import polars as pl
 
-    from catvec.base.config import FinetuneConfig
+    from catvec.finetuning.config import FinetuneConfig
     from catvec.finetuning.pipeline import finetune
 
     frame = table.with_columns(split=pl.Series(genre_split(table.height, fraction, seed)))

@@ -40,7 +40,7 @@ if args["mode"] == "single":
     from catvec.pretraining.events import read_events
     corpus = build_corpus(read_events(args["events"]), args["out"])
 else:
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
     from catvec.pretraining.shards import extract_sharded
     cfg = PretrainConfig(events=args["events"], memory=args["memory"], engine=args["engine"],
                          scheduler=args.get("scheduler", ""))

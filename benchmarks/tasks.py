@@ -54,7 +54,7 @@ def extract_pandas(events: str, out: str) -> dict:
 
 def pretrain_catvec(events: str, out: str, epochs: str, workers: str, refresh: str = "1") -> dict:
     """catvec pretrain end to end (read, extract, train, map, write) as the CLI runs it."""
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
     from catvec.pretraining.pipeline import pretrain
 
     # the fixed fallbacks (no tuning): one training, comparable with bare gensim below; the second
@@ -74,7 +74,7 @@ def gensim_bare(corpus: str, epochs: str, workers: str) -> dict:
     """gensim Word2Vec on the same corpus file with the same parameters as catvec without tuning."""
     from gensim.models import Word2Vec
 
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
     from catvec.pretraining.autotune import FALLBACK
 
     d = PretrainConfig()

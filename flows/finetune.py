@@ -27,7 +27,9 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.states import Failed  # noqa: E402
 
-from catvec.base.config import FinetuneConfig, build_config, with_config_signature  # noqa: E402
+from catvec.base.config import build_config, with_config_signature  # noqa: E402
+
+from catvec.finetuning.config import FinetuneConfig  # noqa: E402
 from catvec.base.errors import CatvecError, InputNotFound  # noqa: E402
 from catvec.finetuning.pipeline import check_fit, finetune  # noqa: E402
 from catvec.reports.render import alignment_rows  # noqa: E402

@@ -36,7 +36,9 @@ from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import create_table_artifact  # noqa: E402
 from prefect.states import Failed  # noqa: E402
 
-from catvec.base.config import PretrainConfig, build_config, with_config_signature  # noqa: E402
+from catvec.base.config import build_config, with_config_signature  # noqa: E402
+
+from catvec.pretraining.config import PretrainConfig  # noqa: E402
 from catvec.pretraining.pipeline import pretrain  # noqa: E402
 from catvec.reports.render import drift_rows, gate_rows, gate_verdict  # noqa: E402
 

@@ -49,7 +49,8 @@ def write_inputs(tmp_path: Path, n: int = 400):
 
 def finetune_config(inputs, **settings):
     """A validated FinetuneConfig on write_inputs' weight dir and table (settings win)."""
-    from catvec.base.config import FinetuneConfig, build_config
+    from catvec.base.config import build_config
+    from catvec.finetuning.config import FinetuneConfig
 
     vectors_dir, table = inputs
     return build_config(FinetuneConfig, **{"vectors": str(vectors_dir), "table": str(table), **settings})

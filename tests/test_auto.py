@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from catvec.base.config import FinetuneConfig
+from catvec.finetuning.config import FinetuneConfig
 from catvec.base.errors import CatvecError
 from catvec.finetuning.auto import auto_enabled, candidates, explicit
 from catvec.finetuning.pipeline import finetune

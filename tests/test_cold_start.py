@@ -264,7 +264,7 @@ def test_pretrain_refuses_a_bad_attributes_file_before_work(tmp_path, clustered_
     assert main(["pretrain", "--events", str(events), "--out", str(out), "--item-attributes", str(bad), *FAST]) == 2
     assert not (out / "latest").exists()
     with pytest.raises(CatvecError, match="attribute_cols needs item_attributes"):
-        from catvec.base.config import PretrainConfig
+        from catvec.pretraining.config import PretrainConfig
 
         PretrainConfig(attribute_cols="genre").validate()
 
@@ -295,7 +295,7 @@ def test_a_cold_key_that_gains_history_is_counted_by_the_drift_report(cold_run, 
 def test_finetune_starts_a_cold_table_key_from_its_attributes(tmp_path, write_csv):
     from ftdata import item_vectors, labeled_rows
 
-    from catvec.base.config import FinetuneConfig
+    from catvec.finetuning.config import FinetuneConfig
     from catvec.finetuning.pipeline import finetune
 
     vectors = item_vectors()

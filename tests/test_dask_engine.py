@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from catvec.base.config import PretrainConfig  # noqa: E402
+from catvec.pretraining.config import PretrainConfig  # noqa: E402
 from catvec.pretraining.shards import extract_sharded  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

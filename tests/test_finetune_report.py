@@ -4,7 +4,9 @@ from pathlib import Path
 
 import yaml
 
-from catvec.base.config import FinetuneConfig, build_config
+from catvec.base.config import build_config
+
+from catvec.finetuning.config import FinetuneConfig
 from catvec.reports.render import comparison_lines
 
 REPO = Path(__file__).resolve().parent.parent

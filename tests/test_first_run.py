@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.cli.main import main
 from catvec.cli.options import EpochProgress

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from catvec.base import store as store_module
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.store import VersionStore, promote, read_manifest
 from catvec.base.vectors import Vectors

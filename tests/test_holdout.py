@@ -7,7 +7,7 @@ import sys
 import polars as pl
 import pytest
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.pretraining.corpus import build_corpus
 from catvec.base.errors import CatvecError
 from catvec.pretraining.events import read_events

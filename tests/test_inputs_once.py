@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.store import VersionStore, read_manifest
 from catvec.base.vectors import load_vectors

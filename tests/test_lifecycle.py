@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.store import VersionStore, read_manifest
 from catvec.base.vectors import Vectors, load_vectors
 from catvec.cli.main import main

@@ -103,7 +103,8 @@ def test_early_stopping_stops_after_patience(tmp_path, inputs):
 
 KILL_AT_EPOCH_3 = """
 import json, os, signal, sys
-from catvec.base.config import FinetuneConfig, build_config
+from catvec.base.config import build_config
+from catvec.finetuning.config import FinetuneConfig
 from catvec.finetuning.pipeline import finetune
 
 def on_epoch(mode, epoch, total, info):

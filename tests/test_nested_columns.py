@@ -4,7 +4,7 @@ naming the column and its type, on the one-read path and the sharded path alike.
 import polars as pl
 import pytest
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.cli.main import main
 from catvec.pretraining.events import read_events

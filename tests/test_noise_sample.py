@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.store import write_checked_json
 from catvec.cli.main import main

@@ -93,7 +93,7 @@ def test_an_entry_made_meanwhile_by_another_run_is_kept(sample_events, tmp_path,
     """Two runs extract the same corpus; the first one finishes while the second is still
     extracting. The second keeps the first one's entry (same input and parameters, so the
     same content) instead of deleting files the first run may be training from."""
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
     from catvec.pretraining import corpus as corpus_module
 
     cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
@@ -116,7 +116,7 @@ def test_an_entry_made_meanwhile_by_another_run_is_kept(sample_events, tmp_path,
 
 
 def test_an_unreadable_entry_is_replaced(sample_events, tmp_path):
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
 
     cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
     checksum = pipeline.checksum_events(cfg)

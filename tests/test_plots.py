@@ -259,7 +259,7 @@ def test_training_curves_skip_a_metric_the_history_lacks(tmp_path, drawn):
 # ---- in the pipeline ----------------------------------------------------------------------
 
 def test_pretrain_writes_map_and_report(tmp_path, sample_items, drawn):
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
     from catvec.base.vectors import load_vectors
     from catvec.pretraining.pipeline import pretrain
 
@@ -279,7 +279,7 @@ def test_pretrain_writes_map_and_report(tmp_path, sample_items, drawn):
 
 
 def test_pretrain_draws_the_map_only_when_asked(tmp_path, sample_items):
-    from catvec.base.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig
     from catvec.pretraining.pipeline import pretrain
 
     def files(**extra):
@@ -299,7 +299,9 @@ def test_pretrain_draws_the_map_only_when_asked(tmp_path, sample_items):
 def test_flows_draw_the_map_by_default():
     import inspect
 
-    from catvec.base.config import PretrainConfig, with_config_signature
+    from catvec.base.config import with_config_signature
+
+    from catvec.pretraining.config import PretrainConfig
 
     @with_config_signature(PretrainConfig)
     def flow(**params):  # how flows/pretrain.py gets its parameters

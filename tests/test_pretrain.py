@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from catvec.cli.main import main
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.pretraining.pipeline import pretrain
 from catvec.base.store import read_manifest
 from catvec.base.vectors import load_vectors

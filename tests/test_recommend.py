@@ -7,7 +7,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.store import read_manifest
 from catvec.cli.main import main
 from catvec.pretraining import autotune

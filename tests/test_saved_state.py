@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from catvec.base.config import PretrainConfig, build_config, FinetuneConfig
+from catvec.base.config import build_config
+
+from catvec.finetuning.config import FinetuneConfig
+
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.store import COMPLETE, MANIFEST, VersionStore
 from catvec.cli.main import main

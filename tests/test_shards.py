@@ -8,7 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from catvec.base.config import PretrainConfig, build_config
+from catvec.base.config import build_config
+
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.keys import key_expr, normalize_keys
 from catvec.base.sources import resolve_source

@@ -5,7 +5,9 @@ import sys
 
 import pytest
 
-from catvec.base.config import PretrainConfig, build_config, read_toml
+from catvec.base.config import build_config, read_toml
+
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.pretraining.tune import SEARCH_SPACE, TuneBudget, candidate_params, tune, write_config_toml
 

@@ -7,7 +7,7 @@ import sys
 
 from catvec.cli.options import add_common, add_config_arguments, config_from_args, say
 from catvec.cli.recommend import add_scoring_arguments
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 
 EVALUATE_EXAMPLE = """examples:
   catvec pretrain --holdout last --out artifacts       # keep each user's last item out of training

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from catvec.cli.options import EpochProgress, add_common, add_config_arguments, config_from_args, say
-from catvec.base.config import FinetuneConfig
+from catvec.finetuning.config import FinetuneConfig
 
 FINETUNE_EXAMPLE = """examples:
   catvec pretrain --out artifacts

@@ -34,7 +34,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), position
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             base = typ if typ in (int, float, str) else str
-            parser.add_argument(flag, dest=f.name, type=base, default=None, metavar=f.name.upper(), help=help_text)
+            choices = f.metadata.get("choices")
+            parser.add_argument(flag, dest=f.name, type=base, default=None, help=help_text, choices=choices,
+                                metavar="{" + ",".join(choices) + "}" if choices else f.name.upper())
 
 
 def config_from_args(cls, args: argparse.Namespace):

@@ -7,7 +7,7 @@ import sys
 
 from catvec.cli.options import EpochProgress, add_common, add_config_arguments, config_from_args, say
 from catvec.cli.recommend import add_scoring_arguments
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 
 PRETRAIN_EXAMPLE = """examples:
   catvec pretrain                                   # the bundled sample -> artifacts/latest

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from catvec.cli.options import add_common, add_config_arguments, say
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 
 RECOMMEND_EXAMPLE = """examples:
   catvec recommend --vectors artifacts/latest --events data/events.csv --topn 10 --out recs.csv

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from catvec.base.config import FinetuneConfig
+from catvec.finetuning.config import FinetuneConfig
 
 log = logging.getLogger(__name__)
 

@@ -129,7 +129,7 @@ def param_groups(model: nn.Module, lr: float = 1e-3, embedding_lr: float = 1e-4,
     Empty groups are left out. Example: torch.optim.AdamW(param_groups(model, 1e-2, 1e-3, 1e-4))
     """
     if weight_decay is None:
-        from catvec.base.config import FinetuneConfig
+        from catvec.finetuning.config import FinetuneConfig
 
         weight_decay = FinetuneConfig.__dataclass_fields__["weight_decay"].default
     names = {"decay": [], "no_decay": [], "embedding": [], "embedding_new": []}

@@ -198,7 +198,7 @@ def check_spec(directory: Path, spec) -> None:
 
 
 def _spec_problem(spec) -> str | None:
-    from catvec.base.config import MAX_LAYER
+    from catvec.finetuning.config import MAX_LAYER
 
     def count(value, low, high=None) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)

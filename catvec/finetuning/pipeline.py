@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.base.config import FinetuneConfig
+from catvec.finetuning.config import FinetuneConfig
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
 from catvec.base.store import VersionStore, check_writable, describe_os_error, publish_version

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 
-from catvec.base.config import FinetuneConfig, comma_list
+from catvec.base.config import comma_list
+
+from catvec.finetuning.config import FinetuneConfig
 from catvec.base.errors import CatvecError
 from catvec.finetuning.labeled import TARGET_HINT, Roles, class_keys, is_numeric, numeric_column, require_columns
 

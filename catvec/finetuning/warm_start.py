@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.base.config import FinetuneConfig
+from catvec.finetuning.config import FinetuneConfig
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ import math
 import tempfile
 import time
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,7 @@ def _encode_again(task, old_keys: list[str], new_keys: list[str]):
 def _tuning_corpus(cfg: PretrainConfig, table, directory):
     from pathlib import Path
 
-    from catvec.base.config import HOLDOUT_MODES
+    from catvec.pretraining.config import HOLDOUT_MODES
     from catvec.pretraining.corpus import build_corpus, extraction_options
 
     return build_corpus(table, Path(directory) / "corpus.txt", holdout=HOLDOUT_MODES[cfg.holdout],

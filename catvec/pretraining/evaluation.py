@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.base.config import HOLDOUT_MODES, PretrainConfig
+from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)

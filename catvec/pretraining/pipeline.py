@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.base.config import HOLDOUT_MODES, PretrainConfig, apply_settings, export_formats
+from catvec.base.config import apply_settings, export_formats
+
+from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
 from catvec.base.store import (ANY_PARENT, VersionStore, check_writable, finish_manifest, publish_version,

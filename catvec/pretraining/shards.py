@@ -157,7 +157,7 @@ def event_options(cfg) -> dict:
 
 
 def corpus_options(cfg) -> dict:
-    from catvec.base.config import HOLDOUT_MODES
+    from catvec.pretraining.config import HOLDOUT_MODES
     from catvec.pretraining.corpus import extraction_options
 
     return {**extraction_options(cfg), "min_count": cfg.min_count, "min_sequence_length": cfg.min_sequence_length,

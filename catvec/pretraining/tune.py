@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.base.config import PretrainConfig, field_types, parse_duration
+from catvec.base.config import field_types, parse_duration
+
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.store import check_writable, describe_os_error
 from catvec.pretraining.autotune import resolve, sample_events

@@ -5,7 +5,11 @@ import dataclasses
 import pytest
 from stepspy import record_tasks
 
-from catvec.base.config import FinetuneConfig, PretrainConfig, field_types
+from catvec.base.config import field_types
+
+from catvec.finetuning.config import FinetuneConfig
+
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.steps import steps_of, steps_run_by
 from catvec.base.store import LATEST
 from catvec.cli.main import main as catvec_main

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from stepspy import count_calls, record_tasks, replace_step
 
-from catvec.base.config import PretrainConfig, field_types, flow_default
+from catvec.base.config import field_types, flow_default
+
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.steps import steps_of, steps_run_by
 from catvec.base.store import LATEST, STAGING, read_manifest
 from catvec.base.vectors import load_vectors

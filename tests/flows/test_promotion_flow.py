@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from catvec.base.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.store import LATEST, VersionStore
 
 FAST = dict(dim=8, epochs=2, exact=True, vector_map=False, tune=False)

@@ -8,7 +8,9 @@ import random
 import pytest
 from stepspy import record_tasks
 
-from catvec.base.config import FinetuneConfig, PretrainConfig
+from catvec.finetuning.config import FinetuneConfig
+
+from catvec.pretraining.config import PretrainConfig
 from catvec.base.store import LATEST
 from catvec.pretraining import pipeline
 from catvec.pretraining.autotune import TUNED
