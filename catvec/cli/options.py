@@ -1,5 +1,5 @@
 """What the command modules share: flags generated from the config dataclasses,
-common flags, printing, and per-epoch progress."""
+common flags, the scoring flags, printing, and per-epoch progress."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ import dataclasses
 import sys
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+def add_common(parser: argparse.ArgumentParser, quiet: bool = True) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and the result path")
+    if quiet:
+        parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and the result path")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=(), config: bool = True) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=(), config: bool = True,
+                         flow: bool = False) -> None:
     """One flag per dataclass field (`foo_bar` -> `--foo-bar`), default None = not given,
-    in the command's one options section beside its own flags."""
-    from catvec.base.config import field_types
+    in the command's one options section beside its own flags. Fields named in `positional`
+    are optional positionals instead (`EVENTS`), in that order. flow=True: the help names a
+    flow's default where it differs from the dataclass's (base.config.flow_default)."""
+    from catvec.base.config import field_types, flow_default
 
     types_ = field_types(cls)
+    for name in positional:
+        parser.add_argument(name, nargs="?", metavar=name.upper(), help=f"the {name} option, as a positional")
     if config:
         parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file; flags override it")
     for f in dataclasses.fields(cls):
@@ -26,7 +32,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), position
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{f.metadata.get('help', '')} (default: {default!r})".replace("%", "%%")
+        where = "default"
+        if flow and flow_default(f) != default:
+            default, where = flow_default(f), "default in a flow"
+        help_text = f"{f.metadata.get('help', '')} ({where}: {default!r})".replace("%", "%%")
         typ = types_[f.name]
         if typ not in (int, float, str, bool):  # Optional[x]: its base type
             typ = next((a for a in getattr(typ, "__args__", ()) if a is not type(None)), str)
@@ -39,12 +48,42 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), position
                                 metavar="{" + ",".join(choices) + "}" if choices else f.name.upper())
 
 
+def add_scoring_arguments(parser, topn: bool = True) -> None:
+    """--k (or --topn), --scorer, --min-support, --no-cold: shared by similar and recommend."""
+    if topn:
+        parser.add_argument("--k", "--topn", dest="k", type=int, default=10,
+                            help="how many items per key or query, as evaluate's --k (default: 10)")
+    parser.add_argument("--scorer", default=None, metavar="{cosine,context}",
+                        help="cosine: input . input (substitutes); context: input . context (what comes next / "
+                             "goes with) (default: the version's, chosen when it was trained)")
+    parser.add_argument("--min-support", type=int, default=None,
+                        help="leave out items seen fewer times in training (default: the version's)")
+    if not topn:  # evaluate scores held-out items with history: cold keys are candidates there
+        return
+    parser.add_argument("--no-cold", dest="cold", action="store_false",
+                        help="leave out cold items (no history, vectors composed from their attributes; "
+                             "by default they are candidates)")
+
+
+def flags_given(cls, args: argparse.Namespace) -> dict:
+    """The config fields given on the command line (flags and positionals), by name."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+
+
 def config_from_args(cls, args: argparse.Namespace):
+    """The validated config: defaults < the --config file < the flags given."""
     from catvec.base.config import build_config
 
-    names = [f.name for f in dataclasses.fields(cls)]
-    overrides = {n: getattr(args, n) for n in names if hasattr(args, n)}
-    return build_config(cls, getattr(args, "config", None), **overrides)
+    return build_config(cls, getattr(args, "config", None), **flags_given(cls, args))
+
+
+def options_given(cls, args: argparse.Namespace) -> dict:
+    """What the command line said, as parameters: the --config file's options, overridden by
+    the flags given (a flow script passes these to its flow, whose defaults fill the rest)."""
+    from catvec.base.config import read_toml
+
+    given = read_toml(args.config, cls) if getattr(args, "config", None) else {}
+    return {**given, **flags_given(cls, args)}
 
 
 def say(args, *lines: str) -> None:
