@@ -59,9 +59,9 @@ def test_manifest_cannot_point_outside(tmp_path, vectors):
     manifest["files"]["../../etc/passwd"] = "sha256:" + "0" * 64
     manifest_path.write_text(json.dumps(manifest))
     # re-seal so only the path check can refuse it
-    from catvec.base.store import sha256_file
+    from catvec.base.fingerprint import file_checksum
 
-    (tmp_path / "v" / COMPLETE).write_text("sha256:" + sha256_file(manifest_path))
+    (tmp_path / "v" / COMPLETE).write_text(file_checksum(manifest_path))
     with pytest.raises(CatvecError, match="outside its directory"):
         read_manifest(tmp_path / "v")
 

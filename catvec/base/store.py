@@ -12,8 +12,8 @@ Layout of an output directory OUT:
 
 Every complete directory (a weight dir, a model dir) ends with manifest.json (checksums
 of its files) and a COMPLETE marker holding the manifest's sha256: `finish_manifest`
-writes them, `read_manifest` checks them. `write_json` and `sha256_file` are the one JSON
-writer (temp file, fsync, rename) and the one checksum every module uses.
+writes them, `read_manifest` checks them. `write_json` is the one JSON writer (temp file,
+fsync, rename); checksums come from catvec.base.fingerprint.
 
 A run writes only inside its own staging directory, renames it into place when every
 file and the marker are on disk, then swaps `latest`. A crash at any point leaves the
@@ -24,7 +24,6 @@ complete wins `latest`.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from catvec.base.errors import CatvecError, InputNotFound, WriteError
 from catvec.base.faults import fault_point
+from catvec.base.fingerprint import file_checksum
 from catvec.base.steps import step
 
 log = logging.getLogger(__name__)
@@ -415,12 +415,6 @@ def _fsync_dir(path: Path) -> None:
 
 # ---- manifests, checksums, atomic JSON --------------------------------------------
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of the whole file (hashlib.file_digest: one reused buffer, no Python loop)."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def write_json(path: Path, data) -> None:
     """Write JSON through a temp file + fsync + rename: never a half-written file."""
     path = Path(path)
@@ -446,7 +440,7 @@ def write_checked_json(path: Path, data) -> None:
     marker = path.with_name(path.name + ".sha256")
     tmp = marker.with_name(f".{marker.name}.tmp{os.getpid()}")
     try:
-        tmp.write_text("sha256:" + sha256_file(path) + "\n", encoding="utf-8")
+        tmp.write_text(file_checksum(path) + "\n", encoding="utf-8")
         fsync_file(tmp)
         os.replace(tmp, marker)
     except BaseException:
@@ -461,7 +455,7 @@ def read_checked_json(path: Path):
     marker = path.with_name(path.name + ".sha256")
     try:
         expected = marker.read_text(encoding="utf-8").strip()
-        actual = "sha256:" + sha256_file(path)
+        actual = file_checksum(path)
     except FileNotFoundError as exc:
         raise CatvecError(f"{exc.filename}: missing") from None
     except OSError as exc:
@@ -478,11 +472,11 @@ def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) 
     """Add checksums of `files` to the manifest, write it, then the COMPLETE marker."""
     directory = Path(directory)
     manifest = {**manifest, **extra}
-    manifest["files"] = {name: "sha256:" + sha256_file(directory / name) for name in files}
+    manifest["files"] = {name: file_checksum(directory / name) for name in files}
     write_json(directory / MANIFEST, manifest)
     marker = directory / COMPLETE
     with writing(marker):
-        marker.write_text("sha256:" + sha256_file(directory / MANIFEST) + "\n", encoding="utf-8")
+        marker.write_text(file_checksum(directory / MANIFEST) + "\n", encoding="utf-8")
         fsync_file(marker)
     return manifest
 
@@ -522,7 +516,7 @@ def read_manifest(path, verify: bool = True) -> dict:
         raise CatvecError(f"{directory}: incomplete version (no {COMPLETE} marker); the run that wrote it did not finish")
     if verify:
         expected = marker.read_text(encoding="utf-8").strip()
-        if expected != "sha256:" + sha256_file(manifest_path):
+        if expected != file_checksum(manifest_path):
             raise CatvecError(f"{manifest_path}: checksum does not match {COMPLETE}; the file was changed or damaged")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -535,7 +529,7 @@ def read_manifest(path, verify: bool = True) -> dict:
             file = _inside(directory, name)
             if not file.is_file():
                 raise CatvecError(f"{directory}: {name} listed in the manifest is missing")
-            if "sha256:" + sha256_file(file) != digest:
+            if file_checksum(file) != digest:
                 raise CatvecError(f"{file}: checksum does not match the manifest; the file was changed or damaged")
     return manifest
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from catvec.base.config import apply_settings, export_formats
 
 from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
 from catvec.base.errors import CatvecError
+from catvec.base.fingerprint import digest
 from catvec.base.steps import step
 from catvec.base.store import (ANY_PARENT, VersionStore, check_writable, finish_manifest, publish_version,
                                read_manifest, write_checked_json, write_json)
@@ -84,8 +84,7 @@ def checksum_events(cfg: PretrainConfig, events=None) -> str:
 
 def corpus_cache_key(cfg: PretrainConfig, checksum: str) -> str:
     params = {name: getattr(cfg, name) for name in EXTRACT_FIELDS}
-    blob = json.dumps({"input": checksum, "params": params, "format": 1}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return digest({"input": checksum, "params": params, "format": 1})
 
 
 @step(name="cached-corpus")
