@@ -1,14 +1,9 @@
 """Versioned output directories: staging, the completeness marker, an atomic `latest`.
 
-Layout of an output directory OUT:
-
-    OUT/<version>/        complete versions (each has a COMPLETE marker, written last)
-    OUT/latest -> <version>   a relative symlink, replaced atomically (rename)
-    OUT/.staging/<version>/   runs in progress; moved to OUT/<version> when complete
-    OUT/.cache/               reusable intermediate results (the corpus cache)
-    OUT/promotions.json       every move of `latest`: version, time, how (gate, promote, ...),
-                              written before `latest` moves ("interrupted": the move never came)
-    OUT/.lock                 held while `latest` moves, so overlapping runs take turns
+The layout of an output directory OUT is named in catvec.base.layout: complete versions,
+`latest`, `.staging`, the corpus cache, promotions.json (every move of `latest`: version,
+time, how (gate, promote, ...), written before `latest` moves; "interrupted": the move never
+came) and `.lock` (held while `latest` moves, so overlapping runs take turns).
 
 Every complete directory (a weight dir, a model dir) ends with manifest.json (checksums
 of its files) and a COMPLETE marker holding the manifest's sha256: `finish_manifest`
@@ -37,16 +32,11 @@ from pathlib import Path
 from catvec.base.errors import CatvecError, InputNotFound, WriteError
 from catvec.base.faults import fault_point
 from catvec.base.fingerprint import file_checksum
+from catvec.base.layout import COMPLETE, LATEST, LOCK, MANIFEST, PROMOTIONS, STAGING, checksum_marker
 from catvec.base.steps import step
 
 log = logging.getLogger(__name__)
 
-LATEST = "latest"
-STAGING = ".staging"
-COMPLETE = "COMPLETE"
-MANIFEST = "manifest.json"
-LOCK = ".lock"
-PROMOTIONS = "promotions.json"
 
 
 class VersionStore:
@@ -437,7 +427,7 @@ def write_checked_json(path: Path, data) -> None:
     COMPLETE holds a manifest's: state kept outside a manifest that later runs trust."""
     path = Path(path)
     write_json(path, data)
-    marker = path.with_name(path.name + ".sha256")
+    marker = checksum_marker(path)
     tmp = marker.with_name(f".{marker.name}.tmp{os.getpid()}")
     try:
         tmp.write_text(file_checksum(path) + "\n", encoding="utf-8")
@@ -452,7 +442,7 @@ def read_checked_json(path: Path):
     """The data `write_checked_json` wrote, or CatvecError saying why it cannot be trusted
     (missing, no checksum marker, checksum mismatch: edited or damaged, not JSON)."""
     path = Path(path)
-    marker = path.with_name(path.name + ".sha256")
+    marker = checksum_marker(path)
     try:
         expected = marker.read_text(encoding="utf-8").strip()
         actual = file_checksum(path)
