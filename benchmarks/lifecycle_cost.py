@@ -162,7 +162,8 @@ def generated_agreement(n_events: int) -> list[str]:
     from catvec.pretraining.config import PretrainConfig
     from catvec.base.store import VersionStore
     from catvec.pretraining import lifecycle
-    from catvec.pretraining.pipeline import load_parent, parent_corpus, pretrain
+    from catvec.pretraining.parents import load_parent, parent_corpus
+    from catvec.pretraining.pipeline import pretrain
 
     work = Path(tempfile.mkdtemp(prefix="catvec-noise-agreement-"))
     try:
