@@ -8,7 +8,7 @@
     validate_against_parent   HR@10 of both on the same sequences (runs without a holdout)
     hold_as_candidate         a staged version marked as a candidate when latest moved meanwhile
 
-The numbers (alignment, drift, noise, the gate) are catvec.pretraining.lifecycle's; this
+The numbers are those of catvec.pretraining.alignment, .drift, .noise and .lifecycle; this
 module ties them to the version store and the corpus cache.
 """
 
@@ -82,20 +82,20 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
     (a rerun after a refusal pays nothing). The parent's corpus comes from the corpus cache or
     is extracted again from its input when that is unchanged; when neither is possible the
     baseline is measured on this run's data instead, and says so. Measured on a sample of
-    cfg.noise_sample of the sequences (lifecycle.seed_noise); on_epoch reports its epochs."""
-    from catvec.pretraining import lifecycle
+    cfg.noise_sample of the sequences (catvec.pretraining.noise.seed_noise); on_epoch reports its epochs."""
+    from catvec.pretraining.noise import read_noise, seed_noise
 
     path = store.root / parent / NOISE_FILE
-    stored = lifecycle.read_noise(path, cfg.align_min_count, cfg.noise_sample)
+    stored = read_noise(path, cfg.align_min_count, cfg.noise_sample)
     if stored is not None:
         return stored
     found = parent_corpus(store, parent_manifest, cfg)
     if found is None:
         log.warning("the parent's corpus is gone (cache pruned, input changed): seed noise measured on this run's data")
-        noise = lifecycle.seed_noise(corpus, cfg, vectors, cfg.noise_sample, on_epoch)
+        noise = seed_noise(corpus, cfg, vectors, cfg.noise_sample, on_epoch)
         return {**noise, "from": "this version (the parent's data is no longer available)"}
     parent_cfg, parent_data = found
-    noise = lifecycle.seed_noise(parent_data, parent_cfg, parent_vectors, cfg.noise_sample, on_epoch)
+    noise = seed_noise(parent_data, parent_cfg, parent_vectors, cfg.noise_sample, on_epoch)
     noise = {**noise, "from": "parent"}
     try:
         write_checked_json(path, noise)
@@ -134,14 +134,15 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
 def compare_parent(vectors, parent_vectors, parent_noise: dict, cfg: PretrainConfig):
     """Align to the parent and measure the drift beside the parent's seed-noise baseline.
     Returns (vectors, record) where record holds alignment and drift."""
-    from catvec.pretraining import lifecycle
+    from catvec.pretraining.alignment import align
+    from catvec.pretraining.drift import drift_report
 
     record = {}
     if cfg.align:
-        vectors, record["alignment"] = lifecycle.align(vectors, parent_vectors, cfg.align_min_count)
+        vectors, record["alignment"] = align(vectors, parent_vectors, cfg.align_min_count)
     if cfg.gate:
         skipped = None if not cfg.align or record["alignment"]["applied"] else record["alignment"]["reason"]
-        record["drift"] = lifecycle.drift_report(vectors, parent_vectors, cfg.align_min_count, parent_noise, skipped)
+        record["drift"] = drift_report(vectors, parent_vectors, cfg.align_min_count, parent_noise, skipped)
         record["drift"]["noise_from"] = parent_noise.get("from", "parent")
     return vectors, record
 
