@@ -13,7 +13,8 @@ import pytest
 from catvec.base import store as store_module
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
-from catvec.base.store import VersionStore, promote, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore, promote
 from catvec.base.vectors import Vectors
 from catvec.cli.main import main
 from catvec.pretraining import lifecycle

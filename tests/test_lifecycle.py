@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from catvec.pretraining.config import PretrainConfig
-from catvec.base.store import VersionStore, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore
 from catvec.base.vectors import Vectors, load_vectors
 from catvec.cli.main import main
 from catvec.pretraining import lifecycle

@@ -39,7 +39,8 @@ import numpy as np
 from catvec.finetuning.config import FinetuneConfig
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
-from catvec.base.store import VersionStore, check_writable, describe_os_error, publish_version
+from catvec.base.store import VersionStore, publish_version
+from catvec.base.writes import check_writable, describe_os_error
 
 log = logging.getLogger(__name__)
 

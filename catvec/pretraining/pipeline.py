@@ -32,7 +32,9 @@ from pathlib import Path
 
 from catvec.base.layout import CACHE_DIR
 from catvec.base.steps import step, timed
-from catvec.base.store import ANY_PARENT, VersionStore, check_writable, publish_version, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import ANY_PARENT, VersionStore, publish_version
+from catvec.base.writes import check_writable
 from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus

@@ -29,7 +29,7 @@ ALIGNMENT_COLUMNS = ("vocab_size", "hits", "misses", "entry_coverage", "row_cove
 
 def write_report(directory, manifest: dict, images: list[str] = ()) -> Path:
     """Write report.md into `directory` and return its path."""
-    from catvec.base.store import writing
+    from catvec.base.writes import writing
 
     path = Path(directory) / REPORT_FILE
     with writing(path):
