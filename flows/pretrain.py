@@ -40,7 +40,7 @@ from catvec.base.config import build_config, with_config_signature  # noqa: E402
 
 from catvec.pretraining.config import PretrainConfig  # noqa: E402
 from catvec.pretraining.pipeline import pretrain  # noqa: E402
-from catvec.reports.render import drift_rows, gate_rows, gate_verdict  # noqa: E402
+from catvec.reports.lineage import drift_rows, gate_rows, gate_verdict  # noqa: E402
 
 REPORT_KEY = "catvec-pretrain-report"
 VERSION_KEY = "catvec-pretrain-version"

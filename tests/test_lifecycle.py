@@ -263,7 +263,7 @@ def test_bad_gate_settings_are_refused_in_one_line(sample_events, tmp_path, caps
 
 
 def test_drift_rows_feed_the_flow_table_artifact(three_nights):
-    from catvec.reports.render import drift_rows
+    from catvec.reports.lineage import drift_rows
 
     _, v1, v2, _ = three_nights
     assert drift_rows(v1.manifest) == []

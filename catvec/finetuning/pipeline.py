@@ -312,7 +312,7 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     from catvec.finetuning.metrics import metrics_json
     from catvec.finetuning.modeldir import write_model_dir
     from catvec.finetuning.warm_start import initial_rows
-    from catvec.reports.render import finetune_markdown
+    from catvec.reports.finetune_report import finetune_markdown
 
     cfg, roles, main = run.cfg, run.roles, run.fits[run.cfg.mode]
     scratch = run.fits.get("scratch") if cfg.mode != "scratch" else None

@@ -71,7 +71,7 @@ def test_loads_retry_only_while_an_input_is_missing(adapter, tmp_path):
 
 
 def test_every_step_call_goes_through_the_runner_and_alignment_rows(weights, sample_labels, tmp_path):
-    from catvec.reports.render import alignment_rows
+    from catvec.reports.finetune_report import alignment_rows
 
     seen = []
 
