@@ -12,10 +12,12 @@ import pytest
 
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
-from catvec.base.store import VersionStore, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore
 from catvec.base.vectors import load_vectors
 from catvec.pretraining import pipeline, shards
-from catvec.pretraining.pipeline import CACHE_DIR, pretrain
+from catvec.base.layout import CACHE_DIR
+from catvec.pretraining.pipeline import pretrain
 
 
 def write_events(path: Path, prefix: str, seed: int) -> Path:

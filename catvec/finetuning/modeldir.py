@@ -27,13 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from catvec.base.errors import CatvecError
+from catvec.base.layout import INITIAL_FILE, KEY_STATS_FILE, MODEL_FILES as FILES
 from catvec.finetuning.labeled import Roles, Scaler
 from catvec.finetuning.vocab import Vocab
 
 MODEL_FORMAT = "catvec-model"
 MODEL_FORMAT_VERSION = 1
-INITIAL_FILE = "initial.safetensors"
-FILES = ["model.safetensors", "model.json", "vocabs.json", "metrics.json", "alignment.json", "report.md"]
 
 
 @dataclass
@@ -62,7 +61,8 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
     key_stats: KeyStats, written to keystats.safetensors."""
     from safetensors.torch import save_file
 
-    from catvec.base.store import finish_manifest, write_json, writing
+    from catvec.base.manifest import finish_manifest
+    from catvec.base.writes import write_json, writing
 
     from catvec.base.vectors import Vectors, save_vectors
 
@@ -86,7 +86,6 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
     if key_stats is not None:
         from safetensors.numpy import save_file as save_arrays
 
-        from catvec.finetuning.keystats import KEY_STATS_FILE
         with writing(staging / KEY_STATS_FILE):
             save_arrays(key_stats.to_arrays(), str(staging / KEY_STATS_FILE), metadata={"format": MODEL_FORMAT})
         extra_files = (*extra_files, KEY_STATS_FILE)
@@ -112,7 +111,7 @@ def load_model(path) -> LoadedModel:
     from safetensors.torch import load_file
 
     from catvec.finetuning.model import TabularEmbeddingModel
-    from catvec.base.store import read_manifest, resolve_version_dir
+    from catvec.base.manifest import read_manifest, resolve_version_dir
 
     directory = resolve_version_dir(path)
     manifest = read_manifest(directory)
@@ -145,7 +144,7 @@ def _load_key_stats(directory: Path, manifest: dict, task: str, sizes: list[int]
     sizes: the rows of each categorical column's vocab."""
     from safetensors.numpy import load_file as load_arrays
 
-    from catvec.finetuning.keystats import KEY_STATS_FILE, KeyStats
+    from catvec.finetuning.keystats import KeyStats
 
     if KEY_STATS_FILE not in manifest.get("files", {}):
         return None

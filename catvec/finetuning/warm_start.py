@@ -69,8 +69,9 @@ def load_warm_start(path) -> WarmStart:
     """The previous model named by --warm-start, with the settings it was trained with."""
     from safetensors.numpy import load_file
 
-    from catvec.base.store import read_manifest
-    from catvec.finetuning.modeldir import INITIAL_FILE, load_model
+    from catvec.base.manifest import read_manifest
+    from catvec.base.layout import INITIAL_FILE
+    from catvec.finetuning.modeldir import load_model
 
     if not Path(path).exists():
         raise CatvecError(f"--warm-start {path}: no such model directory; pass a model version dir, "
