@@ -12,7 +12,9 @@ import pytest
 from catvec.base.layout import CACHE_DIR, LATEST, STAGING
 from catvec.base.store import VersionStore, read_manifest
 from catvec.base.vectors import load_vectors
-from catvec.pretraining import pipeline
+from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
+from catvec.pretraining.events import read_events_table
+from catvec.pretraining.inputs import checksum_events
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--dim", "8", "--epochs", "3", "--no-vector-map", "--no-tune", "--quiet"]
@@ -97,19 +99,19 @@ def test_an_entry_made_meanwhile_by_another_run_is_kept(sample_events, tmp_path,
     from catvec.pretraining import corpus as corpus_module
 
     cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
-    checksum = pipeline.checksum_events(cfg)
-    table = pipeline.read_events_table(cfg)
+    checksum = checksum_events(cfg)
+    table = read_events_table(cfg)
     real_build, first, inode = corpus_module.build_corpus, [], []
 
     def build_while_another_run_finishes(*args, **kwargs):
         if not first:
             first.append(None)
-            first[0] = pipeline.extract_corpus(table, cfg, checksum)
+            first[0] = extract_corpus(table, cfg, checksum)
             inode.append(os.stat(first[0].path).st_ino)  # the file the first run trains from
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(corpus_module, "build_corpus", build_while_another_run_finishes)
-    second = pipeline.extract_corpus(table, cfg, checksum)
+    second = extract_corpus(table, cfg, checksum)
     assert second.path == first[0].path and os.stat(second.path).st_ino == inode[0]
     assert second.keys == first[0].keys
     assert [p.name for p in (tmp_path / CACHE_DIR).iterdir()] == [second.path.parent.name]
@@ -119,11 +121,11 @@ def test_an_unreadable_entry_is_replaced(sample_events, tmp_path):
     from catvec.pretraining.config import PretrainConfig
 
     cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
-    checksum = pipeline.checksum_events(cfg)
-    table = pipeline.read_events_table(cfg)
-    entry = pipeline.extract_corpus(table, cfg, checksum).path.parent
+    checksum = checksum_events(cfg)
+    table = read_events_table(cfg)
+    entry = extract_corpus(table, cfg, checksum).path.parent
     (entry / "corpus.json").write_text("{not json", encoding="utf-8")
-    assert pipeline.find_cached_corpus(cfg, checksum) is None
-    again = pipeline.extract_corpus(table, cfg, checksum)
-    assert again.path.parent == entry and pipeline.find_cached_corpus(cfg, checksum).keys == again.keys
+    assert find_cached_corpus(cfg, checksum) is None
+    again = extract_corpus(table, cfg, checksum)
+    assert again.path.parent == entry and find_cached_corpus(cfg, checksum).keys == again.keys
     assert [p.name for p in (tmp_path / CACHE_DIR).iterdir()] == [entry.name]

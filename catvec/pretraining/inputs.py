@@ -1,4 +1,5 @@
-"""The input a version records is the input it was trained on.
+"""The input a version records is the input it was trained on: its checksum (`checksum_events`),
+and the checks that it did not change while the run read it.
 
 A run takes the input's checksum before it reads the events, and may read them more than
 once (extraction, tuning, evaluation; a sharded extraction scans the files once per shard).
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
+from catvec.base.steps import step
 from catvec.base.store import _alive
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,20 @@ def watch_input(cfg, events=None) -> InputWatch:
     except (CatvecError, OSError):
         state = None  # missing or unreadable: the checksum step says so in its own words
     return InputWatch(spec=cfg.events_path, sep=cfg.sep, state=state)
+
+
+@step(name="checksum-events", io=True)
+def checksum_events(cfg, events=None) -> str:
+    """sha256 of the events file (or of a DataFrame's rows)."""
+    from catvec.base.tables import read_frame, source_checksum
+
+    if events is not None:
+        return read_frame(events)[2]
+    path = cfg.events_path
+    try:
+        return source_checksum(path)  # a file, folder, glob, list or URL; a clear message when missing
+    except OSError as exc:
+        raise CatvecError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
 def check_unchanged(watch: InputWatch | None, when: str) -> None:
