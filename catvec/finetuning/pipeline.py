@@ -17,8 +17,8 @@ The CLI calls `finetune` directly and the Prefect flow runs the same call with e
 as a task (flows/adapter.py). Nothing is written to OUT/<version> or OUT/latest until every
 file is complete; a failed or killed run leaves earlier versions and `latest` untouched.
 Per-epoch checkpoints live in OUT/.checkpoints/<key of the inputs and the settings>/ so
-`resume=True` finds them after a crash. Prediction with a model dir is
-catvec.finetuning.predict.
+`resume=True` finds them after a crash. `timed` records each part's seconds in the
+manifest's timings. Prediction with a model dir is catvec.finetuning.predict.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
 from catvec.base.layout import METRICS_FILE
+from catvec.base.steps import timed
 from catvec.base.store import VersionStore, check_writable, describe_os_error, publish_version
 from catvec.finetuning.checkpoint import CHECKPOINTS, checkpoint_key
 from catvec.finetuning.config import Compare, FinetuneConfig, Output, Setup, Split, Table
@@ -61,6 +63,7 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     from catvec.finetuning.metrics import main_metric
 
     cfg.validate()
+    t0, timings = time.perf_counter(), {}
     resolve_device(cfg.device)          # --device cuda without CUDA fails here, before any work
     _check_out_is_not_vectors(cfg.out, Table.of(cfg))
     check_writable(cfg.out)
@@ -74,16 +77,18 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     init, model, seed = setup.init, setup.model, setup.fit.seed
     wanted = uses_vectors(init.mode, compare.compare)
 
-    labeled = load_table(source, table)
-    vectors = load_pretrained(source, init, wanted)
+    with timed(timings, "read_seconds"):
+        labeled = load_table(source, table)
+        vectors = load_pretrained(source, init, wanted)
     roles = assign_roles(labeled, source, split, vectors, wanted)
     if warm is not None:
         check_fits(warm, roles, vectors)
     if on_roles is not None:
         on_roles(roles)
-    vocabs = build_vocabs(labeled, roles, vectors, init, split, seed)
-    aligned = align_columns(labeled, roles, vocabs, vectors, init, model, seed)
-    prepared = prepare_data(labeled, roles, vocabs, split, model.key_stats, seed, warm)
+    with timed(timings, "prepare_seconds"):
+        vocabs = build_vocabs(labeled, roles, vectors, init, split, seed)
+        aligned = align_columns(labeled, roles, vocabs, vectors, init, model, seed)
+        prepared = prepare_data(labeled, roles, vocabs, split, model.key_stats, seed, warm)
 
     store = VersionStore(output.out)
     store.prepare()
@@ -94,20 +99,22 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
         log.warning("resume: no checkpoint for this table, these vectors and options in %s; starting at epoch 1",
                     checkpoints.parent)
     try:
-        trained = train_and_compare(roles, vocabs, aligned, prepared, setup, compare, warm, checkpoints,
-                                    output.resume, on_epoch)
+        with timed(timings, "train_seconds"):
+            trained = train_and_compare(roles, vocabs, aligned, prepared, setup, compare, warm, checkpoints,
+                                        output.resume, on_epoch)
     except OSError as exc:
         raise CatvecError(f"writing checkpoints to {checkpoints} failed ({describe_os_error(exc)}); "
                           f"latest is unchanged") from None
     with store.staged() as (name, staging):
         manifest = {"kind": "finetune", "parent": parent, "params": dataclasses.asdict(cfg),
-                    "input": {"table": labeled.name, "checksum": labeled.checksum, "vectors": sorted(vectors)}}
+                    "input": {"table": labeled.name, "checksum": labeled.checksum, "vectors": sorted(vectors)},
+                    "timings": timings}
         export_model(staging, name, manifest, labeled.name, roles, vocabs, aligned, prepared, trained)
         final = publish_version(store, name, staging, output.keep)
     shutil.rmtree(checkpoints, ignore_errors=True)
     metrics = json.loads((final / METRICS_FILE).read_text(encoding="utf-8"))
     best = main_metric(roles.task, trained.setup.fit.metric)
-    log.info("finetune: version %s, best %s %s", name, best, metrics["best"][best])
+    log.info("finetune: version %s in %.1fs, best %s %s", name, time.perf_counter() - t0, best, metrics["best"][best])
     return FinetuneResult(version=name, path=final, metrics=metrics, alignment=alignment_json(aligned))
 
 
