@@ -48,7 +48,7 @@ class FinetuneConfig:
     cont_cols: str = opt("", "continuous columns, comma list; empty = the other numeric columns", group="table")
     pretrained_cols: str = opt("", "columns that start from pretrained vectors: COL or COL=DIR, comma list; "
                                    "empty = the categorical column that best matches the vectors' keys", group="table")
-    task: str = opt("auto", "auto = from the target's values", group="table", choices=FINETUNE_TASKS)
+    task: str = opt("auto", "what the target is; auto = from its values", group="table", choices=FINETUNE_TASKS)
     # split
     val_fraction: float = opt(0.2, "share of rows (or of group_col values) held out for validation", group="split")
     split_col: str = opt("", "column of train / val values that decides the split instead", group="split")
