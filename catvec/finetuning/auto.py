@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 
-from catvec.finetuning.config import Fit, Init, Model, Setup
+from catvec.finetuning.config import Model, Setup
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +53,9 @@ def auto_enabled(auto: str, mode: str, train_rows: int) -> bool:
     return auto == "on" and mode != "scratch"
 
 
-def default_setup() -> Setup:
-    return Setup(Init(), Model(), Fit())
-
-
 def explicit(setup: Setup) -> set[str]:
     """The searched fields whose value differs from the default: these win."""
-    defaults = default_setup()
+    defaults = Setup.defaults()
     return {name for name in SEARCHED if setup.value(name) != defaults.value(name)}
 
 

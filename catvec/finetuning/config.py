@@ -287,6 +287,11 @@ class Setup:
     def of(cls, cfg: FinetuneConfig) -> "Setup":
         return cls(Init.of(cfg), Model.of(cfg), Fit.of(cfg))
 
+    @classmethod
+    def defaults(cls) -> "Setup":
+        """Every field at its default: a value that differs was given explicitly."""
+        return cls(Init(), Model(), Fit())
+
     def value(self, name: str):
         """A field of any of the three groups, by name."""
         return getattr(getattr(self, _GROUP_OF[name]), name)

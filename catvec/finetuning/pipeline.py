@@ -69,10 +69,10 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     check_writable(cfg.out)
     warm = None
     if cfg.warm_start:
-        from catvec.finetuning.warm_start import check_fits, inherit
+        from catvec.finetuning.warm_start import check_fits, inherited_settings
 
         warm = load_previous_model(cfg.warm_start)
-        cfg = inherit(cfg, warm)
+        cfg = dataclasses.replace(cfg, **inherited_settings(warm, Table.of(cfg), Setup.of(cfg))).validate()
     source, split, compare, output, setup = Table.of(cfg), Split.of(cfg), Compare.of(cfg), Output.of(cfg), Setup.of(cfg)
     init, model, seed = setup.init, setup.model, setup.fit.seed
     wanted = uses_vectors(init.mode, compare.compare)
