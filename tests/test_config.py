@@ -9,9 +9,6 @@ import pytest
 from catvec.base.config import _check_types, build_config, config_group, group_names, opt
 from catvec.base.errors import CatvecError
 from catvec.cli.options import add_config_arguments
-from catvec.finetuning.checkpoint import checkpoint_key
-from catvec.finetuning import config as ft
-from catvec.finetuning.config import FinetuneConfig
 
 
 @dataclass
@@ -61,7 +58,11 @@ def test_choices_refused_by_validation_and_by_argparse(capsys):
     assert "invalid choice: 'c'" in capsys.readouterr().err
 
 
-# ---- the finetune groups ------------------------------------------------------------
+# ---- FinetuneConfig's groups -----------------------------------------------------------
+
+from catvec.finetuning import config as ft  # noqa: E402
+from catvec.finetuning.checkpoint import checkpoint_key  # noqa: E402
+from catvec.finetuning.config import FinetuneConfig  # noqa: E402
 
 FINETUNE_CHOICES = [f.name for f in dataclasses.fields(FinetuneConfig) if "choices" in f.metadata]
 
