@@ -22,19 +22,33 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
+from catvec.base.vectors import Vectors
+from catvec.finetuning.align import AlignmentReport
 from catvec.finetuning.config import Fit, Init, Model, Setup, Split, Table
+from catvec.finetuning.keystats import KeyStats
+from catvec.finetuning.labeled import Roles, Scaler
+from catvec.finetuning.vocab import Vocab
+from catvec.finetuning.warm_start import WarmStart
+
+if TYPE_CHECKING:  # torch and polars load only when a step runs
+    import polars as pl
+
+    from catvec.finetuning.baselines import BaselineResult
+    from catvec.finetuning.model import TabularEmbeddingModel
+    from catvec.finetuning.training import FitResult, TrainData
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class LabeledTable:
-    frame: object          # polars.DataFrame
+    frame: pl.DataFrame
     name: str
     checksum: str
 
@@ -43,15 +57,15 @@ class LabeledTable:
 class Aligned:
     matrix: np.ndarray     # (len(vocab), dim) float32
     mask: np.ndarray       # (len(vocab),) bool: rows with a pretrained vector
-    report: object         # catvec.finetuning.align.AlignmentReport
+    report: AlignmentReport
 
 
 @dataclass
 class Prepared:
-    data: object           # catvec.finetuning.training.TrainData
-    scaler: object         # catvec.finetuning.labeled.Scaler (continuous features, training rows only)
-    is_val: np.ndarray     # (n_rows,) bool
-    key_stats: object = None   # catvec.finetuning.keystats.KeyStats (binary / regression), or None
+    data: TrainData
+    scaler: Scaler                  # continuous features, fitted on the training rows only
+    is_val: np.ndarray              # (n_rows,) bool
+    key_stats: KeyStats | None = None   # binary / regression targets with --key-stats
 
 
 @dataclass
@@ -59,9 +73,9 @@ class Trained:
     """The training phase: the main fit and what was compared with it on the same split."""
 
     setup: Setup                     # the main fit's settings (with --auto: the chosen candidate)
-    main: object                     # catvec.finetuning.training.FitResult
-    scratch: object = None           # FitResult of the scratch run (--compare)
-    baselines: list = field(default_factory=list)   # catvec.finetuning.baselines.BaselineResult
+    main: FitResult
+    scratch: FitResult | None = None # the scratch run (--compare)
+    baselines: list[BaselineResult] = field(default_factory=list)
     auto: dict | None = None         # --auto: candidates and the choice (metrics.json)
     warm_record: dict | None = None  # what the warm start copied (manifest, metrics.json)
     notes: list = field(default_factory=list)       # one line each: what --compare could not run, and why
@@ -86,7 +100,7 @@ def load_table(table: Table, frame=None) -> LabeledTable:
 
 
 @step(name="load-vectors", io=True)
-def load_pretrained(table: Table, init: Init, wanted: bool = True) -> dict:
+def load_pretrained(table: Table, init: Init, wanted: bool = True) -> dict[str, Vectors]:
     """Load every weight dir the table's columns name (none when not `wanted`), with keys
     composed from item attributes and the rows init.pretrained_input asks for."""
     from catvec.base.vectors import load_vectors
@@ -102,7 +116,7 @@ def load_pretrained(table: Table, init: Init, wanted: bool = True) -> dict:
 
 
 @step(name="load-previous-model", io=True)
-def load_previous_model(path: str):
+def load_previous_model(path: str) -> WarmStart:
     """--warm-start: the previous model and the settings it was trained with."""
     from catvec.finetuning.warm_start import load_warm_start
 
@@ -112,7 +126,8 @@ def load_previous_model(path: str):
 # ---- columns and rows -------------------------------------------------------------------
 
 @step(name="resolve-roles")
-def assign_roles(labeled: LabeledTable, table: Table, split: Split, vectors: dict, wanted: bool = True):
+def assign_roles(labeled: LabeledTable, table: Table, split: Split, vectors: dict[str, Vectors],
+                 wanted: bool = True) -> Roles:
     """Target, task, categorical / continuous columns and which columns start pretrained."""
     from catvec.finetuning.roles import resolve_roles
 
@@ -128,7 +143,8 @@ def split_masks(labeled: LabeledTable, split: Split, seed: int) -> tuple[np.ndar
 
 
 @step(name="build-vocabs")
-def build_vocabs(labeled: LabeledTable, roles, vectors: dict, init: Init, split: Split, seed: int) -> dict:
+def build_vocabs(labeled: LabeledTable, roles: Roles, vectors: dict[str, Vectors], init: Init, split: Split,
+                 seed: int) -> dict[str, Vocab]:
     """One Vocab per categorical column: table values (+ pretrained keys unless labeled_only);
     with hash buckets, the keys of at least min_freq training rows, then the buckets."""
     from catvec.finetuning.vocab import build_vocab
@@ -147,8 +163,8 @@ def build_vocabs(labeled: LabeledTable, roles, vectors: dict, init: Init, split:
 
 
 @step(name="align")
-def align_columns(labeled: LabeledTable, roles, vocabs: dict, vectors: dict, init: Init, model: Model,
-                  seed: int) -> dict:
+def align_columns(labeled: LabeledTable, roles: Roles, vocabs: dict[str, Vocab], vectors: dict[str, Vectors],
+                  init: Init, model: Model, seed: int) -> dict[str, Aligned]:
     """Initial matrices of the pretrained columns, with their AlignmentReports."""
     from catvec.finetuning.align import add_traffic, align, fill_buckets, source_rows
 
@@ -169,8 +185,8 @@ def align_columns(labeled: LabeledTable, roles, vocabs: dict, vectors: dict, ini
 
 
 @step(name="prepare")
-def prepare_data(labeled: LabeledTable, roles, vocabs: dict, split: Split, key_stats: str, seed: int,
-                 warm=None) -> Prepared:
+def prepare_data(labeled: LabeledTable, roles: Roles, vocabs: dict[str, Vocab], split: Split, key_stats: str,
+                 seed: int, warm: WarmStart | None = None) -> Prepared:
     """Split, scale with training statistics only (a warm start: the previous model's), and
     encode: arrays ready for a fit. key_stats: Model.key_stats (auto or off)."""
     from catvec.finetuning.keystats import key_stat_columns, key_stats_enabled
@@ -203,7 +219,8 @@ def prepare_data(labeled: LabeledTable, roles, vocabs: dict, split: Split, key_s
 
 # ---- training ---------------------------------------------------------------------------
 
-def build_model(mode: str, roles, vocabs: dict, aligned: dict, n_cont: int, setup: Setup, warm=None):
+def build_model(mode: str, roles: Roles, vocabs: dict[str, Vocab], aligned: dict[str, Aligned], n_cont: int,
+                setup: Setup, warm: WarmStart | None = None) -> tuple[TabularEmbeddingModel, dict | None]:
     """The tabular model for `mode`, its pretrained rows from `aligned`; with a warm start,
     started from the previous model. -> (TabularEmbeddingModel, warm start record or None)."""
     from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
@@ -228,10 +245,11 @@ def build_model(mode: str, roles, vocabs: dict, aligned: dict, n_cont: int, setu
 
 
 @step(name="train", run_name="train-{mode}")
-def train_model(mode: str, roles, vocabs: dict, aligned: dict, prepared: Prepared, setup: Setup, warm=None,
-                checkpoint_dir=None, resume: bool = False, on_epoch=None):
+def train_model(mode: str, roles: Roles, vocabs: dict[str, Vocab], aligned: dict[str, Aligned], prepared: Prepared,
+                setup: Setup, warm: WarmStart | None = None, checkpoint_dir: Path | None = None, resume: bool = False,
+                on_epoch=None) -> tuple[FitResult, dict | None]:
     """Build the model for `mode` and fit it with setup.fit (epochs 0: score it as it is).
-    -> (catvec.finetuning.training.FitResult, the warm start record or None)."""
+    -> (FitResult, the warm start record or None)."""
     import torch
 
     from catvec.finetuning.device import resolve_device
@@ -265,7 +283,8 @@ def train_model(mode: str, roles, vocabs: dict, aligned: dict, prepared: Prepare
 
 
 @step(name="baselines")
-def fit_baselines(roles, aligned: dict, prepared: Prepared, settings: Fit) -> tuple[list, list[str]]:
+def fit_baselines(roles: Roles, aligned: dict[str, Aligned], prepared: Prepared,
+                  settings: Fit) -> tuple[list[BaselineResult], list[str]]:
     """Linear probe and kNN on the frozen pretrained vectors (none without pretrained columns),
     then a GBM on the raw columns and with the vectors (catvec.finetuning.gbm). -> (results,
     notes): a note says why the GBMs were skipped (no GBM library installed)."""
@@ -292,8 +311,8 @@ def fit_baselines(roles, aligned: dict, prepared: Prepared, settings: Fit) -> tu
 # ---- the model directory ----------------------------------------------------------------
 
 @step(name="export")
-def export_model(staging: Path, version: str, manifest: dict, table_name: str, roles, vocabs: dict, aligned: dict,
-                 prepared: Prepared, trained: Trained) -> Path:
+def export_model(staging: Path, version: str, manifest: dict, table_name: str, roles: Roles, vocabs: dict[str, Vocab],
+                 aligned: dict[str, Aligned], prepared: Prepared, trained: Trained) -> Path:
     """Write the complete model directory into `staging`: the main model, and the scratch
     run's and the baselines' metrics beside it when they ran."""
     from catvec.base.layout import CURVES_FILE
@@ -325,13 +344,13 @@ def export_model(staging: Path, version: str, manifest: dict, table_name: str, r
                            initial=initial, key_stats=prepared.key_stats)
 
 
-def start_matrices(aligned: dict, normalize: str) -> dict:
+def start_matrices(aligned: dict[str, Aligned], normalize: str) -> dict[str, np.ndarray]:
     """{pretrained column: the rows its embedding starts from}: aligned, unit rows with normalize unit."""
     from catvec.base.scoring import unit_rows
 
     return {c: unit_rows(a.matrix) if normalize == "unit" else a.matrix for c, a in aligned.items()}
 
 
-def alignment_json(aligned: dict) -> dict:
+def alignment_json(aligned: dict[str, Aligned]) -> dict:
     """{pretrained column: AlignmentReport as JSON} (alignment.json)."""
     return {col: a.report.to_json() for col, a in aligned.items()}
