@@ -29,7 +29,13 @@ from catvec.base.errors import CatvecError
 FINETUNE_LIMITS = {"epochs": 10_000, "batch_size": 1_000_000, "patience": 10_000}
 MAX_LAYER = 16384  # MLP layer and embedding sizes (FinetuneConfig.hidden, emb_dims)
 
+# closed sets of values, declared once: the fields' choices, and the checks of the public API
+# (catvec.embedding, PretrainedEmbedding, align) and of a model dir's spec read them
 FINETUNE_MODES = ("frozen", "finetune", "partial", "scratch")
+OOV_INITS = ("normal", "mean", "zeros")
+NORMALIZE = ("none", "unit")
+SIZE_RULES = ("fastai", "half")
+DEVICES = ("auto", "cpu", "cuda")
 FINETUNE_TASKS = ("auto", "regression", "binary", "multiclass")
 FINETUNE_METRICS = ("", "rmse", "mae", "auc", "accuracy", "macro_f1", "log_loss")
 
@@ -60,9 +66,9 @@ class FinetuneConfig:
     mode: str = opt("finetune", "pretrained rows: partial = only rows without a vector train; scratch = random "
                                 "init, the baseline", group="init", choices=FINETUNE_MODES)
     normalize: str = opt("none", "pretrained rows as model inputs: as trained, or unit (each row scaled to length 1)",
-                         group="init", choices=("none", "unit"))
+                         group="init", choices=NORMALIZE)
     oov_init: str = opt("normal", "rows without a pretrained vector: normal = pretrained mean and std", group="init",
-                        choices=("normal", "mean", "zeros"))
+                        choices=OOV_INITS)
     item_attributes: str = opt("", "CSV of item attributes keyed like the vectors' item column: a key with "
                                    "attributes but no vector starts from one composed from its attributes "
                                    "instead of the OOV init (docs/cold_start.md)", group="init")
@@ -78,7 +84,7 @@ class FinetuneConfig:
                         group="init")
     labeled_only: bool = opt(False, "vocab of labeled values only (default: also every pretrained key)", group="init")
     emb_size_rule: str = opt("fastai", "size of embeddings without vectors: fastai = 1.6*n^0.56, half = min(50, n/2)",
-                             group="model", choices=("fastai", "half"))
+                             group="model", choices=SIZE_RULES)
     emb_dims: str = opt("", "override embedding sizes: COL=DIM, comma list", group="model")
     hidden: str = opt("128,64", "MLP layer sizes, comma list ('' = linear model)", group="model")
     dropout: float = opt(0.1, "dropout after each MLP layer", group="model")
@@ -102,7 +108,7 @@ class FinetuneConfig:
                               group="fit")
     sparse: bool = opt(False, "sparse embedding gradients with SparseAdam (very large vocabularies)", group="fit")
     device: str = opt("auto", "where to train; auto = CUDA when torch sees a device", group="fit",
-                      choices=("auto", "cpu", "cuda"))
+                      choices=DEVICES)
     seed: int = opt(0, "random seed (split, init, shuffling, dropout)", group="fit")
     exact: bool = opt(False, "deterministic: one thread and deterministic torch algorithms", group="fit")
     threads: int = opt(0, "torch threads (0 = 1 for tables under 200,000 rows, else all cores)", group="fit")

@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODES = ("frozen", "finetune", "partial", "scratch")
+from catvec.finetuning.config import FINETUNE_MODES
+
+MODES = FINETUNE_MODES
 
 
 class PretrainedEmbedding(nn.Module):
