@@ -37,9 +37,12 @@ from catvec.base.steps import timed
 from catvec.base.store import VersionStore, check_writable, describe_os_error, publish_version
 from catvec.finetuning.checkpoint import CHECKPOINTS, checkpoint_key
 from catvec.finetuning.config import Compare, FinetuneConfig, Output, Setup, Split, Table
-from catvec.finetuning.steps import (Trained, alignment_json, align_columns, assign_roles, build_vocabs,
-                                     export_model, fit_baselines, load_pretrained, load_previous_model, load_table,
-                                     prepare_data, train_model, uses_vectors)
+from catvec.finetuning.labeled import Roles
+from catvec.finetuning.steps import (Aligned, Prepared, Trained, alignment_json, align_columns, assign_roles,
+                                     build_vocabs, export_model, fit_baselines, load_pretrained, load_previous_model,
+                                     load_table, prepare_data, train_model, uses_vectors)
+from catvec.finetuning.vocab import Vocab
+from catvec.finetuning.warm_start import WarmStart
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +121,9 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     return FinetuneResult(version=name, path=final, metrics=metrics, alignment=alignment_json(aligned))
 
 
-def train_and_compare(roles, vocabs: dict, aligned: dict, prepared, setup: Setup, compare: Compare, warm,
-                      checkpoints: Path, resume: bool = False, on_epoch=None) -> Trained:
+def train_and_compare(roles: Roles, vocabs: dict[str, Vocab], aligned: dict[str, Aligned], prepared: Prepared,
+                      setup: Setup, compare: Compare, warm: WarmStart | None, checkpoints: Path, resume: bool = False,
+                      on_epoch=None) -> Trained:
     """The main fit (or the --auto search, whose choice replaces `setup`), then with
     --compare the scratch run and the baselines, all on the same split."""
     from catvec.finetuning.auto import auto_enabled, search
