@@ -104,7 +104,7 @@ def movielens_cost() -> list[str]:
 
 def inherited(out: Path, parent: str) -> dict:
     """The settings a child of `parent` keeps (docs/lifecycle.md: same settings as the parent)."""
-    from catvec.base.store import read_manifest
+    from catvec.base.manifest import read_manifest
 
     params = read_manifest(out / parent, verify=False)["params"]
     return {name: params[name] for name in INHERITED}

@@ -13,14 +13,16 @@ import pytest
 from catvec.base import store as store_module
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
-from catvec.base.store import VersionStore, promote, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore, promote
 from catvec.base.vectors import Vectors
 from catvec.cli.main import main
 from catvec.pretraining import lifecycle
 from catvec.pretraining.drift import key_changes
 from catvec.pretraining.noise import read_noise
 from catvec.pretraining.pipeline import pretrain
-from catvec.reports.render import gate_rows, pretrain_summary
+from catvec.reports.lineage import gate_rows
+from catvec.reports.render import pretrain_summary
 
 FAST = dict(epochs=3, dim=16, window=5, ns_exponent=0.75, sample=0.0, scorer="cosine", min_support=1,
             vector_map=False, exact=True)

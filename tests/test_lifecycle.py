@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from catvec.pretraining.config import PretrainConfig
-from catvec.base.store import VersionStore, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore
 from catvec.base.vectors import Vectors, load_vectors
 from catvec.cli.main import main
 from catvec.pretraining import lifecycle
@@ -262,7 +263,7 @@ def test_bad_gate_settings_are_refused_in_one_line(sample_events, tmp_path, caps
 
 
 def test_drift_rows_feed_the_flow_table_artifact(three_nights):
-    from catvec.reports.render import drift_rows
+    from catvec.reports.lineage import drift_rows
 
     _, v1, v2, _ = three_nights
     assert drift_rows(v1.manifest) == []

@@ -8,7 +8,7 @@ import pytest
 
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
-from catvec.base.store import write_checked_json
+from catvec.base.writes import write_checked_json
 from catvec.cli.main import main
 from catvec.pretraining import drift as drift_module, noise as noise_module
 from catvec.pretraining.drift import neighbour_overlap, query_block

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from catvec.base.layout import CACHE_DIR, LATEST, STAGING
-from catvec.base.store import VersionStore, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore
 from catvec.base.vectors import load_vectors
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table

@@ -34,7 +34,8 @@ from pathlib import Path
 from catvec.base.errors import CatvecError
 from catvec.base.layout import METRICS_FILE
 from catvec.base.steps import timed
-from catvec.base.store import VersionStore, check_writable, describe_os_error, publish_version
+from catvec.base.store import VersionStore, publish_version
+from catvec.base.writes import check_writable, describe_os_error
 from catvec.finetuning.checkpoint import CHECKPOINTS, checkpoint_key
 from catvec.finetuning.config import Compare, FinetuneConfig, Output, Setup, Split, Table
 from catvec.finetuning.labeled import Roles

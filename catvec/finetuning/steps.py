@@ -319,7 +319,7 @@ def export_model(staging: Path, version: str, manifest: dict, table_name: str, r
     from catvec.finetuning.metrics import metrics_json
     from catvec.finetuning.modeldir import write_model_dir
     from catvec.finetuning.warm_start import initial_rows
-    from catvec.reports.render import finetune_markdown
+    from catvec.reports.finetune_report import finetune_markdown
 
     setup, main = trained.setup, trained.main
     metrics = metrics_json(main, trained.scratch, roles.task, setup.fit.metric, trained.baselines)

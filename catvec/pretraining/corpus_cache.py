@@ -25,7 +25,7 @@ from catvec.base.errors import CatvecError
 from catvec.base.fingerprint import digest
 from catvec.base.layout import CACHE_DIR, CORPUS_META, CORPUS_TEXT, HOLDOUT_FILE
 from catvec.base.steps import step
-from catvec.base.store import write_json
+from catvec.base.writes import write_json
 from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
 from catvec.pretraining.inputs import check_read
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
-from catvec.base.store import _alive
+from catvec.base.writes import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def sweep_leftovers(out: Path, cache_dir: str) -> list[str]:
     candidates += [p for p in (*out.glob(".*.tmp*"), *out.glob("*/.*.tmp*")) if p.is_file()]
     for path in candidates:
         pid = _owner(path.name)
-        if pid is None or _alive(pid):
+        if pid is None or process_alive(pid):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -191,7 +191,8 @@ def version_rows(out) -> list[dict]:
     before `latest` moved and the promotion was recorded)."""
     from catvec.base.errors import CatvecError
     from catvec.base.layout import PROMOTIONS
-    from catvec.base.store import VersionStore, read_manifest
+    from catvec.base.manifest import read_manifest
+    from catvec.base.store import VersionStore
 
     store = VersionStore(out)
     if not store.root.is_dir():

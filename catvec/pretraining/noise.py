@@ -106,7 +106,7 @@ def read_noise(path, min_count: int, sample: float = 0.0) -> dict | None:
     than `sample` (a full measurement serves every share), or not to be trusted (its sha256
     marker missing or not matching: edited or damaged; not a baseline)."""
     from catvec.base.errors import CatvecError
-    from catvec.base.store import read_checked_json
+    from catvec.base.writes import read_checked_json
 
     try:
         stored = read_checked_json(path)

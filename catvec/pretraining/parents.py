@@ -22,7 +22,9 @@ from catvec.base.config import apply_settings
 from catvec.base.errors import CatvecError
 from catvec.base.layout import DRIFT_FILE, LATEST, MANIFEST, MAP_FILE, NOISE_FILE
 from catvec.base.steps import step
-from catvec.base.store import VersionStore, finish_manifest, read_manifest, write_checked_json
+from catvec.base.manifest import finish_manifest, read_manifest
+from catvec.base.store import VersionStore
+from catvec.base.writes import write_checked_json
 from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.config import PretrainConfig
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
