@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from catvec.finetuning.config import FinetuneConfig
+from catvec.finetuning.config import FinetuneConfig, Setup
 from catvec.base.errors import CatvecError
-from catvec.finetuning.auto import auto_enabled, candidates, explicit
+from catvec.finetuning.auto import auto_enabled, candidates, describe, explicit
 from catvec.finetuning.pipeline import finetune
 from catvec.finetuning.predict import predict
 from ftdata import finetune_config
@@ -21,29 +21,36 @@ def config(tmp_path, inputs, **extra):
     return finetune_config(inputs, **{"out": str(tmp_path / "models"), **BASE, **extra})
 
 
+def setups(**settings):
+    return Setup.of(FinetuneConfig(**settings))
+
+
 def test_candidates_search_head_mode_and_regularisation_unless_given():
-    few = candidates(FinetuneConfig(), train_rows=100, n_classes=6)
-    assert [(c.hidden, c.solver, c.mode) for c in few] == [("", "lbfgs", "frozen")] * 3
-    assert sorted(c.weight_decay for c in few) == [1e-5, 1e-4, 1e-3]
-    many = candidates(FinetuneConfig(metric="macro_f1"), train_rows=5000, n_classes=6)
-    assert {(c.hidden, c.mode) for c in many} == {("", "frozen"), ("128,64", "frozen"), ("128,64", "finetune")}
-    assert {c.dropout for c in many if c.hidden} == {0.1, 0.3}
-    assert all(c.class_weight == "balanced" for c in many)
-    assert {c.normalize for c in many if not c.hidden} == {"unit"}
+    few = [describe(c) for c in candidates(setups(), train_rows=100, n_classes=6)]
+    assert [(c["hidden"], c["solver"], c["mode"]) for c in few] == [("", "lbfgs", "frozen")] * 3
+    assert sorted(c["weight_decay"] for c in few) == [1e-5, 1e-4, 1e-3]
+    many = [describe(c) for c in candidates(setups(metric="macro_f1"), train_rows=5000, n_classes=6)]
+    assert {(c["hidden"], c["mode"]) for c in many} == {("", "frozen"), ("128,64", "frozen"), ("128,64", "finetune")}
+    assert {c["dropout"] for c in many if c["hidden"]} == {0.1, 0.3}
+    assert all(c["class_weight"] == "balanced" for c in many)
+    assert {c["normalize"] for c in many if not c["hidden"]} == {"unit"}
     # the MLPs also try the rows as trained (their length says how frequent a key was)
-    assert sorted((c.normalize, c.mode, c.dropout) for c in many if c.hidden) == sorted(
+    assert sorted((c["normalize"], c["mode"], c["dropout"]) for c in many if c["hidden"]) == sorted(
         (n, m, d) for n in ("unit", "none") for m in ("frozen", "finetune") for d in (0.1, 0.3))
-    assert len({c.normalize for c in candidates(FinetuneConfig(normalize="unit"), 5000, 6)}) == 1
+    assert len({c.init.normalize for c in candidates(setups(normalize="unit"), 5000, 6)}) == 1
     # explicit flags win: that axis is not searched
-    pinned = candidates(FinetuneConfig(mode="partial", hidden="32", dropout=0.2), train_rows=5000, n_classes=6)
-    assert {(c.mode, c.hidden, c.dropout, c.solver) for c in pinned} == {("partial", "32", 0.2, "adam")}
-    assert explicit(FinetuneConfig(dropout=0.5)) == {"dropout"}
+    pinned = candidates(setups(mode="partial", hidden="32", dropout=0.2), train_rows=5000, n_classes=6)
+    assert {(c.init.mode, c.model.hidden, c.model.dropout, c.fit.solver) for c in pinned} == {
+        ("partial", "32", 0.2, "adam")}
+    assert explicit(setups(dropout=0.5)) == {"dropout"}
+    # a candidate differs only in the searched fields: the rest of its groups stay as given
+    assert {(c.fit.seed, c.init.oov_init) for c in candidates(setups(seed=7, oov_init="zeros"))} == {(7, "zeros")}
 
 
 def test_auto_runs_on_small_tables_only_and_never_for_scratch():
-    assert auto_enabled(FinetuneConfig(), 1000) and not auto_enabled(FinetuneConfig(), 10**6)
-    assert auto_enabled(FinetuneConfig(auto="on"), 10**6) and not auto_enabled(FinetuneConfig(auto="off"), 10)
-    assert not auto_enabled(FinetuneConfig(mode="scratch"), 10)
+    assert auto_enabled("auto", "finetune", 1000) and not auto_enabled("auto", "finetune", 10**6)
+    assert auto_enabled("on", "finetune", 10**6) and not auto_enabled("off", "finetune", 10)
+    assert not auto_enabled("auto", "scratch", 10)
 
 
 def test_the_choice_is_the_best_candidate_on_validation_and_is_recorded(tmp_path, inputs):

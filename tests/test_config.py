@@ -56,3 +56,73 @@ def test_choices_refused_by_validation_and_by_argparse(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--kind", "c"])
     assert "invalid choice: 'c'" in capsys.readouterr().err
+
+
+# ---- FinetuneConfig's groups -----------------------------------------------------------
+
+from catvec.finetuning import config as ft  # noqa: E402
+from catvec.finetuning.checkpoint import checkpoint_key  # noqa: E402
+from catvec.finetuning.config import FinetuneConfig  # noqa: E402
+
+FINETUNE_CHOICES = [f.name for f in dataclasses.fields(FinetuneConfig) if "choices" in f.metadata]
+
+
+def test_finetune_groups_cover_each_field_once():
+    names = [f.name for f in dataclasses.fields(FinetuneConfig)]
+    groups = group_names(FinetuneConfig)
+    assert "" not in groups and sorted(groups) == sorted(g.group_name for g in ft.GROUPS)
+    held = [f.name for g in ft.GROUPS for f in dataclasses.fields(g)]
+    assert sorted(held) == sorted(names) and len(held) == len(set(held))
+    cfg = FinetuneConfig(hidden="32", hash_buckets="item_id=10", pretrained_cols="a,b=other", emb_dims="c=4")
+    assert ft.Model.of(cfg).hidden_sizes == [32] and ft.Init.of(cfg).hash_bucket_map == {"item_id": 10}
+    assert ft.Table.of(cfg).pretrained_map == {"a": "artifacts", "b": "other"}
+    assert ft.Model.of(cfg).emb_dim_overrides == {"c": 4}
+    assert ft.Init.of(cfg).buckets_of("item_id") == 10 and ft.Init.of(cfg).buckets_of("color") == 0
+
+
+def test_finetune_closed_sets_are_declared_once():
+    assert {"mode", "task", "oov_init", "pretrained_input", "emb_size_rule", "class_weight", "normalize", "auto",
+            "key_stats", "solver", "device", "metric"} <= set(FINETUNE_CHOICES)
+
+
+@pytest.mark.parametrize("name", FINETUNE_CHOICES)
+def test_each_finetune_choice_refuses_a_bad_value_in_one_line(name):
+    with pytest.raises(CatvecError, match=rf"^{name} must be one of .*; got 'nope'$"):
+        build_config(FinetuneConfig, **{name: "nope"})
+
+
+def test_setup_routes_each_change_to_its_group():
+    setup = ft.Setup.of(FinetuneConfig())
+    changed = setup.replace(mode="frozen", hidden="", weight_decay=1e-3)
+    assert (changed.init.mode, changed.model.hidden, changed.fit.weight_decay) == ("frozen", "", 1e-3)
+    assert changed.fit.lr == setup.fit.lr and changed.value("mode") == "frozen"
+    with pytest.raises(KeyError, match="out"):
+        setup.replace(out="elsewhere")
+
+
+def _key(cfg, checksum="sha256:table", matrix=None):
+    import numpy as np
+
+    from catvec.base.vectors import Vectors
+
+    matrix = np.eye(3, dtype=np.float32) if matrix is None else matrix
+    vectors = {"artifacts/latest": Vectors(keys=["a", "b", "c"], matrix=matrix)}
+    setup = ft.Setup.of(cfg)
+    return checkpoint_key(checksum, vectors, ft.Table.of(cfg), ft.Split.of(cfg), setup.init, setup.model, setup.fit)
+
+
+def test_checkpoint_key_follows_the_inputs_and_the_fit_groups_only():
+    import numpy as np
+
+    base = FinetuneConfig()
+    key = _key(base)
+    assert key == _key(FinetuneConfig()) and len(key) == 24
+    # what the fit reads: the table, the weights, and every group of one fit
+    assert _key(base, checksum="sha256:other") != key
+    assert _key(base, matrix=np.eye(3, dtype=np.float32) * 2) != key
+    for change in ({"target": "y"}, {"val_fraction": 0.3}, {"oov_init": "zeros"}, {"warm_start": "models/latest"},
+                   {"hidden": "8"}, {"lr": 0.01}, {"seed": 1}):
+        assert _key(dataclasses.replace(base, **change)) != key, change
+    # what only writes or reports: out, resume, keep, and what else is compared
+    for change in ({"out": "elsewhere"}, {"resume": True}, {"keep": 2}, {"compare": True}, {"auto": "off"}):
+        assert _key(dataclasses.replace(base, **change)) == key, change

@@ -38,5 +38,14 @@ def test_cpu_training_hands_back_a_cpu_model(tmp_path, inputs):
 
 
 def test_unknown_device_is_refused(tmp_path, inputs, capsys):
-    assert main(args(inputs, tmp_path / "m", "--device", "tpu")) == 2
-    assert "device must be one of auto, cpu, cuda; got 'tpu'" in capsys.readouterr().err
+    try:
+        code = main(args(inputs, tmp_path / "m", "--device", "tpu"))
+    except SystemExit as exc:   # argparse refuses a value outside the field's choices
+        code = exc.code
+    assert code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
+    from catvec.base.config import build_config
+    from catvec.finetuning.config import FinetuneConfig
+
+    with pytest.raises(CatvecError, match="device must be one of auto, cpu, cuda; got 'tpu'"):  # TOML, flows
+        build_config(FinetuneConfig, device="tpu")
+    assert not (tmp_path / "m").exists()

@@ -11,8 +11,10 @@ import polars as pl
 import pytest
 import torch
 
-from catvec.finetuning.pipeline import (FinetuneRun, align_columns, assign_roles, build_vocabs, export_model,
-                                        finetune, load_pretrained, load_table, prepare_data, train_model)
+from catvec.finetuning.config import Setup, Split, Table
+from catvec.finetuning.pipeline import finetune
+from catvec.finetuning.steps import (Trained, align_columns, assign_roles, build_vocabs, export_model, load_pretrained,
+                                     load_table, prepare_data, train_model)
 from catvec.finetuning.predict import predict
 from catvec.finetuning.model import TabularEmbeddingModel, embedding_size
 from catvec.finetuning.modeldir import load_model
@@ -49,23 +51,23 @@ def test_forward_shapes(interactions):
     assert model.last_emb_l2.ndim == 0
 
 
-def prepared_run(cfg) -> FinetuneRun:
+def prepared_steps(cfg) -> dict:
     """The finetune steps up to prepare_data, called one by one as the pipeline does."""
-    run = FinetuneRun(cfg)
-    run.labeled = load_table(cfg)
-    run.vectors = load_pretrained(cfg)
-    run.roles = assign_roles(run)
-    run.vocabs = build_vocabs(run)
-    run.aligned = align_columns(run)
-    run.prepared = prepare_data(run)
-    return run
+    table, split, setup = Table.of(cfg), Split.of(cfg), Setup.of(cfg)
+    labeled = load_table(table)
+    vectors = load_pretrained(table, setup.init)
+    roles = assign_roles(labeled, table, split, vectors)
+    vocabs = build_vocabs(labeled, roles, vectors, setup.init, split, cfg.seed)
+    aligned = align_columns(labeled, roles, vocabs, vectors, setup.init, setup.model, cfg.seed)
+    prepared = prepare_data(labeled, roles, vocabs, split, cfg.key_stats, cfg.seed)
+    return dict(labeled=labeled, roles=roles, vocabs=vocabs, aligned=aligned, prepared=prepared, setup=setup)
 
 
 def test_scaling_uses_training_rows_only(tmp_path, inputs):
     cfg = config(tmp_path, inputs)
-    run = prepared_run(cfg)
-    prepared = run.prepared
-    x = run.labeled.frame["x"].cast(float).to_numpy()
+    run = prepared_steps(cfg)
+    prepared = run["prepared"]
+    x = run["labeled"].frame["x"].cast(float).to_numpy()
     assert prepared.scaler.mean[0] == pytest.approx(x[~prepared.is_val].mean())
     assert prepared.scaler.mean[0] != pytest.approx(x.mean(), abs=1e-9)
     assert abs(prepared.data.x_cont[0].mean()) < 1e-5
@@ -73,13 +75,14 @@ def test_scaling_uses_training_rows_only(tmp_path, inputs):
 
 def test_save_load_predict_gives_identical_outputs(tmp_path, inputs):
     cfg = config(tmp_path, inputs, mode="partial")
-    run = prepared_run(cfg)
-    fit = run.fits[cfg.mode] = train_model(run, cfg.mode)
+    run = prepared_steps(cfg)
+    labeled, roles, vocabs, aligned, prepared = (run[k] for k in ("labeled", "roles", "vocabs", "aligned", "prepared"))
+    fit, _ = train_model(cfg.mode, roles, vocabs, aligned, prepared, run["setup"])
     staging = tmp_path / "staged"
     staging.mkdir()
-    export_model(run, staging, "v-test")
+    export_model(staging, "v-test", {}, labeled.name, roles, vocabs, aligned, prepared, Trained(run["setup"], fit))
     loaded = load_model(staging)
-    x_cat, x_cont = feature_arrays(run.labeled.frame, loaded.roles, loaded.vocabs, loaded.scaler, run.labeled.name)
+    x_cat, x_cont = feature_arrays(labeled.frame, loaded.roles, loaded.vocabs, loaded.scaler, labeled.name)
     np.testing.assert_array_equal(predict_output(loaded.model, x_cat, x_cont),
                                   predict_output(fit.model, x_cat, x_cont))
 

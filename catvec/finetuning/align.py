@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from catvec.base.errors import CatvecError
+from catvec.finetuning.config import OOV_INITS
 
 log = logging.getLogger(__name__)
 
-OOV_INITS = ("normal", "mean", "zeros")
 STATS_SAMPLE = 100_000
 
 

@@ -27,10 +27,9 @@ The candidates and the choice are recorded in metrics.json ("auto") and report.m
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 
-from catvec.finetuning.config import FinetuneConfig
+from catvec.finetuning.config import Model, Setup
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +46,17 @@ SEARCHED = ("hidden", "mode", "solver", "dropout", "weight_decay", "normalize", 
             "class_weight")
 
 
-def auto_enabled(cfg: FinetuneConfig, train_rows: int) -> bool:
-    """Search or not: `on`, `off`, or (auto) small tables with pretrained columns only."""
-    if cfg.auto == "auto":
-        return train_rows < AUTO_MAX_ROWS and cfg.mode != "scratch"
-    return cfg.auto == "on" and cfg.mode != "scratch"
+def auto_enabled(auto: str, mode: str, train_rows: int) -> bool:
+    """Search or not (`auto`: on, off, or auto = small tables), never in scratch mode."""
+    if auto == "auto":
+        return train_rows < AUTO_MAX_ROWS and mode != "scratch"
+    return auto == "on" and mode != "scratch"
 
 
-def explicit(cfg: FinetuneConfig) -> set[str]:
+def explicit(setup: Setup) -> set[str]:
     """The searched fields whose value differs from the default: these win."""
-    defaults = FinetuneConfig()
-    return {name for name in SEARCHED if getattr(cfg, name) != getattr(defaults, name)}
+    defaults = Setup.defaults()
+    return {name for name in SEARCHED if setup.value(name) != defaults.value(name)}
 
 
 def mlp_allowed(train_rows: int, n_classes: int = 0) -> bool:
@@ -67,46 +66,46 @@ def mlp_allowed(train_rows: int, n_classes: int = 0) -> bool:
     return train_rows >= MLP_MIN_ROWS
 
 
-def candidates(cfg: FinetuneConfig, train_rows: int = AUTO_MAX_ROWS, n_classes: int = 0) -> list[FinetuneConfig]:
-    """The configs to try, simplest first (a tie keeps the simpler one). Each differs from
-    cfg only in the searched fields that were not given explicitly.
-    Example: candidates(FinetuneConfig(metric="macro_f1"), train_rows=400, n_classes=18)"""
-    given = explicit(cfg)
-    default_hidden = FinetuneConfig().hidden
+def candidates(setup: Setup, train_rows: int = AUTO_MAX_ROWS, n_classes: int = 0) -> list[Setup]:
+    """The setups to try, simplest first (a tie keeps the simpler one). Each differs from
+    `setup` only in the searched fields that were not given explicitly.
+    Example: candidates(Setup.of(FinetuneConfig(metric="macro_f1")), train_rows=400, n_classes=18)"""
+    given = explicit(setup)
+    default_hidden = Model().hidden
     grid = [{"hidden": "", "solver": "lbfgs", "mode": "frozen", "weight_decay": l2} for l2 in LINEAR_L2]
     if mlp_allowed(train_rows, n_classes) or "hidden" in given:
         grid += [{"hidden": default_hidden, "solver": "adam", "mode": mode, "dropout": dropout, "normalize": norm}
                  for norm in MLP_NORMALIZE for mode in ("frozen", "finetune") for dropout in (0.1, 0.3)]
     common = dict(COMMON)
-    if cfg.metric == "macro_f1":
+    if setup.fit.metric == "macro_f1":
         common["class_weight"] = "balanced"
     out, seen = [], set()
     for head in grid:
         settings = {k: v for k, v in {**common, **head}.items() if k not in given}
-        if "hidden" in given and cfg.hidden.strip():
+        if "hidden" in given and setup.model.hidden.strip():
             settings["solver"] = "adam"           # an explicit MLP: L-BFGS trains linear heads only
-        candidate = dataclasses.replace(cfg, **settings)
-        if candidate.solver == "lbfgs" and candidate.mode != "frozen":
+        candidate = setup.replace(**settings)
+        if candidate.fit.solver == "lbfgs" and candidate.init.mode != "frozen":
             continue
-        key = tuple(getattr(candidate, name) for name in SEARCHED)
+        key = tuple(candidate.value(name) for name in SEARCHED)
         if key not in seen:
             seen.add(key)
             out.append(candidate)
     return out
 
 
-def describe(cfg: FinetuneConfig) -> dict:
+def describe(setup: Setup) -> dict:
     """The searched settings of one candidate, for metrics.json."""
-    return {name: getattr(cfg, name) for name in SEARCHED}
+    return {name: setup.value(name) for name in SEARCHED}
 
 
-def search(cfg: FinetuneConfig, metric: str, train_rows: int, n_classes: int, train):
+def search(setup: Setup, metric: str, train_rows: int, n_classes: int, train):
     """Fit every candidate with train(i, candidate) -> FitResult; keep the best on `metric`.
-    -> (chosen config, its FitResult, the record for metrics.json)."""
+    -> (chosen Setup, its FitResult, the record for metrics.json)."""
     from catvec.finetuning.training import improves
 
     tried, best = [], None
-    for i, candidate in enumerate(candidates(cfg, train_rows, n_classes)):
+    for i, candidate in enumerate(candidates(setup, train_rows, n_classes)):
         fit = train(i, candidate)
         row = next(r for r in fit.history if r["epoch"] == fit.best_epoch)
         tried.append({"settings": describe(candidate), "score": row[metric], "best_epoch": fit.best_epoch,

@@ -11,7 +11,7 @@ cannot beat them, the vectors alone carry the signal and the MLP adds nothing.
 
 Each returns a `BaselineResult` whose metrics have the same names as a fit's history rows
 (val_loss, val_<metric>; test_<metric> when the table has test rows).
-Example: result = linear_probe(features(run), run.prepared.data, "val_accuracy")
+Example: result = linear_probe(features(aligned, roles.cat_cols, data.x_cat), data, "val_accuracy")
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ class BaselineResult:
     metrics: dict            # {"val_loss": .., "val_accuracy": .., ..., "test_accuracy": ..}
 
 
-def features(run) -> list[np.ndarray]:
+def features(aligned: dict, cat_cols: list[str], x_cat: tuple[np.ndarray, ...]) -> list[np.ndarray]:
     """Per split: unit pretrained vectors of each pretrained column, concatenated and scaled
-    so each row has length 1: float32 (n, sum of dims)."""
-    data, cols = run.prepared.data, run.roles.cat_cols
-    pretrained = [(cols.index(c), unit_rows(a.matrix)) for c, a in run.aligned.items()]
+    so each row has length 1: float32 (n, sum of dims).
+    aligned: pretrained column -> its Aligned rows; x_cat: (n, n_cat) vocab rows per split."""
+    pretrained = [(cat_cols.index(c), unit_rows(a.matrix)) for c, a in aligned.items()]
     scale = np.float32(1.0 / np.sqrt(max(len(pretrained), 1)))
-    return [np.concatenate([m[x[:, j]] for j, m in pretrained], axis=1) * scale for x in data.x_cat]
+    return [np.concatenate([m[x[:, j]] for j, m in pretrained], axis=1) * scale for x in x_cat]
 
 
 def linear_probe(feats: list[np.ndarray], data, metric: str) -> BaselineResult:

@@ -4,7 +4,8 @@ A checkpoint is any nest of dicts, lists, numbers, strings and torch tensors (a 
 optimizer state_dict, the history, the best state). Tensors go to
 `checkpoint-<tag>.safetensors`; the structure, with references to them, to
 `checkpoint.json`, which is replaced last and names the tensor file and its sha256. A
-crash at any moment leaves the previous checkpoint readable.
+crash at any moment leaves the previous checkpoint readable. A run's checkpoints live
+under a key of its inputs and settings (`checkpoint_key`), so a resume finds only its own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from catvec.base.fingerprint import file_sha256
 from catvec.base.writes import write_json, writing
 
 INDEX = "checkpoint.json"
+CHECKPOINTS = ".checkpoints"   # OUT/.checkpoints/<checkpoint_key>/<run>/
 
 
 def save_checkpoint(directory, state, tag: str) -> Path:
@@ -90,3 +92,13 @@ def _decode(value, tensors: dict):
             items = [_decode(v, tensors) for v in value["__list__"]]
             return tuple(items) if value.get("tuple") else items
     return value
+
+
+def checkpoint_key(table_checksum: str, vectors: dict, *groups) -> str:
+    """The checkpoint dir of a run: the same table, the same weight files and the same
+    settings of `groups` (config groups: what the fit reads) -> the same key.
+    vectors: weight dir -> Vectors. Example: checkpoint_key(labeled.checksum, vectors, Fit.of(cfg))"""
+    from catvec.base.fingerprint import array_digest, digest
+
+    weights = {d: array_digest(v.matrix) + str(len(v)) for d, v in vectors.items()}
+    return digest({"table": table_checksum, "weights": weights, "groups": {g.group_name: g for g in groups}})

@@ -8,8 +8,7 @@ handed back on the CPU (the best epoch's weights, the model directory, predict).
 from __future__ import annotations
 
 from catvec.base.errors import CatvecError
-
-DEVICES = ("auto", "cpu", "cuda")
+from catvec.finetuning.config import DEVICES
 
 
 def resolve_device(name: str = "auto"):

@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODES = ("frozen", "finetune", "partial", "scratch")
+from catvec.finetuning.config import FINETUNE_MODES
+
+MODES = FINETUNE_MODES
 
 
 class PretrainedEmbedding(nn.Module):
@@ -129,9 +131,9 @@ def param_groups(model: nn.Module, lr: float = 1e-3, embedding_lr: float = 1e-4,
     Empty groups are left out. Example: torch.optim.AdamW(param_groups(model, 1e-2, 1e-3, 1e-4))
     """
     if weight_decay is None:
-        from catvec.finetuning.config import FinetuneConfig
+        from catvec.finetuning.config import Fit
 
-        weight_decay = FinetuneConfig.__dataclass_fields__["weight_decay"].default
+        weight_decay = Fit().weight_decay
     names = {"decay": [], "no_decay": [], "embedding": [], "embedding_new": []}
     for module_name, module in model.named_modules():
         for pname, param in module.named_parameters(recurse=False):

@@ -13,7 +13,7 @@ when there is one, is scored once. The library is an optional extra: LightGBM (`
 the default because it weighs 270 MB with its dependencies, which every CI run would install
 (docs/finetune.md "catvec or a GBM?" has both on the MovieLens task).
 
-Example: results = gbm_baselines(run.prepared.data, {1: vectors_of_column_1}, "val_auc")
+Example: results = gbm_baselines(data, vector_columns(aligned, roles.cat_cols), "val_auc")
 """
 
 from __future__ import annotations
@@ -129,13 +129,13 @@ def _as_model_units(raw: np.ndarray, data) -> np.ndarray:
 _FITTERS = {"lightgbm": _fit_lightgbm, "catboost": _fit_catboost}
 
 
-def vector_columns(run) -> dict:
+def vector_columns(aligned: dict, cat_cols: list[str]) -> dict:
     """{index of a pretrained categorical column: its aligned rows, NaN where a row has no
-    pretrained vector (<unk>, keys only in the table)} for gbm_baselines."""
-    cols = run.roles.cat_cols
+    pretrained vector (<unk>, keys only in the table)} for gbm_baselines.
+    aligned: pretrained column -> its Aligned rows (matrix and mask)."""
     out = {}
-    for col, aligned in run.aligned.items():
-        rows = aligned.matrix.astype(np.float32).copy()          # (len(vocab), dim)
-        rows[~aligned.mask] = np.nan
-        out[cols.index(col)] = rows
+    for col, one in aligned.items():
+        rows = one.matrix.astype(np.float32).copy()              # (len(vocab), dim)
+        rows[~one.mask] = np.nan
+        out[cat_cols.index(col)] = rows
     return out

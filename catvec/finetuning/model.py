@@ -19,9 +19,8 @@ import math
 import torch
 from torch import nn
 
+from catvec.finetuning.config import SIZE_RULES
 from catvec.finetuning.embedding import PretrainedEmbedding
-
-SIZE_RULES = ("fastai", "half")
 
 
 def embedding_size(n: int, rule: str = "fastai") -> int:

@@ -197,7 +197,7 @@ def check_spec(directory: Path, spec) -> None:
 
 
 def _spec_problem(spec) -> str | None:
-    from catvec.finetuning.config import MAX_LAYER
+    from catvec.finetuning.config import FINETUNE_MODES, MAX_LAYER
 
     def count(value, low, high=None) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high)
@@ -206,7 +206,7 @@ def _spec_problem(spec) -> str | None:
         return "no model spec with a list of columns"
     for col in spec["columns"]:
         if not (isinstance(col, dict) and isinstance(col.get("name"), str) and count(col.get("num"), 1)
-                and count(col.get("dim"), 1, MAX_LAYER) and col.get("mode") in ("frozen", "finetune", "partial", "scratch")):
+                and count(col.get("dim"), 1, MAX_LAYER) and col.get("mode") in FINETUNE_MODES):
             return f"the spec's column {col!r} needs a name, num >= 1, dim from 1 to {MAX_LAYER} and a mode"
     hidden = spec.get("hidden", [])
     if not isinstance(hidden, list) or not all(count(h, 1, MAX_LAYER) for h in hidden):

@@ -30,17 +30,18 @@ def embedding(vectors, keys, mode: str = "finetune", oov_init: str = "normal", n
     The layer also carries `vocab` (catvec Vocab), `report` (AlignmentReport) and `encode`.
     Example: emb = embedding("artifacts/latest", ["1001", "1002"], mode="frozen")
     """
-    from catvec.base.vectors import Vectors, load_vectors
+    from catvec.base.vectors import INPUTS, Vectors, load_vectors
+    from catvec.finetuning.config import NORMALIZE
     from catvec.base.scoring import unit_rows
     from catvec.finetuning.align import align, pretrained_input as choose_input, source_rows
     from catvec.finetuning.vocab import UNK, Vocab
 
     if mode not in MODES:
         raise CatvecError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    if normalize not in ("none", "unit"):
+    if normalize not in NORMALIZE:
         raise CatvecError(f"normalize must be none or unit; got {normalize!r}")
     keys = _check_keys(keys)
-    if pretrained_input not in ("input", "context", "concat"):
+    if pretrained_input not in INPUTS:
         raise CatvecError(f"pretrained_input must be input, context or concat; got {pretrained_input!r}")
     source = choose_input(vectors if isinstance(vectors, Vectors) else load_vectors(vectors), pretrained_input,
                           "vectors" if isinstance(vectors, Vectors) else vectors)

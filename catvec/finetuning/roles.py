@@ -15,34 +15,37 @@ import logging
 
 from catvec.base.config import comma_list
 
-from catvec.finetuning.config import FinetuneConfig
+from catvec.finetuning.config import Split, Table
 from catvec.base.errors import CatvecError
 from catvec.finetuning.labeled import TARGET_HINT, Roles, class_keys, is_numeric, numeric_column, require_columns
 
 log = logging.getLogger(__name__)
 
 
-def resolve_roles(frame, name: str, cfg: FinetuneConfig, vectors: dict) -> Roles:
-    """Check the named columns and infer the rest. vectors: weight dir -> Vectors."""
+def resolve_roles(frame, name: str, table: Table, split: Split, vectors: dict, uses_vectors: bool = True) -> Roles:
+    """Check the named columns and infer the rest. vectors: weight dir -> Vectors;
+    uses_vectors False (scratch mode without --compare): no column starts pretrained.
+    Example: resolve_roles(frame, "labels.csv", Table.of(config), Split.of(config), {"artifacts/latest": v})"""
     if frame.height == 0:
         raise CatvecError(f"{name}: the table has no rows")
-    if not cfg.target:
+    if not table.target:
         raise CatvecError(f"{name}: no target given; pass --target with one of {', '.join(frame.columns)}")
-    require_columns(frame, [cfg.target], name, "target column")
-    reserved = {cfg.target, cfg.split_col} - {""}  # group_col may be a feature too
-    cat_cols, cont_cols = comma_list(cfg.cat_cols), comma_list(cfg.cont_cols)
-    pretrained = dict(cfg.pretrained_map)
-    require_columns(frame, cat_cols + cont_cols + list(pretrained) + [c for c in (cfg.split_col, cfg.group_col) if c], name)
+    require_columns(frame, [table.target], name, "target column")
+    reserved = {table.target, split.split_col} - {""}  # group_col may be a feature too
+    cat_cols, cont_cols = comma_list(table.cat_cols), comma_list(table.cont_cols)
+    pretrained = dict(table.pretrained_map)
+    named = [c for c in (split.split_col, split.group_col) if c]
+    require_columns(frame, cat_cols + cont_cols + list(pretrained) + named, name)
     for col in cat_cols + cont_cols + list(pretrained):
         if col in reserved:
             raise CatvecError(f"{name}: column {col!r} is the target or the split column; it cannot be a feature")
     both = set(cat_cols) & set(cont_cols)
     if both:
         raise CatvecError(f"{name}: column {sorted(both)[0]!r} is listed as both categorical and continuous")
-    if cfg.mode != "scratch" or cfg.compare:
+    if uses_vectors:
         if not pretrained:
             pretrained = _best_pretrained(frame, name, cat_cols or [c for c in frame.columns if c not in reserved],
-                                          cfg.vectors, vectors)
+                                          table.vectors, vectors)
     else:
         pretrained = {}
     for col in pretrained:
@@ -53,18 +56,18 @@ def resolve_roles(frame, name: str, cfg: FinetuneConfig, vectors: dict) -> Roles
                                        and c not in cont_cols and not is_numeric(frame, c)]
     else:
         cat_cols += [c for c in pretrained if c not in cat_cols]
-    if not cont_cols and not cfg.cont_cols:
+    if not cont_cols and not table.cont_cols:
         cont_cols = [c for c in frame.columns if c not in reserved and c not in cat_cols and is_numeric(frame, c)]
     if not cat_cols and not cont_cols:
         raise CatvecError(f"{name}: no feature columns; pass --cat-cols and/or --cont-cols")
-    for col in [cfg.target, *cat_cols, *cont_cols]:
+    for col in [table.target, *cat_cols, *cont_cols]:
         dtype = frame.schema[col]
         if dtype.is_nested():  # as text, every list of one shape would be one category
             raise CatvecError(f"{name}: column {col!r} has the type {dtype} (not one value per row); a feature or "
                               "target needs text or numbers: explode or flatten it, or leave it out with --cat-cols "
                               "and --cont-cols")
-    task, classes = _task(frame, name, cfg)
-    return Roles(target=cfg.target, task=task, cat_cols=cat_cols, cont_cols=cont_cols,
+    task, classes = _task(frame, name, table.target, table.task)
+    return Roles(target=table.target, task=task, cat_cols=cat_cols, cont_cols=cont_cols,
                  pretrained=pretrained, classes=classes)
 
 
@@ -89,22 +92,21 @@ def _best_pretrained(frame, name: str, candidates: list[str], vectors_dir: str, 
     return {best: vectors_dir}
 
 
-def _task(frame, name: str, cfg: FinetuneConfig) -> tuple[str, list[str] | None]:
-    target = cfg.target
+def _task(frame, name: str, target: str, given: str) -> tuple[str, list[str] | None]:
     numeric = is_numeric(frame, target)
-    if cfg.task == "regression" or (cfg.task == "auto" and numeric):
+    if given == "regression" or (given == "auto" and numeric):
         values = numeric_column(frame, target, name, hint=TARGET_HINT)
         distinct = len(set(values.tolist()))
         if distinct < 2:
             raise CatvecError(f"{name}: target {target!r} is constant ({values[0]:g} in every row); nothing to learn")
-        if cfg.task == "regression" or distinct > 2:
+        if given == "regression" or distinct > 2:
             return "regression", None
     classes = class_keys(frame, target, name)
     if len(classes) < 2:
         what = repr(classes[0]) if classes else "empty"
         raise CatvecError(f"{name}: target {target!r} has a single class ({what}); "
                           f"a classifier needs at least two")
-    task = cfg.task if cfg.task != "auto" else ("binary" if len(classes) == 2 else "multiclass")
+    task = given if given != "auto" else ("binary" if len(classes) == 2 else "multiclass")
     if task == "binary" and len(classes) != 2:
         raise CatvecError(f"{name}: task binary needs exactly 2 target values, {target!r} has {len(classes)}; "
                           f"use --task multiclass")

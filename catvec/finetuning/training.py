@@ -22,6 +22,7 @@ from catvec.finetuning.checkpoint import load_checkpoint, save_checkpoint
 from catvec.finetuning.device import model_device
 from catvec.finetuning.embedding import build_optimizers
 from catvec.base.faults import fault_point
+from catvec.finetuning.config import Fit
 from catvec.finetuning.metrics import task_metrics
 from catvec.finetuning.model import TabularEmbeddingModel
 
@@ -69,17 +70,17 @@ class FitResult:
     test: dict | None = None           # test_<metric> of the best model, when there are test rows
 
 
-def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
+def fit(model: TabularEmbeddingModel, data: TrainData, settings: Fit, checkpoint_dir=None,
         resume: bool = False, on_epoch=None, device=None) -> FitResult:
-    """Train with early stopping on validation loss (or on cfg.metric when one is named);
+    """Train with early stopping on validation loss (or on settings.metric when one is named);
     checkpoint after every epoch.
 
-    cfg is the FinetuneConfig: epochs, batch_size, lr, embedding_lr, weight_decay, emb_l2,
-    patience, unfreeze_after, sparse, metric and seed are read from it.
+    settings (catvec.finetuning.config.Fit): epochs, batch_size, lr, embedding_lr,
+    weight_decay, emb_l2, patience, unfreeze_after, sparse, metric and seed are read from it.
     on_epoch(epoch, total, info) is called after each epoch with that epoch's metrics.
-    Example: result = fit(model, data, FinetuneConfig(epochs=20), "out/.checkpoints/abc")
+    Example: result = fit(model, data, Fit(epochs=20), "out/.checkpoints/abc")
     """
-    s = cfg
+    s = settings
     model.to(device or "cpu")
     optimizers = build_optimizers(model, s.lr, s.embedding_lr, s.weight_decay, s.sparse)
     history, best, bad, start, unfrozen = [], None, 0, 0, False
@@ -98,7 +99,7 @@ def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
         history, best, bad, start = state["history"], state["best"], state["bad"], state["epoch"]
         log.info("resuming after epoch %d from %s", start, path)
     stopped = bool(history) and bad >= s.patience
-    watch = stopping_metric(s)
+    watch = stopping_metric(s.metric)
     for epoch in range(start + 1, s.epochs + 1):
         if stopped:
             break
@@ -127,12 +128,13 @@ def fit(model: TabularEmbeddingModel, data: TrainData, cfg, checkpoint_dir=None,
                      stopped_early=stopped, resumed_from=start)
 
 
-def fit_full_batch(model: TabularEmbeddingModel, data: TrainData, cfg, on_epoch=None, device=None) -> FitResult:
+def fit_full_batch(model: TabularEmbeddingModel, data: TrainData, settings: Fit, on_epoch=None,
+                   device=None) -> FitResult:
     """solver lbfgs: every trainable parameter by full-batch L-BFGS to convergence, with
-    cfg.weight_decay as the L2 penalty on the head's weights (a linear probe that is a model).
-    One "epoch" in the history; no checkpoints (it takes seconds).
-    Example: fit_full_batch(model, data, FinetuneConfig(hidden="", solver="lbfgs"))"""
-    torch.manual_seed(cfg.seed)
+    settings.weight_decay as the L2 penalty on the head's weights (a linear probe that is a
+    model); settings.seed seeds it. One "epoch" in the history; no checkpoints (it takes seconds).
+    Example: fit_full_batch(model, data, Fit(solver="lbfgs"))"""
+    torch.manual_seed(settings.seed)
     device = device or torch.device("cpu")
     model.to(device)
     x_cat, x_cont, y = (torch.from_numpy(a[0]).to(device) for a in (data.x_cat, data.x_cont, data.y))
@@ -143,7 +145,7 @@ def fit_full_batch(model: TabularEmbeddingModel, data: TrainData, cfg, on_epoch=
 
     def closure():
         opt.zero_grad()
-        loss = loss_fn(data.task, model(x_cat, x_cont), y, weights) + cfg.weight_decay * model.head.weight.pow(2).sum()
+        loss = loss_fn(data.task, model(x_cat, x_cont), y, weights) + settings.weight_decay * model.head.weight.pow(2).sum()
         loss.backward()
         return loss
 
@@ -172,9 +174,9 @@ def epoch_row(model, data: TrainData, epoch: int, train_loss: float) -> dict:
     return {"epoch": epoch, "train_loss": train_loss, **on_train, **evaluate(model, data, split=1)}
 
 
-def stopping_metric(cfg) -> str:
-    """The history key early stopping reads: val_loss, or val_<cfg.metric>."""
-    return f"val_{cfg.metric}" if getattr(cfg, "metric", "") else "val_loss"
+def stopping_metric(metric: str) -> str:
+    """The history key early stopping reads: val_loss, or val_<metric> when one is named."""
+    return f"val_{metric}" if metric else "val_loss"
 
 
 def improves(new, old, key: str) -> bool:
@@ -190,7 +192,7 @@ def improves(new, old, key: str) -> bool:
     return new < old - 1e-12
 
 
-def _train_epoch(model, data: TrainData, s, optimizers, epoch: int) -> float:
+def _train_epoch(model, data: TrainData, s: Fit, optimizers, epoch: int) -> float:
     model.train()
     torch.manual_seed(s.seed * 100_003 + epoch)                      # dropout of this epoch
     gen = torch.Generator().manual_seed(s.seed * 100_003 + epoch)

@@ -32,7 +32,6 @@ one line, before any training and with `latest` untouched.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.finetuning.config import FinetuneConfig
+from catvec.finetuning.config import Setup, Table
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
@@ -91,23 +90,25 @@ def load_warm_start(path) -> WarmStart:
                      initial=initial)
 
 
-def inherit(cfg: FinetuneConfig, warm: WarmStart) -> FinetuneConfig:
-    """cfg with the previous model's settings and (where not given) its roles; auto off.
-    A given setting that differs from the model's is refused."""
-    defaults = FinetuneConfig()
+def inherited_settings(warm: WarmStart, table: Table, setup: Setup) -> dict:
+    """The settings a run takes from the previous model: those that fix what its weights
+    mean (INHERITED), its roles where `table` names none, auto off. A setting of `setup`
+    given explicitly that differs from the model's is refused. -> {field: value}.
+    Example: dataclasses.replace(cfg, **inherited_settings(warm, Table.of(cfg), Setup.of(cfg)))"""
+    defaults = Setup.defaults()
     for name, value in warm.settings.items():
-        given = getattr(cfg, name)
-        if given != getattr(defaults, name) and given != value:
+        given = setup.value(name)
+        if given != defaults.value(name) and given != value:
             raise CatvecError(f"--warm-start {warm.path}: the model was trained with {name} {value!r}, "
                               f"not {given!r}; leave --{name.replace('_', '-')} out to continue it, "
                               f"or train a new model without --warm-start")
     roles = warm.model.roles
-    fill = {"target": cfg.target or roles.target,
-            "cat_cols": cfg.cat_cols or ",".join(roles.cat_cols),
-            "cont_cols": cfg.cont_cols or ",".join(roles.cont_cols),
-            "pretrained_cols": cfg.pretrained_cols or ",".join(roles.pretrained),
-            "task": roles.task if cfg.task == "auto" else cfg.task}
-    return dataclasses.replace(cfg, **warm.settings, **fill, auto="off", warm_start=str(warm.path)).validate()
+    fill = {"target": table.target or roles.target,
+            "cat_cols": table.cat_cols or ",".join(roles.cat_cols),
+            "cont_cols": table.cont_cols or ",".join(roles.cont_cols),
+            "pretrained_cols": table.pretrained_cols or ",".join(roles.pretrained),
+            "task": roles.task if table.task == "auto" else table.task}
+    return {**warm.settings, **fill, "auto": "off", "warm_start": str(warm.path)}
 
 
 def check_fits(warm: WarmStart, roles, vectors: dict) -> None:

@@ -12,13 +12,15 @@ ALIGNMENT_COLUMNS = ("vocab_size", "hits", "misses", "entry_coverage", "row_cove
                      "pretrained_keys", "pretrained_unused", "oov_init")
 
 
-def finetune_markdown(metrics: dict, alignment: dict, roles, table_name: str, cfg, version: str) -> str:
+def finetune_markdown(metrics: dict, alignment: dict, roles, table_name: str, setup, version: str) -> str:
+    """report.md of a model version; setup: the main fit's settings (init, model, fit groups)."""
+    init, fit = setup.init, setup.fit
     lines = [f"# catvec finetune {version}", "",
              f"- table: `{table_name}`, target `{roles.target}` ({roles.task})",
              f"- categorical: {', '.join(roles.cat_cols) or 'none'}; continuous: {', '.join(roles.cont_cols) or 'none'}",
              "- pretrained: " + (", ".join(f"{c} <- `{d}`" for c, d in roles.pretrained.items()) or "none"),
-             f"- mode {cfg.mode}, lr {cfg.lr:g}, embedding_lr {cfg.embedding_lr:g}, oov_init {cfg.oov_init}, "
-             f"seed {cfg.seed}", *([f"- {auto_line(metrics['auto'])}"] if "auto" in metrics else []),
+             f"- mode {init.mode}, lr {fit.lr:g}, embedding_lr {fit.embedding_lr:g}, oov_init {init.oov_init}, "
+             f"seed {fit.seed}", *([f"- {auto_line(metrics['auto'])}"] if "auto" in metrics else []),
              "", "## Validation (best epoch)", "", "```", *comparison_lines(metrics), "```", ""]
     if alignment:
         lines += ["## Alignment", "", *(f"- {line}" for line in alignment_lines(alignment)), ""]
