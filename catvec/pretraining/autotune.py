@@ -36,7 +36,7 @@ import math
 import tempfile
 import time
 
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig, SequenceRules, SkipGram
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
@@ -255,10 +255,9 @@ def _supports(trial: dict, cfg: PretrainConfig) -> dict:
 
 def _validation_task(cfg: PretrainConfig, table, keys=()):
     """The validation split of `table` as a task over `keys` rows (none: only counts users)."""
-    from catvec.pretraining.corpus import extraction_options
     from catvec.pretraining.evaluation import build_tasks
 
-    tasks, _, _ = build_tasks(table, list(keys), 2, **extraction_options(cfg))
+    tasks, _, _ = build_tasks(table, list(keys), SequenceRules.of(cfg))  # cfg's holdout: last2 or basket
     return tasks["valid"]
 
 
@@ -295,7 +294,7 @@ def _run(cfg: PretrainConfig, corpus, task) -> dict:
     from catvec.pretraining.skipgram import train_vectors
 
     t = time.perf_counter()
-    vectors, _ = train_vectors(corpus, cfg)
+    vectors, _ = train_vectors(corpus, SkipGram.of(cfg), min_count=cfg.min_count)
     if vectors.keys != corpus.keys:  # max_final_vocab dropped keys: encode the task for these rows
         task = _encode_again(task, corpus.keys, vectors.keys)
     query_last = 0 if cfg.basket_col else cfg.query_last
@@ -324,12 +323,9 @@ def _encode_again(task, old_keys: list[str], new_keys: list[str]):
 def _tuning_corpus(cfg: PretrainConfig, table, directory):
     from pathlib import Path
 
-    from catvec.pretraining.config import HOLDOUT_MODES
-    from catvec.pretraining.corpus import build_corpus, extraction_options
+    from catvec.pretraining.corpus import build_corpus
 
-    return build_corpus(table, Path(directory) / "corpus.txt", holdout=HOLDOUT_MODES[cfg.holdout],
-                        min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
-                        max_sequence_length=cfg.max_sequence_length, source=table.source, **extraction_options(cfg))
+    return build_corpus(table, Path(directory) / "corpus.txt", SequenceRules.of(cfg))
 
 
 def sample_events(table, max_events: int = 0, seed: int = 1, basket: bool = False, max_groups: int = 0):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
+from catvec.pretraining.config import EventOptions, PretrainConfig, SequenceRules
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
@@ -65,22 +65,22 @@ def load_heldout(path):
     return mode, frame
 
 
-def build_tasks(table, keys: list[str], holdout: int, **rules):
+def build_tasks(table, keys: list[str], rules: SequenceRules):
     """Events -> ({role: NextItemTask}, training counts per key row, held-out rows).
 
-    `rules` are the sequence rules of catvec.pretraining.corpus.sequence_frame
-    (`extraction_options(cfg)`), so the split sees the corpus's own 'last item'.
-    A user with n events (after ordering and collapse) is evaluated when n >= holdout + 2;
-    the test target is the last event, the validation target (holdout=2) the one before.
+    `rules` are the corpus's sequence rules (its holdout included), so the split sees the
+    corpus's own 'last item'. A user with n events (after ordering and collapse) is
+    evaluated when n >= holdout + 2; the test target is the last event, the validation
+    target (holdout last2) the one before.
     """
     import polars as pl
 
     from catvec.pretraining.corpus import held_out_mask, sequence_frame
 
-    share = rules.pop("basket_share", 10)
-    if rules.get("basket"):
-        return _basket_tasks(table, keys, share, **rules)
-    lf = sequence_frame(table, **rules)
+    if table.basket:
+        return _basket_tasks(table, keys, rules)
+    holdout = rules.holdout_items
+    lf = sequence_frame(table, rules)
     n = pl.len().over("user")
     frame = (lf.with_columns(held=held_out_mask(holdout), from_end=n - 1 - pl.int_range(pl.len()).over("user"),
                              eligible=n >= holdout + 2)
@@ -106,14 +106,14 @@ def build_tasks(table, keys: list[str], holdout: int, **rules):
     return tasks, counts, heldout
 
 
-def _basket_tasks(table, keys: list[str], share: int, **rules):
+def _basket_tasks(table, keys: list[str], rules: SequenceRules):
     """Basket holdout: the held-out item of each held-out basket is the target, the rest
     of its basket the query (catvec.pretraining.corpus.mark_basket_holdout)."""
     import polars as pl
 
     from catvec.pretraining.corpus import mark_basket_holdout, sequence_frame
 
-    frame = mark_basket_holdout(sequence_frame(table, **rules), share).collect()
+    frame = mark_basket_holdout(sequence_frame(table, rules), rules.basket_holdout_share).collect()
     index = pl.DataFrame({"item": pl.Series(keys, dtype=pl.Utf8), "idx": np.arange(len(keys), dtype=np.int64)})
     frame = frame.join(index, on="item", how="left", maintain_order="left").with_columns(pl.col("idx").fill_null(-1))
     train_idx = frame.filter(~pl.col("_held") & (pl.col("idx") >= 0))["idx"].to_numpy()
@@ -163,7 +163,6 @@ def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None =
 
     from catvec.base.store import read_manifest, resolve_version_dir
     from catvec.base.vectors import load_vectors
-    from catvec.pretraining.corpus import extraction_options
     from catvec.pretraining.events import read_events_table
 
     directory = resolve_version_dir(path)
@@ -178,16 +177,13 @@ def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None =
     source = events if events is not None else manifest.get("input", {}).get("path", "")
     if not source or source == "<DataFrame>":
         raise CatvecError(f"{directory}: trained from a DataFrame; pass --events PATH with the same events")
-    table = events if not isinstance(events, (str, Path, type(None))) else None
-    if table is None:
-        cfg.events = str(source)
-        table = read_events_table(cfg)
-    else:
-        table = read_events_table(cfg, table)
+    frame = events if not isinstance(events, (str, Path, type(None))) else None
+    options = EventOptions.of(dataclasses.replace(cfg, events="" if frame is not None else str(source)))
+    table = read_events_table(options, frame)
     vectors = load_vectors(directory)
     if scorer is not None:
         check_scorer(scorer, vectors)
-    tasks, counts, heldout = build_tasks(table, vectors.keys, HOLDOUT_MODES[mode], **extraction_options(cfg))
+    tasks, counts, heldout = build_tasks(table, vectors.keys, SequenceRules.of(cfg))
     _, stored = load_heldout(directory / HOLDOUT_FILE)
     if not heldout.equals(stored):
         raise CatvecError(f"{source}: its users' last items differ from {directory / HOLDOUT_FILE} "

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
+from catvec.pretraining.config import EventOptions, Extraction, SequenceRules
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,9 @@ class ShardJob:
     low: str | None           # first key of the shard (None: from the start, with the null keys)
     high: str | None          # first key of the next shard (None: to the end)
     key_col: str
-    events: dict              # keyword arguments of events_from_frame
+    events: EventOptions      # how the shard's rows are read
     window: tuple
-    corpus: dict              # keyword arguments of build_corpus
+    corpus: SequenceRules     # the sequence rules of build_corpus
     out_dir: str
     rare_items: tuple | None = None
     count_only: bool = False
@@ -102,20 +103,20 @@ def count_rows(src) -> int:
     return int(total / max(1, len(sample) / lines))
 
 
-def wants_shards(cfg, events=None) -> bool:
-    """True when cfg's extraction runs sharded: a Dask engine, or more than one shard."""
+def wants_shards(options: EventOptions, extraction: Extraction, events=None) -> bool:
+    """True when the extraction runs sharded: a Dask engine, or more than one shard."""
     if events is not None:
         return False
-    if cfg.engine == "dask" or cfg.shards > 1:
+    if extraction.engine == "dask" or extraction.shards > 1:
         return True
-    if cfg.shards == 1:
+    if extraction.shards == 1:
         return False
     from catvec.base.sources import resolve_source
 
-    return shard_count(count_rows(resolve_source(cfg.events_path, sep=cfg.sep)), cfg.memory_bytes) > 1
+    return shard_count(count_rows(resolve_source(options.path, sep=options.sep)), extraction.memory_bytes) > 1
 
 
-def plan_shards(cfg, minimum: int = 1) -> ShardPlan:
+def plan_shards(options: EventOptions, extraction: Extraction, minimum: int = 1) -> ShardPlan:
     """Resolve the input, check its parts and columns, choose the shards and their key ranges."""
     import polars as pl
 
@@ -123,17 +124,17 @@ def plan_shards(cfg, minimum: int = 1) -> ShardPlan:
     from catvec.base.sources import resolve_source
     from catvec.pretraining.events import events_from_frame, scan_events, time_window
 
-    window = time_window(cfg.since, cfg.until)
-    src = resolve_source(cfg.events_path, sep=cfg.sep)
+    window = time_window(options.since, options.until)
+    src = resolve_source(options.path, sep=options.sep)
     src.check_parts()
     lf = scan_events(src, window)
     # the columns the options name exist: checked on the schema, before any shard runs
-    events_from_frame(lf.head(0).collect().with_row_index(ROW), src.name, "", **event_options(cfg), row=ROW)
+    events_from_frame(lf.head(0).collect().with_row_index(ROW), src.name, "", options, row=ROW)
     rows = count_rows(src)
-    n = cfg.shards or max(minimum, shard_count(rows, cfg.memory_bytes))
+    n = extraction.shards or max(minimum, shard_count(rows, extraction.memory_bytes))
     plan = ShardPlan(source=src, rows=rows, shards=n)
     if n > 1:
-        col = key_column(cfg)
+        col = options.key_col
         dtype = lf.collect_schema()[col]
         step = max(1, rows // SAMPLE_ROWS)
         sample = (lf.select(pl.col(col)).gather_every(step).select(key_expr(col, dtype).alias("k"))
@@ -146,31 +147,13 @@ def plan_shards(cfg, minimum: int = 1) -> ShardPlan:
     return plan
 
 
-def key_column(cfg) -> str:
-    return cfg.basket_col or cfg.user_col
-
-
-def event_options(cfg) -> dict:
-    return {"user_col": cfg.user_col, "item_col": cfg.item_col, "time_col": cfg.time_col,
-            "session_col": cfg.session_col, "basket_col": cfg.basket_col, "time_unit": cfg.time_unit,
-            "time_format": cfg.time_format, "drop_nulls": cfg.drop_nulls}
-
-
-def corpus_options(cfg) -> dict:
-    from catvec.pretraining.config import HOLDOUT_MODES
-    from catvec.pretraining.corpus import extraction_options
-
-    return {**extraction_options(cfg), "min_count": cfg.min_count, "min_sequence_length": cfg.min_sequence_length,
-            "max_sequence_length": cfg.max_sequence_length, "holdout": HOLDOUT_MODES[cfg.holdout]}
-
-
-def shard_jobs(cfg, plan: ShardPlan, out_dir: Path) -> list[ShardJob]:
+def shard_jobs(options: EventOptions, rules: SequenceRules, plan: ShardPlan, out_dir: Path) -> list[ShardJob]:
     from catvec.pretraining.events import time_window
 
     edges = [None, *plan.bounds, None]
-    return [ShardJob(source=plan.source, index=i, low=edges[i], high=edges[i + 1], key_col=key_column(cfg),
-                     events=event_options(cfg), window=time_window(cfg.since, cfg.until),
-                     corpus=corpus_options(cfg), out_dir=str(Path(out_dir).resolve()))
+    return [ShardJob(source=plan.source, index=i, low=edges[i], high=edges[i + 1], key_col=options.key_col,
+                     events=options, window=time_window(options.since, options.until),
+                     corpus=rules, out_dir=str(Path(out_dir).resolve()))
             for i in range(plan.shards)]
 
 
@@ -193,7 +176,7 @@ def read_shard(job: ShardJob):
     if keep is not None and job.low is None:
         keep = keep | key.is_null()   # empty keys go to the first shard, which refuses or drops them
     opts = job.events
-    wanted = [opts["user_col"], opts["item_col"], opts["time_col"], opts["session_col"], opts["basket_col"]]
+    wanted = [opts.user_col, opts.item_col, opts.time_col, opts.session_col, opts.basket_col]
     columns = [c for c in dict.fromkeys(wanted) if c and c in schema] + [ROW]
     lf = lf.select(columns)
     if keep is not None:
@@ -204,7 +187,7 @@ def read_shard(job: ShardJob):
         from catvec.base.sources import first_line
 
         raise CatvecError(f"{job.source.name}: cannot read shard {job.index} ({first_line(exc)})") from None
-    return events_from_frame(raw, job.source.name, "", **opts, window=job.window, row=ROW)
+    return events_from_frame(raw, job.source.name, "", opts, window=job.window, row=ROW)
 
 
 def run_shard(job: ShardJob) -> dict:
@@ -214,13 +197,11 @@ def run_shard(job: ShardJob) -> dict:
     fault_point("shard-extract")
     events = read_shard(job)
     if job.count_only:
-        opts = {k: job.corpus[k] for k in ("session_gap_s", "basket", "collapse_repeats", "holdout", "basket_share")}
-        counts = count_items(events, **opts)
+        counts = count_items(events, job.corpus)
         return {"index": job.index, "items": counts["item"].to_list(), "counts": counts["len"].to_list()}
     out = Path(job.out_dir)
     path = out / f"shard-{job.index:05d}.txt"
-    corpus = build_corpus(events, path, **job.corpus, source=job.source.name,
-                          rare_items=job.rare_items, allow_empty=True)
+    corpus = build_corpus(events, path, job.corpus, rare_items=job.rare_items, allow_empty=True)
     heldout = None
     if corpus.heldout is not None and corpus.heldout.height:
         heldout = str(out / f"shard-{job.index:05d}.heldout.parquet")
@@ -229,10 +210,11 @@ def run_shard(job: ShardJob) -> dict:
             "stats": corpus.stats, "length_counts": corpus.length_counts, "heldout": heldout}
 
 
-def extract_sharded(cfg, path, engine=None):
-    """cfg's events -> Corpus at `path`, shard by shard on cfg.engine (see module doc).
+def extract_sharded(options: EventOptions, rules: SequenceRules, extraction: Extraction, path, engine=None):
+    """The events `options` name -> Corpus at `path` by `rules`, shard by shard on
+    extraction.engine (see module doc).
 
-    Example: extract_sharded(PretrainConfig(events="events/", shards=8), "corpus.txt")
+    Example: extract_sharded(EventOptions(events="events/"), SequenceRules(), Extraction(shards=8), "corpus.txt")
     """
     from catvec.pretraining.engines import open_engine
 
@@ -241,15 +223,15 @@ def extract_sharded(cfg, path, engine=None):
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     try:
-        with (engine or open_engine(cfg)) as run:
-            plan = plan_shards(cfg, minimum=run.slots)
-            jobs = shard_jobs(cfg, plan, out_dir)
+        with (engine or open_engine(extraction)) as run:
+            plan = plan_shards(options, extraction, minimum=run.slots)
+            jobs = shard_jobs(options, rules, plan, out_dir)
             rare = None
-            if cfg.min_count > 1 and plan.shards > 1:
-                rare = rare_items(run.map(run_shard, [replace(j, count_only=True) for j in jobs]), cfg.min_count)
+            if rules.min_count > 1 and plan.shards > 1:
+                rare = rare_items(run.map(run_shard, [replace(j, count_only=True) for j in jobs]), rules.min_count)
                 jobs = [replace(j, rare_items=rare) for j in jobs]
             results = run.map(run_shard, jobs)
-        return merge_shards(results, path, cfg, plan.source.name, rare)
+        return merge_shards(results, path, options, rules, plan.source.name, rare)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
 
@@ -263,7 +245,8 @@ def rare_items(results: list[dict], min_count: int) -> tuple:
     return tuple(sorted(totals.filter(pl.col("len") < min_count)["item"].to_list()))
 
 
-def merge_shards(results: list[dict], path: Path, cfg, source: str, rare) -> "object":
+def merge_shards(results: list[dict], path: Path, options: EventOptions, rules: SequenceRules, source: str,
+                 rare) -> "object":
     """Shard results (in key order) -> one Corpus: global vocabulary, ids rewritten, stats added up."""
     import polars as pl
 
@@ -279,11 +262,12 @@ def merge_shards(results: list[dict], path: Path, cfg, source: str, rare) -> "ob
     if rare:
         stats["dropped"]["rare_items"] = len(rare)
     if stats["events_read"] == 0:
-        raise CatvecError(f"{source}: no events (the input has no rows{' in the since / until range' if cfg.since or cfg.until else ''})")
+        window = " in the since / until range" if options.since or options.until else ""
+        raise CatvecError(f"{source}: no events (the input has no rows{window})")
     if stats["tokens"] == 0:
         raise CatvecError(
-            f"{source}: every event was dropped by the filters (min_count={cfg.min_count}, "
-            f"min_sequence_length={cfg.min_sequence_length}{', session_gap' if cfg.session_gap else ''}); "
+            f"{source}: every event was dropped by the filters (min_count={rules.min_count}, "
+            f"min_sequence_length={rules.min_sequence_length}{', session_gap' if rules.session_gap else ''}); "
             "lower them or check the user / time columns")
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     with open(tmp, "wb") as out:
@@ -292,17 +276,13 @@ def merge_shards(results: list[dict], path: Path, cfg, source: str, rare) -> "ob
             append_remapped(Path(r["path"]), mapping, out)
     os.replace(tmp, path)
     heldout = None
-    if corpus_holdout(cfg):
+    if rules.holdout_items:
         parts = [pl.read_parquet(r["heldout"]) for r in results if r["heldout"]]
         heldout = pl.concat(parts) if parts else pl.DataFrame(schema={"user": pl.Utf8, "item": pl.Utf8, "role": pl.Utf8})
     log.info("corpus: %d sequences, %d tokens, %d items (%d shards)", stats["lines"], stats["tokens"],
              stats["vocab_size"], len(results))
-    return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=bool(cfg.basket_col),
+    return Corpus(path=path, keys=vocab["item"].to_list(), stats=stats, basket=options.basket,
                   heldout=heldout, counts=vocab["len"].to_list())
-
-
-def corpus_holdout(cfg) -> bool:
-    return cfg.holdout != "none"
 
 
 def append_remapped(shard: Path, mapping, out) -> None:
