@@ -35,7 +35,8 @@ def main() -> int:
     source = movielens_dir()
     if source is None:
         return 0
-    from catvec.base.sources import file_checksum, input_state
+    from catvec.base.fingerprint import file_checksum
+    from catvec.base.sources import input_state
 
     work = Path(tempfile.mkdtemp(prefix="catvec-late-"))
     try:

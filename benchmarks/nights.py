@@ -172,16 +172,16 @@ class swapped_before_read:
         self.path, self.other, self.seen = path, other, {}
 
     def __enter__(self):
-        from catvec.base.store import sha256_file
+        from catvec.base.fingerprint import file_sha256
         from catvec.pretraining import pipeline
 
         self.original = pipeline.read_events_table
 
         def late_read(cfg, events=None):
             if not self.seen:
-                self.seen["before"] = sha256_file(self.path)
+                self.seen["before"] = file_sha256(self.path)
                 self.path.write_bytes(self.other)
-                self.seen["after"] = sha256_file(self.path)
+                self.seen["after"] = file_sha256(self.path)
             return self.original(cfg, events)
 
         pipeline.read_events_table = late_read

@@ -11,7 +11,8 @@ from catvec.pretraining.config import PretrainConfig
 from catvec.pretraining.corpus import build_corpus
 from catvec.base.errors import CatvecError
 from catvec.pretraining.events import read_events
-from catvec.pretraining.evaluation import HOLDOUT_FILE, evaluate_version, load_heldout
+from catvec.base.layout import HOLDOUT_FILE
+from catvec.pretraining.evaluation import evaluate_version, load_heldout
 from catvec.pretraining.pipeline import pretrain
 
 EVENTS = (

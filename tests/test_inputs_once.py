@@ -15,7 +15,8 @@ from catvec.base.errors import CatvecError
 from catvec.base.store import VersionStore, read_manifest
 from catvec.base.vectors import load_vectors
 from catvec.pretraining import pipeline, shards
-from catvec.pretraining.pipeline import CACHE_DIR, pretrain
+from catvec.base.layout import CACHE_DIR
+from catvec.pretraining.pipeline import pretrain
 
 
 def write_events(path: Path, prefix: str, seed: int) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from catvec.base.errors import CatvecError
-from catvec.base.store import COMPLETE, MANIFEST
+from catvec.base.layout import COMPLETE, MANIFEST
 from catvec.cli.main import main
 from catvec.finetuning import model as model_module
 from catvec.finetuning.model import TabularEmbeddingModel

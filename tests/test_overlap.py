@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from catvec.base.store import LATEST, STAGING, VersionStore, read_manifest
+from catvec.base.layout import CACHE_DIR, LATEST, STAGING
+from catvec.base.store import VersionStore, read_manifest
 from catvec.base.vectors import load_vectors
 from catvec.pretraining import pipeline
-from catvec.pretraining.pipeline import CACHE_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--dim", "8", "--epochs", "3", "--no-vector-map", "--no-tune", "--quiet"]

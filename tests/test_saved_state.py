@@ -14,7 +14,8 @@ from catvec.finetuning.config import FinetuneConfig
 
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
-from catvec.base.store import COMPLETE, MANIFEST, VersionStore
+from catvec.base.layout import COMPLETE, MANIFEST
+from catvec.base.store import VersionStore
 from catvec.cli.main import main
 from catvec.pretraining.pipeline import parent_corpus, pretrain
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from catvec.base.errors import CatvecError
-from catvec.base.store import COMPLETE, MANIFEST, read_manifest
+from catvec.base.layout import COMPLETE, MANIFEST
+from catvec.base.store import read_manifest
 from catvec.base.vectors import (Vectors, export_projector, export_word2vec, load_vectors, load_word2vec,
                                  save_vectors)
 
@@ -59,9 +60,9 @@ def test_manifest_cannot_point_outside(tmp_path, vectors):
     manifest["files"]["../../etc/passwd"] = "sha256:" + "0" * 64
     manifest_path.write_text(json.dumps(manifest))
     # re-seal so only the path check can refuse it
-    from catvec.base.store import sha256_file
+    from catvec.base.fingerprint import file_checksum
 
-    (tmp_path / "v" / COMPLETE).write_text("sha256:" + sha256_file(manifest_path))
+    (tmp_path / "v" / COMPLETE).write_text(file_checksum(manifest_path))
     with pytest.raises(CatvecError, match="outside its directory"):
         read_manifest(tmp_path / "v")
 

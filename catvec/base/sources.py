@@ -16,12 +16,12 @@ Example:
 from __future__ import annotations
 
 import glob
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from catvec.base.errors import CatvecError, InputNotFound
+from catvec.base.fingerprint import checksum_of, file_checksum
 
 PARQUET = (".parquet", ".pq")
 CSV = (".csv", ".tsv", ".txt")
@@ -105,10 +105,8 @@ class Source:
         """"sha256:<hex>": one file's sha256, or a digest over the parts' names and hashes."""
         if self.single_file:
             return file_checksum(self.parts[0])
-        digest = hashlib.sha256()
-        for part, part_hash in zip(self.parts, _part_hashes(self.parts)):
-            digest.update(f"{part_name(part)}\0{part_hash}\n".encode())
-        return "sha256:" + digest.hexdigest()
+        return checksum_of(f"{part_name(part)}\0{part_hash}\n".encode()
+                           for part, part_hash in zip(self.parts, _part_hashes(self.parts)))
 
 
 def resolve_source(spec, what: str = "events", flag: str = "--events", sep: str = "") -> Source:
@@ -263,13 +261,6 @@ def _part_hashes(parts) -> list[str]:
     except OSError as exc:
         raise CatvecError(f"{getattr(exc, 'filename', '') or 'input'}: cannot read the file "
                           f"({exc.strerror or exc})") from None
-
-
-def file_checksum(path) -> str:
-    """"sha256:<hex>" of a file: how manifests name an input."""
-    from catvec.base.store import sha256_file
-
-    return "sha256:" + sha256_file(path)
 
 
 def first_line(exc: BaseException) -> str:

@@ -1,19 +1,14 @@
 """Versioned output directories: staging, the completeness marker, an atomic `latest`.
 
-Layout of an output directory OUT:
-
-    OUT/<version>/        complete versions (each has a COMPLETE marker, written last)
-    OUT/latest -> <version>   a relative symlink, replaced atomically (rename)
-    OUT/.staging/<version>/   runs in progress; moved to OUT/<version> when complete
-    OUT/.cache/               reusable intermediate results (the corpus cache)
-    OUT/promotions.json       every move of `latest`: version, time, how (gate, promote, ...),
-                              written before `latest` moves ("interrupted": the move never came)
-    OUT/.lock                 held while `latest` moves, so overlapping runs take turns
+The layout of an output directory OUT is named in catvec.base.layout: complete versions,
+`latest`, `.staging`, the corpus cache, promotions.json (every move of `latest`: version,
+time, how (gate, promote, ...), written before `latest` moves; "interrupted": the move never
+came) and `.lock` (held while `latest` moves, so overlapping runs take turns).
 
 Every complete directory (a weight dir, a model dir) ends with manifest.json (checksums
 of its files) and a COMPLETE marker holding the manifest's sha256: `finish_manifest`
-writes them, `read_manifest` checks them. `write_json` and `sha256_file` are the one JSON
-writer (temp file, fsync, rename) and the one checksum every module uses.
+writes them, `read_manifest` checks them. `write_json` is the one JSON writer (temp file,
+fsync, rename); checksums come from catvec.base.fingerprint.
 
 A run writes only inside its own staging directory, renames it into place when every
 file and the marker are on disk, then swaps `latest`. A crash at any point leaves the
@@ -24,7 +19,6 @@ complete wins `latest`.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -37,16 +31,12 @@ from pathlib import Path
 
 from catvec.base.errors import CatvecError, InputNotFound, WriteError
 from catvec.base.faults import fault_point
+from catvec.base.fingerprint import file_checksum
+from catvec.base.layout import COMPLETE, LATEST, LOCK, MANIFEST, PROMOTIONS, STAGING, checksum_marker
 from catvec.base.steps import step
 
 log = logging.getLogger(__name__)
 
-LATEST = "latest"
-STAGING = ".staging"
-COMPLETE = "COMPLETE"
-MANIFEST = "manifest.json"
-LOCK = ".lock"
-PROMOTIONS = "promotions.json"
 
 
 class VersionStore:
@@ -415,12 +405,6 @@ def _fsync_dir(path: Path) -> None:
 
 # ---- manifests, checksums, atomic JSON --------------------------------------------
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of the whole file (hashlib.file_digest: one reused buffer, no Python loop)."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def write_json(path: Path, data) -> None:
     """Write JSON through a temp file + fsync + rename: never a half-written file."""
     path = Path(path)
@@ -443,10 +427,10 @@ def write_checked_json(path: Path, data) -> None:
     COMPLETE holds a manifest's: state kept outside a manifest that later runs trust."""
     path = Path(path)
     write_json(path, data)
-    marker = path.with_name(path.name + ".sha256")
+    marker = checksum_marker(path)
     tmp = marker.with_name(f".{marker.name}.tmp{os.getpid()}")
     try:
-        tmp.write_text("sha256:" + sha256_file(path) + "\n", encoding="utf-8")
+        tmp.write_text(file_checksum(path) + "\n", encoding="utf-8")
         fsync_file(tmp)
         os.replace(tmp, marker)
     except BaseException:
@@ -458,10 +442,10 @@ def read_checked_json(path: Path):
     """The data `write_checked_json` wrote, or CatvecError saying why it cannot be trusted
     (missing, no checksum marker, checksum mismatch: edited or damaged, not JSON)."""
     path = Path(path)
-    marker = path.with_name(path.name + ".sha256")
+    marker = checksum_marker(path)
     try:
         expected = marker.read_text(encoding="utf-8").strip()
-        actual = "sha256:" + sha256_file(path)
+        actual = file_checksum(path)
     except FileNotFoundError as exc:
         raise CatvecError(f"{exc.filename}: missing") from None
     except OSError as exc:
@@ -478,11 +462,11 @@ def finish_manifest(directory: Path, manifest: dict, files: list[str], **extra) 
     """Add checksums of `files` to the manifest, write it, then the COMPLETE marker."""
     directory = Path(directory)
     manifest = {**manifest, **extra}
-    manifest["files"] = {name: "sha256:" + sha256_file(directory / name) for name in files}
+    manifest["files"] = {name: file_checksum(directory / name) for name in files}
     write_json(directory / MANIFEST, manifest)
     marker = directory / COMPLETE
     with writing(marker):
-        marker.write_text("sha256:" + sha256_file(directory / MANIFEST) + "\n", encoding="utf-8")
+        marker.write_text(file_checksum(directory / MANIFEST) + "\n", encoding="utf-8")
         fsync_file(marker)
     return manifest
 
@@ -522,7 +506,7 @@ def read_manifest(path, verify: bool = True) -> dict:
         raise CatvecError(f"{directory}: incomplete version (no {COMPLETE} marker); the run that wrote it did not finish")
     if verify:
         expected = marker.read_text(encoding="utf-8").strip()
-        if expected != "sha256:" + sha256_file(manifest_path):
+        if expected != file_checksum(manifest_path):
             raise CatvecError(f"{manifest_path}: checksum does not match {COMPLETE}; the file was changed or damaged")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -535,7 +519,7 @@ def read_manifest(path, verify: bool = True) -> dict:
             file = _inside(directory, name)
             if not file.is_file():
                 raise CatvecError(f"{directory}: {name} listed in the manifest is missing")
-            if "sha256:" + sha256_file(file) != digest:
+            if file_checksum(file) != digest:
                 raise CatvecError(f"{file}: checksum does not match the manifest; the file was changed or damaged")
     return manifest
 

@@ -11,13 +11,13 @@ a multi-part input (`Source.checksum`), or of the rows of a DataFrame.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
 
 from catvec.base.errors import CatvecError, InputNotFound
-from catvec.base.sources import (SEPARATOR_NAMES, file_checksum, first_line, is_multi_part,  # noqa: F401
+from catvec.base.fingerprint import checksum_of, file_checksum
+from catvec.base.sources import (SEPARATOR_NAMES, first_line, is_multi_part,  # noqa: F401
                                  parquet_parts, resolve_source, separator)
 
 READERS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -118,6 +118,4 @@ def source_checksum(spec) -> str:
 
 
 def frame_checksum(frame) -> str:
-    digest = hashlib.sha256(",".join(frame.columns).encode())
-    digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
-    return "sha256:" + digest.hexdigest()
+    return checksum_of([",".join(frame.columns).encode(), frame.hash_rows(seed=0).to_numpy().tobytes()])

@@ -30,12 +30,11 @@ import numpy as np
 from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
 from catvec.base.keys import escape_key, unescape_key
+from catvec.base.layout import KEYS_FILE, PROJECTOR_FILES, VECTORS_FILE
 from catvec.base.store import finish_manifest, fsync_file, read_manifest, resolve_version_dir, write_json, writing
 
 FORMAT = "catvec-vectors"
 FORMAT_VERSION = 1
-VECTORS_FILE = "vectors.safetensors"
-KEYS_FILE = "keys.json"
 TENSOR_NAME = "vectors"
 CONTEXT_TENSOR = "context"
 COUNTS_TENSOR = "counts"
@@ -305,7 +304,7 @@ def export_projector(vectors: Vectors, directory, metadata: dict[str, dict] | No
     vectors = select_vectors(vectors, which)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    vec_path, meta_path = directory / "vectors.tsv", directory / "metadata.tsv"
+    vec_path, meta_path = (directory / name for name in PROJECTOR_FILES)
     with writing(vec_path):
         np.savetxt(vec_path, vectors.matrix, delimiter="\t", fmt="%.7g")
     columns = list(metadata or {})

@@ -14,7 +14,8 @@ import os
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
-from catvec.base.store import sha256_file, write_json, writing
+from catvec.base.fingerprint import file_sha256
+from catvec.base.store import write_json, writing
 
 INDEX = "checkpoint.json"
 
@@ -32,7 +33,7 @@ def save_checkpoint(directory, state, tag: str) -> Path:
     with writing(directory / name, partial=tmp):
         save_file(tensors, str(tmp))
         os.replace(tmp, directory / name)
-    write_json(directory / INDEX, {"tensors": name, "sha256": sha256_file(directory / name), "state": structure})
+    write_json(directory / INDEX, {"tensors": name, "sha256": file_sha256(directory / name), "state": structure})
     for old in directory.glob("checkpoint-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
@@ -51,7 +52,7 @@ def load_checkpoint(directory):
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
         tensor_path = directory / Path(index["tensors"]).name
-        if sha256_file(tensor_path) != index["sha256"]:
+        if file_sha256(tensor_path) != index["sha256"]:
             raise ValueError("tensor file does not match its checksum")
         tensors = load_file(str(tensor_path))
         return _decode(index["state"], tensors)

@@ -29,7 +29,6 @@ import numpy as np
 KEY_STATS_FOLDS = 5
 SMOOTHING = 10.0            # pseudo-rows at the prior: a key seen once moves little
 KEY_STATS_TASKS = ("binary", "regression")
-KEY_STATS_FILE = "keystats.safetensors"
 
 
 @dataclass

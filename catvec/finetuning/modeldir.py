@@ -27,13 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from catvec.base.errors import CatvecError
+from catvec.base.layout import INITIAL_FILE, KEY_STATS_FILE, MODEL_FILES as FILES
 from catvec.finetuning.labeled import Roles, Scaler
 from catvec.finetuning.vocab import Vocab
 
 MODEL_FORMAT = "catvec-model"
 MODEL_FORMAT_VERSION = 1
-INITIAL_FILE = "initial.safetensors"
-FILES = ["model.safetensors", "model.json", "vocabs.json", "metrics.json", "alignment.json", "report.md"]
 
 
 @dataclass
@@ -86,7 +85,6 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
     if key_stats is not None:
         from safetensors.numpy import save_file as save_arrays
 
-        from catvec.finetuning.keystats import KEY_STATS_FILE
         with writing(staging / KEY_STATS_FILE):
             save_arrays(key_stats.to_arrays(), str(staging / KEY_STATS_FILE), metadata={"format": MODEL_FORMAT})
         extra_files = (*extra_files, KEY_STATS_FILE)
@@ -145,7 +143,7 @@ def _load_key_stats(directory: Path, manifest: dict, task: str, sizes: list[int]
     sizes: the rows of each categorical column's vocab."""
     from safetensors.numpy import load_file as load_arrays
 
-    from catvec.finetuning.keystats import KEY_STATS_FILE, KeyStats
+    from catvec.finetuning.keystats import KeyStats
 
     if KEY_STATS_FILE not in manifest.get("files", {}):
         return None

@@ -327,7 +327,8 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     report = finetune_markdown(metrics, alignment, roles, run.labeled.name, cfg, version)
     extra = ()
     if main.history:
-        from catvec.reports.plots import CURVES_FILE, plot_training_curves
+        from catvec.base.layout import CURVES_FILE
+        from catvec.reports.plots import plot_training_curves
 
         plot_training_curves(metrics, staging / CURVES_FILE)
         report += f"\n## Training curves\n\n![training curves]({CURVES_FILE})\n"

@@ -70,7 +70,8 @@ def load_warm_start(path) -> WarmStart:
     from safetensors.numpy import load_file
 
     from catvec.base.store import read_manifest
-    from catvec.finetuning.modeldir import INITIAL_FILE, load_model
+    from catvec.base.layout import INITIAL_FILE
+    from catvec.finetuning.modeldir import load_model
 
     if not Path(path).exists():
         raise CatvecError(f"--warm-start {path}: no such model directory; pass a model version dir, "

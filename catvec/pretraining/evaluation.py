@@ -33,10 +33,10 @@ import numpy as np
 
 from catvec.pretraining.config import EventOptions, PretrainConfig, SequenceRules
 from catvec.base.errors import CatvecError
+from catvec.base.layout import HOLDOUT_FILE
 
 log = logging.getLogger(__name__)
 
-HOLDOUT_FILE = "holdout.json"
 HOLDOUT_FORMAT = "catvec-holdout"
 ROLES = {"test": 0, "valid": 1}  # role -> position from the end of the user's history
 

@@ -48,7 +48,6 @@ MAX_ANCHOR_QUERIES = 600    # anchors: the figure the gate reads
 MIN_BLOCK = 64              # queries ranked at once: at least this many, else `dim` (scores within keys x dim)
 MIN_GATE_ANCHORS = 30       # fewer anchors: too little to judge drift, the gate cannot compare (refuses)
 MIN_NOISE_ANCHORS = 50      # a sampled seed-noise baseline needs this many keys seen >= align_min_count times
-NOISE_FILE = "noise.json"   # a version's seed-noise baseline, written beside it by its first child
 
 
 # ---- alignment -------------------------------------------------------------------------
@@ -519,7 +518,8 @@ def version_rows(out) -> list[dict]:
     interrupted (complete on disk and meant to be published, but the run was killed
     before `latest` moved and the promotion was recorded)."""
     from catvec.base.errors import CatvecError
-    from catvec.base.store import PROMOTIONS, VersionStore, read_manifest
+    from catvec.base.layout import PROMOTIONS
+    from catvec.base.store import VersionStore, read_manifest
 
     store = VersionStore(out)
     if not store.root.is_dir():

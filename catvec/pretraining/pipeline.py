@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -39,6 +38,9 @@ from catvec.base.config import apply_settings, export_formats
 
 from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
 from catvec.base.errors import CatvecError
+from catvec.base.fingerprint import digest
+from catvec.base.layout import (CACHE_DIR, CORPUS_META, CORPUS_TEXT, DRIFT_FILE, HOLDOUT_FILE, LATEST, MANIFEST, MAP_FILE,
+                                NOISE_FILE, PROJECTOR_FILES, WORD2VEC_FILE)
 from catvec.base.steps import step
 from catvec.base.store import (ANY_PARENT, VersionStore, check_writable, finish_manifest, publish_version,
                                read_manifest, write_checked_json, write_json)
@@ -50,7 +52,6 @@ from catvec.pretraining.shards import wants_shards
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR = ".cache"
 CACHE_KEEP = 3
 EXTRACT_FIELDS = ("user_col", "item_col", "time_col", "session_col", "basket_col", "sep", "time_unit",
                   "time_format", "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
@@ -84,8 +85,7 @@ def checksum_events(cfg: PretrainConfig, events=None) -> str:
 
 def corpus_cache_key(cfg: PretrainConfig, checksum: str) -> str:
     params = {name: getattr(cfg, name) for name in EXTRACT_FIELDS}
-    blob = json.dumps({"input": checksum, "params": params, "format": 1}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    return digest({"input": checksum, "params": params, "format": 1})
 
 
 @step(name="cached-corpus")
@@ -96,14 +96,14 @@ def find_cached_corpus(cfg: PretrainConfig, checksum: str):
     if cfg.refresh:
         return None
     entry = Path(cfg.out) / CACHE_DIR / ("corpus-" + corpus_cache_key(cfg, checksum))
-    meta = entry / "corpus.json"
-    if not meta.is_file() or not (entry / "corpus.txt").is_file():
+    meta = entry / CORPUS_META
+    if not meta.is_file() or not (entry / CORPUS_TEXT).is_file():
         return None
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
-        corpus = Corpus(path=entry / "corpus.txt", keys=data["keys"], stats=data["stats"], basket=data["basket"])
+        corpus = Corpus(path=entry / CORPUS_TEXT, keys=data["keys"], stats=data["stats"], basket=data["basket"])
         if cfg.holdout != "none":
-            from catvec.pretraining.evaluation import HOLDOUT_FILE, load_heldout
+            from catvec.pretraining.evaluation import load_heldout
 
             corpus.heldout = load_heldout(entry / HOLDOUT_FILE)[1]
     except (OSError, ValueError, KeyError, CatvecError):
@@ -127,14 +127,14 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str, watch=None)
     tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}-{secrets.token_hex(3)}"  # private to this call
     try:
         tmp.mkdir(parents=True)
-        corpus = extract_sharded(cfg, tmp / "corpus.txt") if events_table is None else build_corpus(
-            events_table, tmp / "corpus.txt",
+        corpus = extract_sharded(cfg, tmp / CORPUS_TEXT) if events_table is None else build_corpus(
+            events_table, tmp / CORPUS_TEXT,
             **extraction_options(cfg), min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
             max_sequence_length=cfg.max_sequence_length, holdout=HOLDOUT_MODES[cfg.holdout],
             source=events_table.source)
-        write_json(tmp / "corpus.json", {"keys": corpus.keys, "stats": corpus.stats, "basket": corpus.basket})
+        write_json(tmp / CORPUS_META, {"keys": corpus.keys, "stats": corpus.stats, "basket": corpus.basket})
         if corpus.heldout is not None:
-            from catvec.pretraining.evaluation import HOLDOUT_FILE, save_heldout
+            from catvec.pretraining.evaluation import save_heldout
 
             save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, cfg.holdout)
         check_read(events_table, checksum, watch, "extraction")
@@ -142,7 +142,7 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str, watch=None)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    corpus.path = entry / "corpus.txt"
+    corpus.path = entry / CORPUS_TEXT
     _prune_cache(cache_root)
     return corpus
 
@@ -168,7 +168,7 @@ def inherit_settings(cfg: PretrainConfig, parent: str, parent_manifest: dict) ->
     if missing:  # a parent without them (an older format): tune as usual
         return None, {}
     chosen = {n: params[n] for n in open_}
-    cfg = apply_settings(cfg, chosen, str(Path(cfg.out) / parent / "manifest.json"))  # checked like flags
+    cfg = apply_settings(cfg, chosen, str(Path(cfg.out) / parent / MANIFEST))  # checked like flags
     supports = dict((parent_manifest.get("scoring") or {}).get("supports") or {})
     record = {"ran": False, "reason": f"kept the settings of the parent {parent} (--retune chooses them again)",
               "inherited_from": parent, "settings": open_, "chosen": chosen, "supports": supports}
@@ -253,7 +253,7 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
     cfg.noise_sample of the sequences (lifecycle.seed_noise); on_epoch reports its epochs."""
     from catvec.pretraining import lifecycle
 
-    path = store.root / parent / lifecycle.NOISE_FILE
+    path = store.root / parent / NOISE_FILE
     stored = lifecycle.read_noise(path, cfg.align_min_count, cfg.noise_sample)
     if stored is not None:
         return stored
@@ -281,7 +281,7 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
     source = (parent_manifest.get("input") or {})
     if not params or source.get("path") in (None, "", "<DataFrame>"):
         return None
-    where = str(store.root / (parent_manifest.get("version") or "latest") / "manifest.json")
+    where = str(store.root / (parent_manifest.get("version") or LATEST) / MANIFEST)
     parent_cfg = apply_settings(PretrainConfig(out=str(store.root), align_min_count=cfg.align_min_count), params, where,
                                 f"promote a sound version (catvec promote {store.root} VERSION) or pass --no-gate")
     try:
@@ -354,7 +354,7 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
 
     extra = []
     if corpus is not None and corpus.heldout is not None:
-        from catvec.pretraining.evaluation import HOLDOUT_FILE, save_heldout
+        from catvec.pretraining.evaluation import save_heldout
 
         save_heldout(corpus.heldout, staging / HOLDOUT_FILE, cfg.holdout)
         extra.append(HOLDOUT_FILE)
@@ -362,7 +362,7 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
     if cfg.draws_map and not draw_map:
         log.info("vector map skipped: only %d vectors", len(vectors))
     if draw_map:
-        from catvec.reports.plots import MAP_FILE, plot_vector_map, read_item_attributes
+        from catvec.reports.plots import plot_vector_map, read_item_attributes
 
         attributes = read_item_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_col) if cfg.item_attributes else None
         plot_vector_map(vectors, staging / MAP_FILE, attributes=attributes, title=f"catvec {manifest.get('version', '')}")
@@ -372,7 +372,6 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
     # pictures were turned off (--no-vector-map)
     if (manifest.get("drift") or {}).get("bands") and cfg.vector_map is not False:
         from catvec.reports.plots import plot_drift
-        from catvec.reports.render import DRIFT_FILE
 
         plot_drift(manifest["drift"], staging / DRIFT_FILE)
         extra.append(DRIFT_FILE)
@@ -381,11 +380,11 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
     files = []
     for fmt in export_formats(cfg.export):
         if fmt == "word2vec":
-            export_word2vec(vectors, staging / "vectors.w2v.txt")
-            files.append("vectors.w2v.txt")
+            export_word2vec(vectors, staging / WORD2VEC_FILE)
+            files.append(WORD2VEC_FILE)
         elif fmt == "projector":
             export_projector(vectors, staging)
-            files += ["vectors.tsv", "metadata.tsv"]
+            files += list(PROJECTOR_FILES)
     manifest = dict(manifest, exports=files)
     save_vectors(vectors, staging, manifest, extra_files=extra)
     return staging
@@ -519,8 +518,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
 def hold_as_candidate(staging: Path, reason: str) -> None:
     """Record in a staged version that it stays a candidate (`reason`): the gate block of its
     manifest and report.md are rewritten, and the manifest finished again."""
-    from catvec.reports.render import DRIFT_FILE, write_report
-    from catvec.reports.plots import MAP_FILE
+    from catvec.reports.render import write_report
 
     manifest = read_manifest(staging, verify=False)
     files = list(manifest.pop("files"))
@@ -564,10 +562,10 @@ def _move_into_cache(tmp: Path, entry: Path, replace: bool) -> None:
 
 def _readable_entry(entry: Path) -> bool:
     try:
-        json.loads((entry / "corpus.json").read_text(encoding="utf-8"))
+        json.loads((entry / CORPUS_META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (entry / "corpus.txt").is_file()
+    return (entry / CORPUS_TEXT).is_file()
 
 
 def _prune_cache(cache_root: Path) -> None:

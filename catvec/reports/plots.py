@@ -18,8 +18,6 @@ from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
 
-MAP_FILE = "vector_map.png"
-CURVES_FILE = "training_curves.png"
 MAX_POINTS = 20000
 N_COLOURS = 9
 OTHER = "#c8c8c8"

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-REPORT_FILE = "report.md"
+from catvec.base.layout import DRIFT_FILE, LINKED_FILES, REPORT_FILE
+
 # the parameter groups report.md lists (a manifest's params_by_group names their fields)
 REPORTED_GROUPS = ("sequences", "skipgram", "scoring")
 CORPUS_COLUMNS = ("events_read", "events_dropped", "users", "sequences", "tokens", "vocab_size")
 ALIGNMENT_COLUMNS = ("vocab_size", "hits", "misses", "entry_coverage", "row_coverage", "value_coverage",
                      "pretrained_keys", "pretrained_unused", "oov_init")
-LINKED_FILES = ("report.md", "vector_map.png", "drift.png", "training_curves.png", "metrics.json")
-DRIFT_FILE = "drift.png"
 
 
 # ---- pretrain ---------------------------------------------------------------------

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from catvec.base.store import LATEST, read_manifest
+from catvec.base.layout import LATEST
+from catvec.base.store import read_manifest
 from catvec.base.vectors import load_vectors
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from catvec.finetuning.config import FinetuneConfig
 
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.steps import steps_of, steps_run_by
-from catvec.base.store import LATEST
+from catvec.base.layout import LATEST
 from catvec.cli.main import main as catvec_main
 from catvec.finetuning import pipeline as ft
 from catvec.pretraining import pipeline

@@ -8,7 +8,8 @@ import dataclasses
 import pytest
 
 from catvec.pretraining.config import PretrainConfig
-from catvec.base.store import LATEST, VersionStore
+from catvec.base.layout import LATEST
+from catvec.base.store import VersionStore
 
 FAST = dict(dim=8, epochs=2, exact=True, vector_map=False, tune=False)
 REASON = "neighbour overlap@10 0.12 against a seed-noise baseline of 0.70"

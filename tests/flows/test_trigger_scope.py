@@ -11,7 +11,7 @@ from stepspy import record_tasks
 from catvec.finetuning.config import FinetuneConfig
 
 from catvec.pretraining.config import PretrainConfig
-from catvec.base.store import LATEST
+from catvec.base.layout import LATEST
 from catvec.pretraining import pipeline
 from catvec.pretraining.autotune import TUNED
 
