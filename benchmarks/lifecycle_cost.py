@@ -191,7 +191,7 @@ def generated_agreement(n_events: int) -> list[str]:
 # ---- 2. align + drift at 100k keys -----------------------------------------------------------
 
 def synthetic_compare(n_keys: int) -> list[str]:
-    from catvec.pretraining.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig, SkipGram
     from catvec.base.vectors import Vectors
     from catvec.pretraining.skipgram import train_vectors
 
@@ -200,7 +200,7 @@ def synthetic_compare(n_keys: int) -> list[str]:
         corpus = synthetic_corpus(work / "corpus.txt", n_keys, tokens_per_key=20, seed=0)
         cfg = PretrainConfig(dim=64, window=5, epochs=3, ns_exponent=0.75, sample=0.0, tune=False, min_count=1, seed=1)
         started = time.perf_counter()
-        parent, _ = train_vectors(corpus, cfg)
+        parent, _ = train_vectors(corpus, SkipGram.of(cfg))
         train_seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -38,22 +38,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class InputWatch:
-    spec: object          # cfg.events_path (a file, folder, glob, list or URL); None for a DataFrame
+    spec: object          # EventOptions.path (a file, folder, glob, list or URL); None for a DataFrame
     sep: str
     state: tuple          # catvec.base.sources.input_state when the run started
 
 
-def watch_input(cfg, events=None) -> InputWatch:
-    """Note the identity of cfg's input parts, before its checksum is taken."""
+def watch_input(options, events=None) -> InputWatch:
+    """Note the identity of the input parts `options` (an EventOptions) name, before their
+    checksum is taken."""
     from catvec.base.sources import input_state
 
     if events is not None:
-        return InputWatch(spec=None, sep=cfg.sep, state=())
+        return InputWatch(spec=None, sep=options.sep, state=())
     try:
-        state = input_state(cfg.events_path, cfg.sep)
+        state = input_state(options.path, options.sep)
     except (CatvecError, OSError):
         state = None  # missing or unreadable: the checksum step says so in its own words
-    return InputWatch(spec=cfg.events_path, sep=cfg.sep, state=state)
+    return InputWatch(spec=options.path, sep=options.sep, state=state)
 
 
 def check_unchanged(watch: InputWatch | None, when: str) -> None:

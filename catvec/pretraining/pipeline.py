@@ -36,7 +36,9 @@ from pathlib import Path
 
 from catvec.base.config import apply_settings, export_formats
 
-from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
+from catvec.base.config import group_names
+from catvec.pretraining.config import (AttributeOptions, EventOptions, Extraction, Lineage, PretrainConfig, Scoring,
+                                       SequenceRules, SkipGram)
 from catvec.base.errors import CatvecError
 from catvec.base.fingerprint import digest
 from catvec.base.layout import (CACHE_DIR, CORPUS_META, CORPUS_TEXT, DRIFT_FILE, HOLDOUT_FILE, LATEST, MANIFEST, MAP_FILE,
@@ -53,9 +55,7 @@ from catvec.pretraining.shards import wants_shards
 log = logging.getLogger(__name__)
 
 CACHE_KEEP = 3
-EXTRACT_FIELDS = ("user_col", "item_col", "time_col", "session_col", "basket_col", "sep", "time_unit",
-                  "time_format", "drop_nulls", "session_gap", "collapse_repeats", "min_count", "min_sequence_length",
-                  "max_sequence_length", "holdout", "since", "until", "basket_holdout_share")
+PARENT_GROUPS = ("events", "extraction", "sequences", "skipgram")  # what rebuilds a parent's corpus and training
 
 
 @dataclass
@@ -70,39 +70,38 @@ class PretrainResult:
 # ---- steps ---------------------------------------------------------------------------
 
 @step(name="checksum-events", io=True)
-def checksum_events(cfg: PretrainConfig, events=None) -> str:
-    """sha256 of the events file (or of a DataFrame's rows)."""
+def checksum_events(options: EventOptions, events=None) -> str:
+    """sha256 of the events file `options` names (or of a DataFrame's rows)."""
     from catvec.base.tables import read_frame, source_checksum
 
     if events is not None:
         return read_frame(events)[2]
-    path = cfg.events_path
+    path = options.path
     try:
         return source_checksum(path)  # a file, folder, glob, list or URL; a clear message when missing
     except OSError as exc:
         raise CatvecError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
-def corpus_cache_key(cfg: PretrainConfig, checksum: str) -> str:
-    params = {name: getattr(cfg, name) for name in EXTRACT_FIELDS}
-    return digest({"input": checksum, "params": params, "format": 1})
+def corpus_cache_key(options: EventOptions, rules: SequenceRules, checksum: str) -> str:
+    """What decides a corpus: the input's bytes, its reading options and the sequence rules;
+    not where the input lies, nor the shards or the engine that extract it."""
+    return digest({"input": checksum, "params": {**options.reading(), **dataclasses.asdict(rules)}, "format": 1})
 
 
 @step(name="cached-corpus")
-def find_cached_corpus(cfg: PretrainConfig, checksum: str):
-    """The cached corpus for this input + extraction parameters, or None."""
+def find_cached_corpus(out: str, options: EventOptions, rules: SequenceRules, checksum: str):
+    """The corpus cached in OUT for this input, reading options and sequence rules, or None."""
     from catvec.pretraining.corpus import Corpus
 
-    if cfg.refresh:
-        return None
-    entry = Path(cfg.out) / CACHE_DIR / ("corpus-" + corpus_cache_key(cfg, checksum))
+    entry = Path(out) / CACHE_DIR / ("corpus-" + corpus_cache_key(options, rules, checksum))
     meta = entry / CORPUS_META
     if not meta.is_file() or not (entry / CORPUS_TEXT).is_file():
         return None
     try:
         data = json.loads(meta.read_text(encoding="utf-8"))
         corpus = Corpus(path=entry / CORPUS_TEXT, keys=data["keys"], stats=data["stats"], basket=data["basket"])
-        if cfg.holdout != "none":
+        if rules.holdout_items:
             from catvec.pretraining.evaluation import load_heldout
 
             corpus.heldout = load_heldout(entry / HOLDOUT_FILE)[1]
@@ -114,31 +113,30 @@ def find_cached_corpus(cfg: PretrainConfig, checksum: str):
 
 
 @step(name="extract-corpus")
-def extract_corpus(events_table, cfg: PretrainConfig, checksum: str, watch=None):
-    """Events -> corpus file in OUT/.cache (atomic: a temp dir renamed into place). Without
-    an events table, cfg's input is extracted in shards on cfg.engine (catvec.pretraining.shards).
-    `watch` (catvec.pretraining.inputs): the corpus enters the cache under `checksum` only if
-    the input is still the one that checksum was taken of."""
-    from catvec.pretraining.corpus import build_corpus, extraction_options
+def extract_corpus(events_table, out: str, options: EventOptions, rules: SequenceRules, extraction: Extraction,
+                   checksum: str, watch=None, refresh: bool = False):
+    """Events -> corpus file in OUT/.cache by `rules` (atomic: a temp dir renamed into place;
+    `refresh` replaces an entry already there). Without an events table, the input `options`
+    name is extracted in shards (catvec.pretraining.shards). `watch`
+    (catvec.pretraining.inputs): the corpus enters the cache under `checksum` only if the
+    input is still the one that checksum was taken of."""
+    from catvec.pretraining.corpus import build_corpus
     from catvec.pretraining.shards import extract_sharded
 
-    cache_root = Path(cfg.out) / CACHE_DIR
-    entry = cache_root / ("corpus-" + corpus_cache_key(cfg, checksum))
+    cache_root = Path(out) / CACHE_DIR
+    entry = cache_root / ("corpus-" + corpus_cache_key(options, rules, checksum))
     tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}-{secrets.token_hex(3)}"  # private to this call
     try:
         tmp.mkdir(parents=True)
-        corpus = extract_sharded(cfg, tmp / CORPUS_TEXT) if events_table is None else build_corpus(
-            events_table, tmp / CORPUS_TEXT,
-            **extraction_options(cfg), min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
-            max_sequence_length=cfg.max_sequence_length, holdout=HOLDOUT_MODES[cfg.holdout],
-            source=events_table.source)
+        corpus = (extract_sharded(options, rules, extraction, tmp / CORPUS_TEXT) if events_table is None
+                  else build_corpus(events_table, tmp / CORPUS_TEXT, rules))
         write_json(tmp / CORPUS_META, {"keys": corpus.keys, "stats": corpus.stats, "basket": corpus.basket})
         if corpus.heldout is not None:
             from catvec.pretraining.evaluation import save_heldout
 
-            save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, cfg.holdout)
+            save_heldout(corpus.heldout, tmp / HOLDOUT_FILE, rules.holdout)
         check_read(events_table, checksum, watch, "extraction")
-        _move_into_cache(tmp, entry, replace=cfg.refresh)
+        _move_into_cache(tmp, entry, replace=refresh)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -198,46 +196,47 @@ def load_parent(store: VersionStore, parent: str | None, cfg: PretrainConfig):
 
 
 @step(name="train")
-def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None, init=None):
-    """Corpus -> (Vectors, training stats); the vectors carry the config's scorer and support.
-    `init` (a warm start): known keys start from its input and context vectors."""
+def train_skipgram(corpus, params: SkipGram, scoring: Scoring, min_count: int = 1, on_epoch=None, init=None):
+    """Corpus -> (Vectors, training stats); the vectors carry the scorer and support of
+    `scoring`. `init` (a warm start): known keys start from its input and context vectors."""
     from catvec.pretraining.skipgram import train_vectors
 
-    vectors, stats = train_vectors(corpus, cfg, on_epoch=on_epoch, init=init)
-    vectors.scorer, vectors.min_support = cfg.scorer or "cosine", cfg.min_support or 1
+    vectors, stats = train_vectors(corpus, params, on_epoch=on_epoch, init=init, min_count=min_count)
+    vectors.scorer, vectors.min_support = scoring.scorer or "cosine", scoring.min_support or 1
     return vectors, stats
 
 
 @step(name="load-attributes", io=True)
-def load_attributes(cfg: PretrainConfig):
+def load_attributes(attributes: AttributeOptions, item_col: str):
     """The item attributes table (catvec.base.attributes), read and checked before any work."""
     from catvec.base.attributes import read_attributes
 
-    return read_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_cols, cfg.attribute_sep)
+    return read_attributes(attributes.item_attributes, item_col, attributes.attribute_cols, attributes.attribute_sep)
 
 
 @step(name="compose-cold")
-def compose_cold(vectors, attributes, cfg: PretrainConfig):
+def compose_cold(vectors, attributes, blend: int):
     """Every key of the attributes table without history gets input and context vectors
     composed from its attributes (count 0, flagged cold); keys seen a few times take part
-    of theirs from their attributes (attribute_blend). Returns (vectors, record)."""
+    of theirs from their attributes (`blend`: attribute_blend). Returns (vectors, record)."""
     from catvec.base.attributes import compose_vectors
 
-    return compose_vectors(vectors, attributes, blend=cfg.attribute_blend)
+    return compose_vectors(vectors, attributes, blend=blend)
 
 
 @step(name="compare-parent")
-def compare_parent(vectors, parent_vectors, parent_noise: dict, cfg: PretrainConfig):
-    """Align to the parent and measure the drift beside the parent's seed-noise baseline.
-    Returns (vectors, record) where record holds alignment and drift."""
+def compare_parent(vectors, parent_vectors, parent_noise: dict, lineage: Lineage, gated: bool):
+    """Align to the parent and measure the drift beside the parent's seed-noise baseline
+    (when `gated`). Returns (vectors, record) where record holds alignment and drift."""
     from catvec.pretraining import lifecycle
 
     record = {}
-    if cfg.align:
-        vectors, record["alignment"] = lifecycle.align(vectors, parent_vectors, cfg.align_min_count)
-    if cfg.gate:
-        skipped = None if not cfg.align or record["alignment"]["applied"] else record["alignment"]["reason"]
-        record["drift"] = lifecycle.drift_report(vectors, parent_vectors, cfg.align_min_count, parent_noise, skipped)
+    anchors = lineage.align_min_count
+    if lineage.align:
+        vectors, record["alignment"] = lifecycle.align(vectors, parent_vectors, anchors)
+    if gated:
+        skipped = None if not lineage.align or record["alignment"]["applied"] else record["alignment"]["reason"]
+        record["drift"] = lifecycle.drift_report(vectors, parent_vectors, anchors, parent_noise, skipped)
         record["drift"]["noise_from"] = parent_noise.get("from", "parent")
     return vectors, record
 
@@ -275,23 +274,24 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
 def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfig):
     """(config, Corpus) the parent was trained on: from OUT/.cache, or extracted again from
     its input if that still has the recorded checksum; None when neither works."""
-    known = {f.name for f in dataclasses.fields(PretrainConfig)}
-    unused = ("out", "refresh", "align_min_count", "item_attributes", "attribute_col")  # not the corpus's business
-    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in known and k not in unused}
+    groups = group_names(PretrainConfig)
+    wanted = {name for group in PARENT_GROUPS for name in groups[group]}  # its corpus and its training
+    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in wanted}
     source = (parent_manifest.get("input") or {})
     if not params or source.get("path") in (None, "", "<DataFrame>"):
         return None
     where = str(store.root / (parent_manifest.get("version") or LATEST) / MANIFEST)
     parent_cfg = apply_settings(PretrainConfig(out=str(store.root), align_min_count=cfg.align_min_count), params, where,
                                 f"promote a sound version (catvec promote {store.root} VERSION) or pass --no-gate")
+    options, rules, extraction = EventOptions.of(parent_cfg), SequenceRules.of(parent_cfg), Extraction.of(parent_cfg)
     try:
-        found = find_cached_corpus(parent_cfg, source["checksum"])
+        found = find_cached_corpus(store.root, options, rules, source["checksum"])
         if found is None:
-            watch = watch_input(parent_cfg)
-            if checksum_events(parent_cfg) != source["checksum"]:
+            watch = watch_input(options)
+            if checksum_events(options) != source["checksum"]:
                 return None
-            table = None if wants_shards(parent_cfg, None) else read_events_table(parent_cfg)
-            found = extract_corpus(table, parent_cfg, source["checksum"], watch)
+            table = None if wants_shards(options, extraction) else read_events_table(options)
+            found = extract_corpus(table, store.root, options, rules, extraction, source["checksum"], watch)
     except (CatvecError, OSError, TypeError, KeyError) as exc:
         log.info("the parent's corpus cannot be rebuilt: %s", exc)
         return None
@@ -299,14 +299,14 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
 
 
 @step(name="evaluate")
-def evaluate_holdout(vectors, cfg: PretrainConfig, events_table) -> dict:
-    """With a holdout: HR@10 / NDCG@10 of every scorer and of popularity on the held-out items."""
-    from catvec.pretraining.corpus import extraction_options
+def evaluate_holdout(vectors, rules: SequenceRules, query_last: int, events_table) -> dict:
+    """With a holdout (rules.holdout): HR@10 / NDCG@10 of every scorer and of popularity on
+    the held-out items; the query is the mean of the last `query_last` items (a basket: all)."""
     from catvec.pretraining.evaluation import build_tasks, score_tasks
 
-    tasks, counts, _ = build_tasks(events_table, vectors.keys, HOLDOUT_MODES[cfg.holdout], **extraction_options(cfg))
-    query_last = 0 if cfg.basket_col else cfg.query_last
-    quality = {"holdout": cfg.holdout, **score_tasks(vectors, tasks, counts, query_last=query_last)}
+    tasks, counts, _ = build_tasks(events_table, vectors.keys, rules)
+    query_last = 0 if events_table.basket else query_last
+    quality = {"holdout": rules.holdout, **score_tasks(vectors, tasks, counts, query_last=query_last)}
     for role, m in quality["vectors"].items():
         log.info("%s: HR@10 %.4f NDCG@10 %.4f (popularity %.4f / %.4f)", role, m["hr"], m["ndcg"],
                  quality["popularity"][role]["hr"], quality["popularity"][role]["ndcg"])
@@ -338,6 +338,7 @@ def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict
         "libraries": {"catvec": catvec.__version__, "gensim": gensim.__version__, "numpy": numpy.__version__,
                       "polars": polars.__version__, "python": platform.python_version()},
         "params": dataclasses.asdict(cfg),
+        "params_by_group": group_names(PretrainConfig),
         "input": {"path": str(cfg.events_path), "checksum": checksum},
         "corpus": corpus.stats,
         "training": train_stats,
@@ -404,10 +405,12 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
     check_writable(cfg.out)
     t0 = time.perf_counter()
     timings = {}
-    watch = watch_input(cfg, events)
-    checksum = checksum_events(cfg, events)
+    # the groups tuning never changes, cut once; the training's are cut after tuning
+    options, rules, extraction = EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg)
+    watch = watch_input(options, events)
+    checksum = checksum_events(options, events)
     check_unchanged(watch, "while its checksum was taken")
-    attributes = load_attributes(cfg) if cfg.item_attributes else None
+    attributes = load_attributes(AttributeOptions.of(cfg), cfg.item_col) if cfg.item_attributes else None
     store = VersionStore(cfg.out)
     store.prepare()
     sweep_leftovers(store.root, CACHE_DIR)
@@ -416,13 +419,13 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
     with store.staged() as (name, staging):
         t = time.perf_counter()
         table = None
-        corpus = find_cached_corpus(cfg, checksum) if events is None else None
+        corpus = find_cached_corpus(cfg.out, options, rules, checksum) if events is None and not cfg.refresh else None
         timings["corpus_cached"] = corpus is not None
         if corpus is None:
-            table = None if wants_shards(cfg, events) else read_events_table(cfg, events)
+            table = None if wants_shards(options, extraction, events) else read_events_table(options, events)
             timings["read_seconds"] = round(time.perf_counter() - t, 4)
             t = time.perf_counter()
-            corpus = extract_corpus(table, cfg, checksum, watch)
+            corpus = extract_corpus(table, cfg.out, options, rules, extraction, checksum, watch, cfg.refresh)
         timings["extract_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         inherited, tuning = (None, {})
@@ -432,20 +435,20 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
             cfg = inherited
         else:
             if autotune_needs_events(cfg) and table is None:
-                table = check_read(read_events_table(cfg, events), checksum, watch, "tuning")
+                table = check_read(read_events_table(options, events), checksum, watch, "tuning")
             cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
         timings["tune_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
         init = parent_vectors if cfg.warm_start else None
         if cfg.warm_start and init is None:
             log.warning("--warm-start: %s has no version yet; this one starts cold", cfg.out)
-        vectors, train_stats = train_skipgram(corpus, cfg, on_epoch, init)
+        vectors, train_stats = train_skipgram(corpus, SkipGram.of(cfg), Scoring.of(cfg), rules.min_count, on_epoch, init)
         vectors.supports = tuning.get("supports") or {}
         timings["train_seconds"] = round(time.perf_counter() - t, 4)
         warnings = enforce_gates(corpus.stats, train_stats, len(vectors), cfg.strict)
         cold_start = None
         if attributes is not None:
-            vectors, cold_start = compose_cold(vectors, attributes, cfg)
+            vectors, cold_start = compose_cold(vectors, attributes, cfg.attribute_blend)
         lineage = {}
         if parent_vectors is not None:
             t = time.perf_counter()
@@ -454,16 +457,16 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
                 noise = measure_seed_noise(store, parent, parent_vectors, parent_manifest, corpus, vectors, cfg,
                                            on_noise_epoch)
                 timings["noise_seconds"] = round(time.perf_counter() - t, 4)
-            vectors, lineage = compare_parent(vectors, parent_vectors, noise, cfg)
+            vectors, lineage = compare_parent(vectors, parent_vectors, noise, Lineage.of(cfg), cfg.gate)
             timings["compare_seconds"] = round(time.perf_counter() - t, 4)
         quality = parent_quality = None
         if cfg.holdout != "none":
             t = time.perf_counter()
             if table is None:
-                table = check_read(read_events_table(cfg, events), checksum, watch, "evaluation")
-            quality = evaluate_holdout(vectors, cfg, table)
+                table = check_read(read_events_table(options, events), checksum, watch, "evaluation")
+            quality = evaluate_holdout(vectors, rules, cfg.query_last, table)
             if parent_vectors is not None and cfg.gate:
-                parent_quality = evaluate_holdout(parent_vectors, cfg, table)
+                parent_quality = evaluate_holdout(parent_vectors, rules, cfg.query_last, table)
                 lineage["parent_quality"] = parent_quality
             timings["evaluate_seconds"] = round(time.perf_counter() - t, 4)
         elif parent_vectors is not None and cfg.gate:  # a default run: a sample of the corpus's sequences
