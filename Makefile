@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench wheel clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+# The wheel other projects install (dist/catvec-VERSION-py3-none-any.whl); it carries the
+# bundled sample as package data. tests/test_wheel.py builds and runs one in a bare folder.
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
+
 clean:
-	rm -rf artifacts models .pytest_cache
+	rm -rf artifacts models .pytest_cache build dist
 
 # Serve the Prefect deployments of prefect.yaml on their schedules; starts a local Prefect
 # server too (UI at http://127.0.0.1:4200) unless PREFECT_API_URL names one. docs/flows.md

@@ -2,6 +2,10 @@
 
 Deterministic (seeded). Run from the repository root:  python data/make_sample.py
 
+The files are written to catvec/data/, package data that ships in the wheel (an installed
+`catvec pretrain` trains on it when no --events is given); the data/*.csv beside this script
+are links to them, so the paths below work in a checkout.
+
 - data/events.csv  user_id,item_id,timestamp (epoch seconds). 8 clusters of 25 items
   (item ids 1000-1199, cluster = (id - 1000) // 25). Each user has 1-4 sessions; a session
   stays in one cluster (90% of its events), sessions are days apart, events minutes apart.
@@ -71,7 +75,7 @@ def make_baskets(rng, n_orders=3000):
     return rows
 
 
-def main(out=Path(__file__).resolve().parent):
+def main(out=Path(__file__).resolve().parent.parent / "catvec" / "data"):
     rng = np.random.default_rng(SEED)
     with open(out / "events.csv", "w", newline="\n") as fh:
         fh.write("user_id,item_id,timestamp\n")

@@ -11,14 +11,13 @@ persisted or hashed: results stay in memory.
     with steps_as_tasks():
         result = pretrain(cfg)
 
-`command_line` is the flow scripts' parser (`python flows/pretrain.py --help`): the
-config's options, checked before Prefect starts, and the exit codes of the CLI.
+`command_line` is the flow scripts' command line (`python flows/pretrain.py --help`): the
+CLI's options and error reporting, the options checked before Prefect starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -96,19 +95,18 @@ def publish_artifacts(result, report_key: str, link_key: str, title: str, promot
 def command_line(flow_fn, cls, positional: tuple[str, ...], inputs: tuple[str, ...], argv=None) -> int:
     """`python flows/<name>.py [POSITIONAL ...] [--option VALUE ...]`: run the flow once.
 
-    The options are the config's fields (the CLI's flags, from the same dataclass) and
-    --config FILE.toml; the flow's own defaults apply to what is not given. The options are
-    validated and the `inputs` paths checked before Prefect starts, so a typo fails at once
-    (exit 2) instead of waiting through the retries that a scheduled run gives a late export.
-    Exit status: 0 done (the result path on stdout), 2 bad option or input, 3 a candidate
-    the promotion gate did not publish, 1 any other failed run.
+    The options are the CLI's, generated from the same dataclass (catvec.cli.options): the
+    config's fields, --config FILE.toml and --debug; the flow's own defaults apply to what is
+    not given. The options are validated and the `inputs` paths checked before Prefect
+    starts, so a typo fails at once (exit 2) instead of waiting through the retries that a
+    scheduled run gives a late export. Failures are reported as the CLI reports them
+    (catvec.cli.main.run_reporting_errors): 0 done (the result path on stdout), 2 bad option
+    or input, 3 a candidate the promotion gate did not publish, 1 any other failed run.
     """
-    import dataclasses
     import inspect
 
-    from catvec.base.config import build_config, flow_default, read_toml
-    from catvec.cli.main import EXIT_INTERNAL, EXIT_NOT_PROMOTED, EXIT_USER_ERROR, one_line
-    from catvec.cli.options import add_config_arguments
+    from catvec.cli.main import run_reporting_errors
+    from catvec.cli.options import add_common, add_config_arguments
 
     description = (flow_fn.description or "").strip().splitlines()[0]
     parser = argparse.ArgumentParser(prog=f"python flows/{Path(inspect.getsourcefile(flow_fn.fn)).name}",
@@ -116,41 +114,38 @@ def command_line(flow_fn, cls, positional: tuple[str, ...], inputs: tuple[str, .
                                      epilog="Options not given take the flow's defaults (as in prefect.yaml's "
                                             "parameter form). Exit status: 0 done, 2 bad option or input, "
                                             "3 kept as a candidate (not promoted), 1 failed.")
-    for name in positional:
-        parser.add_argument(name, nargs="?", metavar=name.upper(), help=f"the {name} option, as a positional")
-    add_config_arguments(parser, cls, positional=positional)
-    flow_defaults = {f.name: flow_default(f) for f in dataclasses.fields(cls)}
-    for action in parser._actions:  # the help names the dataclass default; say where a flow's differs
-        default = flow_defaults.get(action.dest)
-        if action.dest in flow_defaults and default != getattr(cls, action.dest, None):
-            action.help = f"{action.help.rsplit(' (default:', 1)[0]} (default in a flow: {default!r})"
+    add_config_arguments(parser, cls, positional=positional, flow=True)
+    add_common(parser, quiet=False)
     args = parser.parse_args(argv)
+    return run_reporting_errors(lambda: run_flow_once(flow_fn, cls, args, inputs), args.debug)
 
-    def fail(message: str, status: int = EXIT_USER_ERROR) -> int:
-        print(f"catvec: error: {one_line(message)}", file=sys.stderr)
-        return status
 
-    names = [f.name for f in dataclasses.fields(cls)]
-    try:
-        params = read_toml(args.config, cls) if args.config else {}
-        params.update({n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
-        cfg = build_config(cls, None, **{**flow_defaults, **params})
-    except CatvecError as exc:
-        return fail(str(exc))
+def run_flow_once(flow_fn, cls, args: argparse.Namespace, inputs: tuple[str, ...]) -> int:
+    """Check the options and inputs, run the flow, print its result; a run that did not
+    complete raises what the CLI would (NotPromoted, CatvecError, the run's own exception)."""
+    import dataclasses
+
+    from catvec.base.config import build_config, flow_default
+    from catvec.base.errors import NotPromoted
+    from catvec.cli.options import options_given
+
+    params = options_given(cls, args)
+    flow_defaults = {f.name: flow_default(f) for f in dataclasses.fields(cls)}
+    cfg = build_config(cls, None, **{**flow_defaults, **params})
     for name in inputs:
         value = getattr(cfg, name)
         if value and not Path(value).exists():
-            return fail(f"{name} {value} not found: give an existing path")
+            raise CatvecError(f"{name} {value} not found: give an existing path")
 
     state = flow_fn(**params, return_state=True)
     if state.is_completed():
         print(state.result())
         return 0
     if state.name == NOT_PROMOTED:
-        return fail(state.message or "not promoted", EXIT_NOT_PROMOTED)
+        raise NotPromoted(state.message or "not promoted")
     if state.name == REFUSED:
-        return fail(state.message or "refused")
+        raise CatvecError(state.message or "refused")
     exc = state.result(raise_on_failure=False)
-    if isinstance(exc, CatvecError):
-        return fail(str(exc), getattr(exc, "exit_code", EXIT_USER_ERROR))
-    return fail(f"the flow run ended {state.name}: {state.message or exc}", EXIT_INTERNAL)
+    if isinstance(exc, Exception):
+        raise exc
+    raise RuntimeError(f"the flow run ended {state.name}: {state.message or exc}")

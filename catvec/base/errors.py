@@ -1,12 +1,19 @@
-"""The one exception type for user errors: a single line saying what and how to fix it."""
+"""The one exception type for user errors: a single line saying what and how to fix it,
+and the exit status each kind of failure gives (the CLI and the flow scripts alike)."""
+
+EXIT_INTERNAL = 1      # a bug or an unexpected failure: not the user's to fix
+EXIT_USER_ERROR = 2    # a CatvecError: bad input, config or files
+EXIT_NOT_PROMOTED = 3  # NotPromoted: a candidate version was written, latest did not move
 
 
 class CatvecError(Exception):
     """A problem with the user's input, config or files.
 
     The message is one line that names the file, column or value and what to do.
-    The CLI prints it without a traceback and exits with status 2.
+    The CLI prints it without a traceback and exits with status 2 (`exit_code`).
     """
+
+    exit_code = EXIT_USER_ERROR
 
 
 class InputNotFound(CatvecError):
@@ -22,7 +29,7 @@ class NotPromoted(CatvecError):
     found its drift or its quality out of bounds. The version stays as a candidate
     (`catvec promote OUT VERSION` publishes it); the CLI exits with status 3."""
 
-    exit_code = 3
+    exit_code = EXIT_NOT_PROMOTED
 
     def __init__(self, message: str, version: str = "", path=None, gate: dict | None = None):
         super().__init__(message)

@@ -1,4 +1,4 @@
-"""`catvec finetune` and `catvec predict`."""
+"""`catvec finetune`: a tabular model whose embeddings start from pretrained vectors."""
 
 from __future__ import annotations
 
@@ -22,12 +22,6 @@ FINETUNE_EXAMPLE = """examples:
   catvec finetune --warm-start models/latest --vectors artifacts/latest --table labels.csv --epochs 5
 """
 
-PREDICT_EXAMPLE = """examples:
-  catvec predict --model models/latest --table new_rows.csv --out scored.csv
-  catvec predict --model models --table new_rows.parquet --out scored.parquet
-"""
-
-
 def register(sub) -> None:
     p = sub.add_parser("finetune", help="train a tabular model whose embeddings start from pretrained vectors",
                        description="Align pretrained vectors to the labeled table's categories, train a "
@@ -37,16 +31,6 @@ def register(sub) -> None:
     add_config_arguments(p, FinetuneConfig)
     add_common(p)
     p.set_defaults(run=run_finetune)
-
-    q = sub.add_parser("predict", help="score new rows with a model from `catvec finetune`",
-                       description="Unseen categories go to <unk>; the output holds the input columns "
-                                   "plus `prediction` (and p_<class> probabilities for classifiers).",
-                       epilog=PREDICT_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    q.add_argument("--model", required=True, help="a model version dir, OUT/latest or OUT (its latest)")
-    q.add_argument("--table", required=True, help="rows to score (.csv, .tsv, .parquet)")
-    q.add_argument("--out", required=True, help="output file (.csv or .parquet)")
-    add_common(q)
-    q.set_defaults(run=run_predict)
 
 
 def run_finetune(args) -> int:
@@ -94,12 +78,3 @@ def role_lines(roles) -> list[str]:
             + (f", {len(roles.classes)} classes)" if roles.classes else ")"),
             f"categorical: {', '.join(roles.cat_cols) or 'none'}; continuous: {', '.join(roles.cont_cols) or 'none'}",
             f"pretrained: {pretrained}"]
-
-
-def run_predict(args) -> int:
-    from catvec.finetuning.predict import predict
-
-    result = predict(args.model, args.table, args.out)
-    say(args, f"scored {result.rows} rows")
-    print(result.path)
-    return 0

@@ -1,34 +1,28 @@
 """The `catvec` command: parse, call one pipeline function, report.
 
-Each command family lives in catvec/cli/<name>.py and exposes `register(subparsers)`;
+Each command lives in catvec/cli/<command>.py and exposes `register(subparsers)`;
 the helpers they share (flags from the config dataclasses, progress) are in
 catvec/cli/options.py, so no command module imports this one.
 Config flags are generated from the config dataclasses (catvec.base.config), so a field
 `embedding_lr` is always `--embedding-lr`. User errors (CatvecError) print one line and
-exit 2; `--debug` shows tracebacks. Heavy libraries load only inside commands.
+exit 2 (the exit codes live beside the errors, in catvec.base.errors); `--debug` shows
+tracebacks. Heavy libraries load only inside commands. The flow scripts
+(`python flows/pretrain.py`) reuse the option generation and `run_reporting_errors`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from catvec import __version__
+from catvec.base.errors import EXIT_INTERNAL, EXIT_NOT_PROMOTED, EXIT_USER_ERROR, CatvecError
+from catvec.cli import (evaluate, export, features, finetune, predict, pretrain, promote, recommend, tune,
+                        versions)
 
-COMMAND_MODULES = (
-    "catvec.cli.pretrain",
-    "catvec.cli.finetune",
-    "catvec.cli.evaluate",
-    "catvec.cli.recommend",
-    "catvec.cli.versions",
-    "catvec.cli.features",
-)
-
-EXIT_USER_ERROR = 2
-EXIT_INTERNAL = 1
-EXIT_NOT_PROMOTED = 3  # a candidate version was written, latest did not move (catvec.base.errors.NotPromoted)
+# in the order `catvec --help` lists them
+COMMANDS = (pretrain, export, finetune, predict, evaluate, tune, recommend, versions, promote, features)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"catvec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for command in COMMANDS:
+        command.register(sub)
     return parser
 
 
@@ -54,16 +48,21 @@ def main(argv=None) -> int:
     debug = getattr(args, "debug", False)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from catvec.base.errors import CatvecError
+    return run_reporting_errors(lambda: args.run(args), debug)
 
+
+def run_reporting_errors(run, debug: bool = False) -> int:
+    """The exit status of `run()` (None counts as 0). A failure prints one line on stderr, no
+    traceback unless `debug`: a CatvecError its message and its exit_code (2, or 3 for
+    NotPromoted), anything else EXIT_INTERNAL, Ctrl-C 130."""
     try:
-        return int(args.run(args) or 0)
+        return int(run() or 0)
     except CatvecError as exc:
         if debug:
             raise
-        label = "not promoted" if getattr(exc, "exit_code", None) == EXIT_NOT_PROMOTED else "error"
+        label = "not promoted" if exc.exit_code == EXIT_NOT_PROMOTED else "error"
         print(f"catvec: {label}: {one_line(str(exc))}", file=sys.stderr)
-        return getattr(exc, "exit_code", EXIT_USER_ERROR)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("catvec: interrupted", file=sys.stderr)
         return 130

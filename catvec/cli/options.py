@@ -8,17 +8,23 @@ import dataclasses
 import sys
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+def add_common(parser: argparse.ArgumentParser, quiet: bool = True) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and the result path")
+    if quiet:
+        parser.add_argument("--quiet", "-q", action="store_true", help="print only errors and the result path")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=(), config: bool = True) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), positional=(), config: bool = True,
+                         flow: bool = False) -> None:
     """One flag per dataclass field (`foo_bar` -> `--foo-bar`), default None = not given,
-    in the command's one options section beside its own flags."""
-    from catvec.base.config import field_types
+    in the command's one options section beside its own flags. Fields named in `positional`
+    are optional positionals instead (`EVENTS`), in that order. flow=True: the help names a
+    flow's default where it differs from the dataclass's (base.config.flow_default)."""
+    from catvec.base.config import field_types, flow_default
 
     types_ = field_types(cls)
+    for name in positional:
+        parser.add_argument(name, nargs="?", metavar=name.upper(), help=f"the {name} option, as a positional")
     if config:
         parser.add_argument("--config", metavar="FILE.toml", help="read options from a TOML file; flags override it")
     for f in dataclasses.fields(cls):
@@ -26,7 +32,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), position
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{f.metadata.get('help', '')} (default: {default!r})".replace("%", "%%")
+        where = "default"
+        if flow and flow_default(f) != default:
+            default, where = flow_default(f), "default in a flow"
+        help_text = f"{f.metadata.get('help', '')} ({where}: {default!r})".replace("%", "%%")
         typ = types_[f.name]
         if typ not in (int, float, str, bool):  # Optional[x]: its base type
             typ = next((a for a in getattr(typ, "__args__", ()) if a is not type(None)), str)
@@ -39,12 +48,25 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), position
                                 metavar="{" + ",".join(choices) + "}" if choices else f.name.upper())
 
 
+def flags_given(cls, args: argparse.Namespace) -> dict:
+    """The config fields given on the command line (flags and positionals), by name."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+
+
 def config_from_args(cls, args: argparse.Namespace):
+    """The validated config: defaults < the --config file < the flags given."""
     from catvec.base.config import build_config
 
-    names = [f.name for f in dataclasses.fields(cls)]
-    overrides = {n: getattr(args, n) for n in names if hasattr(args, n)}
-    return build_config(cls, getattr(args, "config", None), **overrides)
+    return build_config(cls, getattr(args, "config", None), **flags_given(cls, args))
+
+
+def options_given(cls, args: argparse.Namespace) -> dict:
+    """What the command line said, as parameters: the --config file's options, overridden by
+    the flags given (a flow script passes these to its flow, whose defaults fill the rest)."""
+    from catvec.base.config import read_toml
+
+    given = read_toml(args.config, cls) if getattr(args, "config", None) else {}
+    return {**given, **flags_given(cls, args)}
 
 
 def say(args, *lines: str) -> None:

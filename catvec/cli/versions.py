@@ -1,4 +1,4 @@
-"""`catvec versions OUT` and `catvec promote OUT VERSION`."""
+"""`catvec versions OUT`: the versions of an output directory and their states."""
 
 from __future__ import annotations
 
@@ -22,18 +22,6 @@ def register(sub) -> None:
     add_common(v)
     v.set_defaults(run=run_versions)
 
-    p = sub.add_parser("promote", help="point OUT/latest at a version (a held-back candidate, or a rollback)",
-                       description="Move OUT/latest to VERSION atomically after checking its files against "
-                                   "their checksums. Promoting an older version is a rollback; both are "
-                                   "recorded in OUT/promotions.json.",
-                       epilog="examples:\n  catvec promote artifacts 20261121T233000123Z-3f9a1c\n"
-                              "  catvec versions artifacts     # to find the name",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("out", help="the output directory")
-    p.add_argument("version", help="the version's name (a directory inside OUT)")
-    add_common(p)
-    p.set_defaults(run=run_promote)
-
 
 def run_versions(args) -> int:
     from catvec.pretraining.lifecycle import version_rows
@@ -48,17 +36,6 @@ def run_versions(args) -> int:
               f"{_cell(row.get('hr10'), '.4f'):>7} {_cell(row.get('drift'), '.2f'):>6}  {row.get('note', '')}")
         if row.get("checks"):
             print(f"{'':<28} gate checks (figure/threshold, * failed): {row['checks']}")
-    return 0
-
-
-def run_promote(args) -> int:
-    from catvec.base.store import promote
-
-    how = promote(args.out, args.version)
-    if how == "unchanged":
-        say(args, f"{args.version} is already latest in {args.out}")
-    else:
-        say(args, f"{args.out}/latest -> {args.version} ({how})")
     return 0
 
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from catvec.base.config import (_at_least, _at_most, _check_types, config_group, export_formats, opt,
                                 parse_duration, parse_size)
 from catvec.base.errors import CatvecError
 
-SAMPLE_EVENTS = Path(__file__).resolve().parents[2] / "data" / "events.csv"
+# the bundled sample: package data (catvec/data), so an installed wheel has it too
+SAMPLE_EVENTS = Path(str(resources.files("catvec").joinpath("data", "events.csv")))
 # holdout mode -> how many of each user's last items are kept out of training
 HOLDOUT_MODES = {"none": 0, "last": 1, "last2": 2, "basket": 2}
 
