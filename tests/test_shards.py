@@ -13,7 +13,7 @@ from catvec.base.config import build_config
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.keys import key_expr, normalize_keys
-from catvec.base.sources import resolve_source
+from catvec.base.tables import resolve_source
 from catvec.cli.main import main
 from catvec.pretraining.config import EventOptions, Extraction, SequenceRules
 from catvec.pretraining.corpus import build_corpus

@@ -25,8 +25,7 @@ from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
 from catvec.base.keys import normalize_keys
 from catvec.base.steps import step
-from catvec.base.sources import is_multi_part, resolve_source
-from catvec.base.tables import read_frame, read_source
+from catvec.base.tables import is_multi_part, read_frame, read_source, resolve_source
 from catvec.pretraining.config import EventOptions
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ manifest does not name, and its corpus cached under the first file's checksum.
 
 Rather than hash the input a second time (a full read: on a 1 GB file as long as the
 extraction's own read), the run notes each part's identity (size, mtime and ctime in ns,
-inode, device; a remote part's size and ETag: `catvec.base.sources.input_state`) before
+inode, device; a remote part's size and ETag: `catvec.base.tables.input_state`) before
 the checksum, and compares it after the checksum and after every later read of the input
 (extraction, before its corpus enters the cache; tuning; evaluation): a stat per part,
 20-60 us against 3-5 ms for a sha256 of MovieLens' 2.5 MB ratings.csv (benchmarks/late_file.py). A file written in
@@ -40,13 +40,13 @@ log = logging.getLogger(__name__)
 class InputWatch:
     spec: object          # EventOptions.path (a file, folder, glob, list or URL); None for a DataFrame
     sep: str
-    state: tuple          # catvec.base.sources.input_state when the run started
+    state: tuple          # catvec.base.tables.input_state when the run started
 
 
 def watch_input(options, events=None) -> InputWatch:
     """Note the identity of the input parts `options` (an EventOptions) name, before their
     checksum is taken."""
-    from catvec.base.sources import input_state
+    from catvec.base.tables import input_state
 
     if events is not None:
         return InputWatch(spec=None, sep=options.sep, state=())
@@ -59,7 +59,7 @@ def watch_input(options, events=None) -> InputWatch:
 
 def check_unchanged(watch: InputWatch | None, when: str) -> None:
     """Refuse, in one line naming the part, an input that changed since `watch` was taken."""
-    from catvec.base.sources import input_state
+    from catvec.base.tables import input_state
 
     if watch is None or watch.spec is None or watch.state is None:
         return

@@ -40,7 +40,7 @@ ROW = "__catvec_row"
 class ShardJob:
     """Everything one shard task needs (picklable: a Dask worker runs it)."""
 
-    source: object            # catvec.base.sources.Source
+    source: object            # catvec.base.tables.Source
     index: int
     low: str | None           # first key of the shard (None: from the start, with the null keys)
     high: str | None          # first key of the next shard (None: to the end)
@@ -83,15 +83,15 @@ def count_rows(src) -> int:
             return int(src.scan().select(pl.len()).collect().item())
         except (pl.exceptions.PolarsError, OSError, pl.exceptions.PanicException) as exc:
             src.check_parts()  # names the part that cannot be read
-            from catvec.base.sources import first_line
+            from catvec.base.errors import first_line
 
             raise CatvecError(f"{src.name}: cannot read the events ({first_line(exc)})") from None
     total, sample = 0, b""
     for part in src.parts:
         if "://" in part and not part.startswith("file://"):
-            from catvec.base.sources import _filesystem
+            from catvec.base.remote import filesystem
 
-            fs, path = _filesystem(part)
+            fs, path = filesystem(part)
             total += int(fs.info(path)["size"])
         else:
             local = part.removeprefix("file://")
@@ -111,7 +111,7 @@ def wants_shards(options: EventOptions, extraction: Extraction, events=None) -> 
         return True
     if extraction.shards == 1:
         return False
-    from catvec.base.sources import resolve_source
+    from catvec.base.tables import resolve_source
 
     return shard_count(count_rows(resolve_source(options.path, sep=options.sep)), extraction.memory_bytes) > 1
 
@@ -121,7 +121,7 @@ def plan_shards(options: EventOptions, extraction: Extraction, minimum: int = 1)
     import polars as pl
 
     from catvec.base.keys import key_expr
-    from catvec.base.sources import resolve_source
+    from catvec.base.tables import resolve_source
     from catvec.pretraining.events import events_from_frame, scan_events, time_window
 
     window = time_window(options.since, options.until)
@@ -184,7 +184,7 @@ def read_shard(job: ShardJob):
     try:
         raw = lf.collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as exc:
-        from catvec.base.sources import first_line
+        from catvec.base.errors import first_line
 
         raise CatvecError(f"{job.source.name}: cannot read shard {job.index} ({first_line(exc)})") from None
     return events_from_frame(raw, job.source.name, "", opts, window=job.window, row=ROW)
