@@ -104,7 +104,7 @@ def movielens_cost() -> list[str]:
 
 def inherited(out: Path, parent: str) -> dict:
     """The settings a child of `parent` keeps (docs/lifecycle.md: same settings as the parent)."""
-    from catvec.base.store import read_manifest
+    from catvec.base.manifest import read_manifest
 
     params = read_manifest(out / parent, verify=False)["params"]
     return {name: params[name] for name in INHERITED}
@@ -161,8 +161,9 @@ def generated_agreement(n_events: int) -> list[str]:
 
     from catvec.pretraining.config import PretrainConfig
     from catvec.base.store import VersionStore
-    from catvec.pretraining import lifecycle
-    from catvec.pretraining.pipeline import load_parent, parent_corpus, pretrain
+    from catvec.pretraining.noise import seed_noise
+    from catvec.pretraining.parents import load_parent, parent_corpus
+    from catvec.pretraining.pipeline import pretrain
 
     work = Path(tempfile.mkdtemp(prefix="catvec-noise-agreement-"))
     try:
@@ -175,7 +176,7 @@ def generated_agreement(n_events: int) -> list[str]:
         parent_cfg, corpus = parent_corpus(store, manifest, cfg)
         figures = {}
         for share in (PretrainConfig.noise_sample, 1.0):
-            seconds, noise = timed(lifecycle.seed_noise, corpus, parent_cfg, parent, share)
+            seconds, noise = timed(seed_noise, corpus, parent_cfg, parent, share)
             figures[share] = (seconds, noise["anchors"]["overlap"], noise["anchors"]["keys"], noise["measured"]["method"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -224,11 +225,12 @@ def synthetic_compare(n_keys: int) -> list[str]:
 
 def compare_child(child, parent):
     """What a run does with a parent once the noise is known: align, then drift."""
-    from catvec.pretraining import lifecycle
+    from catvec.pretraining.alignment import align
+    from catvec.pretraining.drift import drift_report
 
     noise = {"anchors": {"overlap": 0.7, "min_count": 20}, "bands": {}}
-    aligned, record = lifecycle.align(child, parent, 20)
-    return record, lifecycle.drift_report(aligned, parent, 20, noise)
+    aligned, record = align(child, parent, 20)
+    return record, drift_report(aligned, parent, 20, noise)
 
 
 def synthetic_corpus(path: Path, n_keys: int, tokens_per_key: int, seed: int):

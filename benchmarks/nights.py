@@ -201,7 +201,7 @@ def noise_note(noise: Path) -> str:
 
 
 def late_note(out: Path, row: dict, seen: dict) -> str:
-    from catvec.base.store import read_manifest
+    from catvec.base.manifest import read_manifest
 
     if "version" not in row or not seen:
         return "the swap did not happen" if not seen else ""

@@ -32,7 +32,7 @@ from catvec.base.config import build_config, with_config_signature  # noqa: E402
 from catvec.finetuning.config import FinetuneConfig  # noqa: E402
 from catvec.base.errors import CatvecError, InputNotFound  # noqa: E402
 from catvec.finetuning.pipeline import check_fit, finetune  # noqa: E402
-from catvec.reports.render import alignment_rows  # noqa: E402
+from catvec.reports.finetune_report import alignment_rows  # noqa: E402
 
 REPORT_KEY = "catvec-finetune-report"
 ALIGNMENT_KEY = "catvec-finetune-alignment"

@@ -5,20 +5,24 @@ every step running as a task (flows/adapter.py): a flow run and a CLI run with t
 parameters produce the same version (bit-identical vectors with exact=True). The
 parameters are the fields of PretrainConfig, with the same names and defaults.
 
-    validate config -> checksum-events -> cached-corpus? -> read-events -> extract-corpus
-        -> train -> evaluate (with a holdout) -> export (staging) -> publish (move latest)
+    validate config -> checksum-events -> load-attributes (with item attributes)
+        -> load-parent (when OUT has a latest) -> cached-corpus? -> read-events -> extract-corpus
+        -> inherit-settings (with a parent) | choose-settings -> train -> compose-cold (attributes)
+        -> seed-noise, compare-parent (with a parent)
+        -> evaluate (with a holdout) | validate-against-parent (with a parent, without one)
+        -> export (staging) -> publish (move latest, when the gate promotes)
         -> artifacts: report.md with links, the version directory
         -> promoted: event catvec.vectors.promoted, labelled with the version (catvec.path) and its
            OUT (catvec.out): starts the finetune deployment that consumes that OUT (prefect.yaml)
            not promoted: the run ends Failed, named NotPromoted, with the gate's reason
 
-The promotion gate (catvec.pretraining.pipeline) may keep a new version as a candidate:
+The promotion gate (catvec.pretraining.lifecycle) may keep a new version as a candidate:
 `latest` stays where it was. The run then ends in a Failed state named NotPromoted, so it
 stands out in the UI and in failure notifications, and it emits no promoted event, so the
 finetune deployment does not start; the candidate's report and link are still published.
 
-Caching is the pipeline's own corpus cache (OUT/.cache, keyed on the events file's sha256
-and the extraction parameters); refresh=True extracts again.
+Caching is the pipeline's own corpus cache (catvec.pretraining.corpus_cache: OUT/.cache,
+keyed on the events file's sha256 and the extraction parameters); refresh=True extracts again.
 
 Run once:   python flows/pretrain.py [EVENTS] [OUT] [--epochs N ...]   (--help: every option)
 Serve:      python flows/serve.py   (deployments and schedules from prefect.yaml)
@@ -40,7 +44,7 @@ from catvec.base.config import build_config, with_config_signature  # noqa: E402
 
 from catvec.pretraining.config import PretrainConfig  # noqa: E402
 from catvec.pretraining.pipeline import pretrain  # noqa: E402
-from catvec.reports.render import drift_rows, gate_rows, gate_verdict  # noqa: E402
+from catvec.reports.lineage import drift_rows, gate_rows, gate_verdict  # noqa: E402
 
 REPORT_KEY = "catvec-pretrain-report"
 VERSION_KEY = "catvec-pretrain-version"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from catvec.cli.main import main
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from catvec.base.vectors import load_vectors
 
 FAST = ["--epochs", "2", "--dim", "8", "--exact", "-q"]

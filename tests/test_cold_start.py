@@ -183,7 +183,8 @@ def test_lists_return_cold_keys_unless_left_out(write_csv):
 # ---- lifecycle ----------------------------------------------------------------------------------
 
 def test_alignment_and_drift_leave_cold_keys_out(write_csv):
-    from catvec.pretraining.lifecycle import align, anchor_rows, drift_report
+    from catvec.pretraining.alignment import align, anchor_rows
+    from catvec.pretraining.drift import drift_report
 
     parent, _ = clustered_vectors()
     parent, _ = compose_vectors(parent, read_attributes(attributes_csv(write_csv, "new0,genre0,big\nnew1,genre1,big\n"),

@@ -116,7 +116,7 @@ CORPUS_FIELDS = [f.name for g in CORPUS_GROUPS for f in dataclasses.fields(g) if
 
 @pytest.mark.parametrize("name", CORPUS_FIELDS)
 def test_the_corpus_key_changes_with_every_option_that_changes_the_corpus(name):
-    from catvec.pretraining.pipeline import corpus_cache_key
+    from catvec.pretraining.corpus_cache import corpus_cache_key
 
     cfg = PretrainConfig()
     other = dataclasses.replace(cfg, **{name: _other(getattr(cfg, name))})
@@ -126,7 +126,7 @@ def test_the_corpus_key_changes_with_every_option_that_changes_the_corpus(name):
 
 
 def test_the_corpus_key_ignores_where_the_input_lies():
-    from catvec.pretraining.pipeline import corpus_cache_key
+    from catvec.pretraining.corpus_cache import corpus_cache_key
 
     a, b = PretrainConfig(events="a/events.csv"), PretrainConfig(events="b/events.csv")
     assert (corpus_cache_key(EventOptions.of(a), SequenceRules.of(a), "sha256:00")

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from catvec.base.store import VersionStore
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from catvec.base.vectors import load_vectors
 
 FAST = ["--epochs", "3", "--dim", "16", "--exact", "-q"]

@@ -136,7 +136,7 @@ def test_bad_tables_fail_cleanly_and_leave_earlier_results_alone(tmp_path, input
 
 def test_weight_file_from_another_format_version(tmp_path, inputs, capsys):
     from catvec.base.layout import MANIFEST
-    from catvec.base.store import finish_manifest
+    from catvec.base.manifest import finish_manifest
 
     vectors_dir = inputs[0]
     manifest = json.loads((vectors_dir / MANIFEST).read_text())

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from catvec.finetuning.modeldir import load_model
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from ftdata import write_inputs
 
 FAST = ["--epochs", "3", "--batch-size", "64", "--hidden", "16", "--exact", "-q"]

@@ -7,7 +7,7 @@ import yaml
 from catvec.base.config import build_config
 
 from catvec.finetuning.config import FinetuneConfig
-from catvec.reports.render import comparison_lines
+from catvec.reports.finetune_report import comparison_lines
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -177,7 +177,7 @@ def sample_run_for_finetune(sample_events, sample_labels, tmp_path):
 
 
 def pretrain_manifest(out):
-    from catvec.base.store import read_manifest
+    from catvec.base.manifest import read_manifest
 
     return read_manifest(out / "latest")
 

@@ -13,12 +13,16 @@ import pytest
 from catvec.base import store as store_module
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
-from catvec.base.store import VersionStore, promote, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore, promote
 from catvec.base.vectors import Vectors
 from catvec.cli.main import main
 from catvec.pretraining import lifecycle
+from catvec.pretraining.drift import key_changes
+from catvec.pretraining.noise import read_noise
 from catvec.pretraining.pipeline import pretrain
-from catvec.reports.render import gate_rows, pretrain_summary
+from catvec.reports.lineage import gate_rows
+from catvec.reports.render import pretrain_summary
 
 FAST = dict(epochs=3, dim=16, window=5, ns_exponent=0.75, sample=0.0, scorer="cosine", min_support=1,
             vector_map=False, exact=True)
@@ -32,7 +36,7 @@ def vectors(keys, counts, dim=4, seed=0) -> Vectors:
 
 
 def drift_of(child: Vectors, parent: Vectors, overlap=0.6, noise=0.7, anchors=100) -> dict:
-    report = lifecycle.key_changes(child, parent)
+    report = key_changes(child, parent)
     return {**report, "anchors": {"keys": anchors, "overlap": overlap}, "noise": {"anchors": {"overlap": noise}},
             "overlap_ratio": overlap / noise}
 
@@ -46,7 +50,7 @@ def test_lost_keys_and_lost_traffic_are_checked_by_band_with_figure_and_threshol
     assert ok["promoted"] and ok["checks"]["lost_keys"]["figure"] == 0.0 and ok["checks"]["lost_keys"]["passed"]
     # the 10 most used keys gone: 10% of the keys, 2000 / 2900 = 69% of the traffic
     fewer = vectors(parent.keys[10:], [10] * 90)
-    report = lifecycle.key_changes(fewer, parent)
+    report = key_changes(fewer, parent)
     assert report["dropped_bands"]["100+"] == {"keys": 10, "dropped": 10}
     assert report["dropped_bands"]["5-19"] == {"keys": 90, "dropped": 0}
     decision = lifecycle.gate_decision(drift_of(fewer, parent), None, None, PretrainConfig())
@@ -187,11 +191,11 @@ def test_an_edited_or_damaged_noise_baseline_is_measured_again(parent_out, sampl
     pretrain(cfg)
     noise = out / parent / "noise.json"
     measured = json.loads(noise.read_text())
-    assert lifecycle.read_noise(noise, cfg.align_min_count) == measured
+    assert read_noise(noise, cfg.align_min_count) == measured
     VersionStore(out).publish(parent)  # v2 latest again: its children read its baseline
     edited = dict(measured, anchors=dict(measured["anchors"], overlap=0.01))
     noise.write_text(json.dumps(edited))
-    assert lifecycle.read_noise(noise, cfg.align_min_count) is None
+    assert read_noise(noise, cfg.align_min_count) is None
     child = pretrain(PretrainConfig(**{**cfg.__dict__, "seed": 7}))
     assert child.manifest["drift"]["noise"]["anchors"]["overlap"] == measured["anchors"]["overlap"]
     assert json.loads(noise.read_text())["anchors"]["overlap"] != 0.01  # measured again and stored
@@ -199,7 +203,7 @@ def test_an_edited_or_damaged_noise_baseline_is_measured_again(parent_out, sampl
     VersionStore(out).publish(parent)
     noise.write_bytes(b"\x00garbage")
     (out / parent / "noise.json.sha256").unlink()
-    assert lifecycle.read_noise(noise, cfg.align_min_count) is None
+    assert read_noise(noise, cfg.align_min_count) is None
     child = pretrain(PretrainConfig(**{**cfg.__dict__, "seed": 8}))
     assert child.manifest["drift"]["noise"]["anchors"]["overlap"] == measured["anchors"]["overlap"]
 

@@ -12,7 +12,8 @@ import pytest
 
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
-from catvec.base.store import VersionStore, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore
 from catvec.base.vectors import load_vectors
 from catvec.pretraining import pipeline, shards
 from catvec.base.layout import CACHE_DIR

@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 
 from catvec.pretraining.config import PretrainConfig
-from catvec.base.store import VersionStore, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore
 from catvec.base.vectors import Vectors, load_vectors
 from catvec.cli.main import main
 from catvec.pretraining import lifecycle
+from catvec.pretraining.alignment import align, median_cosine
+from catvec.pretraining.drift import drift_report, neighbour_overlap
 from catvec.pretraining.pipeline import pretrain
 
 FAST = dict(epochs=3, dim=16, window=5, ns_exponent=0.75, sample=0.0, scorer="cosine", min_support=1,
@@ -44,7 +47,7 @@ def rotated(v: Vectors, r: np.ndarray) -> Vectors:
 def test_procrustes_undoes_a_rotation_and_keeps_every_score():
     parent = random_vectors()
     child = rotated(parent, rotation(8))
-    aligned, record = lifecycle.align(child, parent, min_count=20)
+    aligned, record = align(child, parent, min_count=20)
     assert record["applied"] and record["anchors"] == 300
     assert record["median_cosine_before"] < 0.5 and record["median_cosine"] > 0.999 and record["residual"] < 1e-4
     np.testing.assert_allclose(aligned.matrix, parent.matrix, atol=1e-4)
@@ -56,28 +59,28 @@ def test_procrustes_undoes_a_rotation_and_keeps_every_score():
 def test_alignment_fits_on_anchors_only_and_says_why_it_was_skipped():
     counts = np.where(np.arange(300) < 100, 50, 2)
     parent = random_vectors(counts=counts)
-    _, record = lifecycle.align(rotated(parent, rotation(8)), parent, min_count=20)
+    _, record = align(rotated(parent, rotation(8)), parent, min_count=20)
     assert record["anchors"] == 100
-    _, record = lifecycle.align(rotated(parent, rotation(8)), parent, min_count=1000)
+    _, record = align(rotated(parent, rotation(8)), parent, min_count=1000)
     assert not record["applied"] and "fewer than the 8 dimensions" in record["reason"]
     other_dim = random_vectors(dim=4)
-    same, record = lifecycle.align(other_dim, parent, min_count=20)
+    same, record = align(other_dim, parent, min_count=20)
     assert same is other_dim and not record["applied"] and "dimension 4" in record["reason"]
 
 
 def test_neighbour_overlap_is_rotation_free_and_low_for_noise():
     parent = random_vectors()
     queries = np.arange(300)
-    assert lifecycle.neighbour_overlap(parent.matrix, (parent.matrix @ rotation(8)), queries).mean() == 1.0
+    assert neighbour_overlap(parent.matrix, (parent.matrix @ rotation(8)), queries).mean() == 1.0
     noise = random_vectors(seed=9).matrix
-    assert lifecycle.neighbour_overlap(parent.matrix, noise, queries).mean() < 0.15
+    assert neighbour_overlap(parent.matrix, noise, queries).mean() < 0.15
 
 
 def test_drift_report_counts_new_and_dropped_keys_by_traffic():
     parent = random_vectors(n=100)
     child = Vectors(keys=parent.keys[10:] + ["new1", "new2"], matrix=np.vstack([parent.matrix[10:], np.ones((2, 8))]),
                     counts=np.concatenate([np.full(90, 50), [25, 25]]))
-    report = lifecycle.drift_report(child, parent, 20, noise=None)
+    report = drift_report(child, parent, 20, noise=None)
     assert report["new"] == 2 and report["dropped"] == 10
     assert report["new_traffic"] == pytest.approx(50 / (90 * 50 + 50), abs=1e-4)
     assert report["dropped_traffic"] == pytest.approx(0.1)
@@ -144,7 +147,7 @@ def test_second_version_is_aligned_to_its_parent_and_promoted(three_nights):
     assert m["alignment"]["applied"] and m["alignment"]["anchors"] == 200
     assert m["alignment"]["median_cosine_before"] < 0.5 < 0.9 < m["alignment"]["median_cosine"]
     a, b = load_vectors(v1.path), load_vectors(v2.path)
-    assert lifecycle.median_cosine(a.matrix, b.matrix) > 0.9  # the files on disk are the aligned ones
+    assert median_cosine(a.matrix, b.matrix) > 0.9  # the files on disk are the aligned ones
     assert 0.5 < m["drift"]["overlap_ratio"] and m["drift"]["noise"]["anchors"]["overlap"] > 0.5
     assert m["gate"]["promoted"] and m["gate"]["checks"]["drift"]["threshold"] == 0.5
     report = (v2.path / "report.md").read_text(encoding="utf-8")
@@ -260,7 +263,7 @@ def test_bad_gate_settings_are_refused_in_one_line(sample_events, tmp_path, caps
 
 
 def test_drift_rows_feed_the_flow_table_artifact(three_nights):
-    from catvec.reports.render import drift_rows
+    from catvec.reports.lineage import drift_rows
 
     _, v1, v2, _ = three_nights
     assert drift_rows(v1.manifest) == []

@@ -8,9 +8,11 @@ import pytest
 
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
-from catvec.base.store import write_checked_json
+from catvec.base.writes import write_checked_json
 from catvec.cli.main import main
-from catvec.pretraining import lifecycle
+from catvec.pretraining import drift as drift_module, noise as noise_module
+from catvec.pretraining.drift import neighbour_overlap, query_block
+from catvec.pretraining.noise import MIN_NOISE_ANCHORS, read_noise, sample_corpus
 from catvec.pretraining.pipeline import pretrain
 
 FAST = dict(epochs=3, dim=16, window=5, ns_exponent=0.75, sample=0.0, scorer="cosine", min_support=1,
@@ -34,7 +36,7 @@ def test_a_child_measures_the_noise_on_a_sample_and_records_how(sample_events, t
     measured = stored["measured"]
     assert measured["method"] == "sample" and measured["sample"] == 0.2
     assert 0.1 < measured["sequences"] / measured["of_sequences"] < 0.3
-    assert measured["sample_anchors"] >= lifecycle.MIN_NOISE_ANCHORS
+    assert measured["sample_anchors"] >= MIN_NOISE_ANCHORS
     assert 0 < stored["anchors"]["overlap"] <= 1 and stored["anchors"]["min_count"] == 3
     assert child.manifest["drift"]["noise"]["measured"] == measured
     assert epochs == [(e, 6) for e in range(1, 7)]  # two seeds of 3 epochs, counted as one run
@@ -54,27 +56,27 @@ def test_a_stored_baseline_serves_the_same_or_a_smaller_share(tmp_path):
     path = tmp_path / "noise.json"
     base = {"anchors": {"overlap": 0.6, "min_count": 20}, "bands": {}}
     write_checked_json(path, {**base, "measured": {"method": "sample", "sample": 0.2}})
-    assert lifecycle.read_noise(path, 20, 0.2) is not None and lifecycle.read_noise(path, 20, 0.1) is not None
-    assert lifecycle.read_noise(path, 20, 1.0) is None  # a full measurement asked: measured again
+    assert read_noise(path, 20, 0.2) is not None and read_noise(path, 20, 0.1) is not None
+    assert read_noise(path, 20, 1.0) is None  # a full measurement asked: measured again
     write_checked_json(path, base)  # stored before the sample existed: a full measurement
-    assert lifecycle.read_noise(path, 20, 1.0) is not None
+    assert read_noise(path, 20, 1.0) is not None
 
 
 def test_sample_corpus_is_seeded_and_keeps_whole_lines(tmp_path, monkeypatch):
     from catvec.pretraining.corpus import Corpus
 
-    monkeypatch.setattr(lifecycle, "MIN_NOISE_ANCHORS", 10)
+    monkeypatch.setattr(noise_module, "MIN_NOISE_ANCHORS", 10)
     lines = [" ".join(str(k) for k in range(i % 7, i % 7 + 5)) for i in range(2000)]
     path = tmp_path / "corpus.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     corpus = Corpus(path=path, keys=[str(k) for k in range(12)], stats={"tokens": 10000})
-    first, record = lifecycle.sample_corpus(corpus, 0.25, 1, tmp_path / "a.txt", 3)
-    again, _ = lifecycle.sample_corpus(corpus, 0.25, 1, tmp_path / "b.txt", 3)
+    first, record = sample_corpus(corpus, 0.25, 1, tmp_path / "a.txt", 3)
+    again, _ = sample_corpus(corpus, 0.25, 1, tmp_path / "b.txt", 3)
     kept = first.path.read_text(encoding="utf-8").splitlines()
     assert kept == again.path.read_text(encoding="utf-8").splitlines() and set(kept) <= set(lines)
     assert 400 < record["sequences"] == len(kept) < 600 and record["tokens"] == 5 * len(kept)
     assert record["sample_anchors"] == 11  # keys 0-10 occur; 11 never does
-    assert lifecycle.sample_corpus(corpus, 0.25, 1, tmp_path / "c.txt", 10_000) is None  # no anchors: None
+    assert sample_corpus(corpus, 0.25, 1, tmp_path / "c.txt", 10_000) is None  # no anchors: None
 
 
 def test_the_cli_prints_seed_noise_progress(sample_events, tmp_path, capsys):
@@ -99,9 +101,9 @@ def test_overlap_in_small_blocks_matches_a_brute_force_count(monkeypatch):
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
     queries = np.arange(0, 300, 7)
-    monkeypatch.setattr(lifecycle, "MIN_BLOCK", 3)  # 8 queries per block (dim 8): several blocks
-    assert lifecycle.query_block(8) == 8
-    got = lifecycle.neighbour_overlap(a, b, queries, k=10)
+    monkeypatch.setattr(drift_module, "MIN_BLOCK", 3)  # 8 queries per block (dim 8): several blocks
+    assert query_block(8) == 8
+    got = neighbour_overlap(a, b, queries, k=10)
 
     def top(m, q):
         m = m / np.linalg.norm(m, axis=1, keepdims=True)
@@ -110,4 +112,4 @@ def test_overlap_in_small_blocks_matches_a_brute_force_count(monkeypatch):
         return set(np.argsort(-s)[:10].tolist())
 
     want = [len(top(a, q) & top(b, q)) / 10 for q in queries]
-    assert np.allclose(got, want) and got.min() < 0.5 and lifecycle.neighbour_overlap(a, a, queries).min() == 1.0
+    assert np.allclose(got, want) and got.min() < 0.5 and neighbour_overlap(a, a, queries).min() == 1.0

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from catvec.base.layout import CACHE_DIR, LATEST, STAGING
-from catvec.base.store import VersionStore, read_manifest
+from catvec.base.manifest import read_manifest
+from catvec.base.store import VersionStore
 from catvec.base.vectors import load_vectors
-from catvec.pretraining import pipeline
+from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
+from catvec.pretraining.events import read_events_table
+from catvec.pretraining.inputs import checksum_events
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--dim", "8", "--epochs", "3", "--no-vector-map", "--no-tune", "--quiet"]
@@ -98,19 +101,19 @@ def test_an_entry_made_meanwhile_by_another_run_is_kept(sample_events, tmp_path,
 
     cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
     options, rules, extraction = EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg)
-    checksum = pipeline.checksum_events(options)
-    table = pipeline.read_events_table(options)
+    checksum = checksum_events(options)
+    table = read_events_table(options)
     real_build, first, inode = corpus_module.build_corpus, [], []
 
     def build_while_another_run_finishes(*args, **kwargs):
         if not first:
             first.append(None)
-            first[0] = pipeline.extract_corpus(table, cfg.out, options, rules, extraction, checksum)
+            first[0] = extract_corpus(table, cfg.out, options, rules, extraction, checksum)
             inode.append(os.stat(first[0].path).st_ino)  # the file the first run trains from
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(corpus_module, "build_corpus", build_while_another_run_finishes)
-    second = pipeline.extract_corpus(table, cfg.out, options, rules, extraction, checksum)
+    second = extract_corpus(table, cfg.out, options, rules, extraction, checksum)
     assert second.path == first[0].path and os.stat(second.path).st_ino == inode[0]
     assert second.keys == first[0].keys
     assert [p.name for p in (tmp_path / CACHE_DIR).iterdir()] == [second.path.parent.name]
@@ -121,11 +124,11 @@ def test_an_unreadable_entry_is_replaced(sample_events, tmp_path):
 
     cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
     options, rules, extraction = EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg)
-    checksum = pipeline.checksum_events(options)
-    table = pipeline.read_events_table(options)
-    entry = pipeline.extract_corpus(table, cfg.out, options, rules, extraction, checksum).path.parent
+    checksum = checksum_events(options)
+    table = read_events_table(options)
+    entry = extract_corpus(table, cfg.out, options, rules, extraction, checksum).path.parent
     (entry / "corpus.json").write_text("{not json", encoding="utf-8")
-    assert pipeline.find_cached_corpus(cfg.out, options, rules, checksum) is None
-    again = pipeline.extract_corpus(table, cfg.out, options, rules, extraction, checksum)
-    assert again.path.parent == entry and pipeline.find_cached_corpus(cfg.out, options, rules, checksum).keys == again.keys
+    assert find_cached_corpus(cfg.out, options, rules, checksum) is None
+    again = extract_corpus(table, cfg.out, options, rules, extraction, checksum)
+    assert again.path.parent == entry and find_cached_corpus(cfg.out, options, rules, checksum).keys == again.keys
     assert [p.name for p in (tmp_path / CACHE_DIR).iterdir()] == [entry.name]

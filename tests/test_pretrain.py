@@ -12,7 +12,7 @@ import pytest
 from catvec.cli.main import main
 from catvec.pretraining.config import PretrainConfig
 from catvec.pretraining.pipeline import pretrain
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from catvec.base.vectors import load_vectors
 
 FAST = ["--epochs", "3", "--dim", "16", "--exact"]

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from catvec.pretraining.config import PretrainConfig
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from catvec.cli.main import main
 from catvec.pretraining import autotune
 from catvec.pretraining.events import read_events

@@ -17,7 +17,8 @@ from catvec.base.errors import CatvecError
 from catvec.base.layout import COMPLETE, MANIFEST
 from catvec.base.store import VersionStore
 from catvec.cli.main import main
-from catvec.pretraining.pipeline import parent_corpus, pretrain
+from catvec.pretraining.parents import parent_corpus
+from catvec.pretraining.pipeline import pretrain
 
 SMALL = ["--dim", "8", "--epochs", "2", "--exact", "--no-tune", "--quiet", "--no-gate"]  # a child loads its parent
 

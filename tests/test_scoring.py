@@ -5,7 +5,7 @@ import pytest
 
 from catvec.base.errors import CatvecError
 from catvec.base.scoring import make_scorer, recommend_rows, top_k
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from catvec.base.vectors import Vectors, load_vectors, save_vectors
 
 KEYS = ["a", "b", "c", "d"]

@@ -7,7 +7,7 @@ import pytest
 
 from catvec.base.errors import CatvecError
 from catvec.base.layout import COMPLETE, MANIFEST
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from catvec.base.vectors import (Vectors, export_projector, export_word2vec, load_vectors, load_word2vec,
                                  save_vectors)
 

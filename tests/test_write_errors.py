@@ -13,7 +13,7 @@ import safetensors.torch
 from safetensors import SafetensorError
 
 from catvec.base.errors import CatvecError, WriteError
-from catvec.base.store import write_json
+from catvec.base.writes import write_json
 from catvec.cli.main import main
 
 FAST = ["--epochs", "2", "--dim", "8", "--exact", "--no-tune", "--quiet"]

@@ -14,11 +14,17 @@ each step as a task (flows/adapter.py), keyed by the step object itself. A step 
 from inside another step runs as a plain call, so a task never starts tasks.
 
     steps_of(catvec.pretraining.pipeline)   # the steps a pipeline module defines or imports
+
+A pipeline records how long its parts took in the manifest's timings with `timed`:
+
+    with timed(timings, "train_seconds"):
+        vectors, stats = train_skipgram(corpus, cfg)
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -81,3 +87,12 @@ def steps_run_by(runner: Runner) -> Iterator[None]:
 def steps_of(module) -> list[Step]:
     """The steps a module defines or imports (a pipeline's steps), by task name."""
     return sorted({obj for obj in vars(module).values() if isinstance(obj, Step)}, key=lambda s: s.info.name)
+
+
+@contextmanager
+def timed(timings: dict, key: str) -> Iterator[None]:
+    """`with timed(timings, "train_seconds"):` sets timings[key] to the block's seconds (4
+    decimals) when it completes; a block that raises records nothing."""
+    start = time.perf_counter()
+    yield
+    timings[key] = round(time.perf_counter() - start, 4)

@@ -31,7 +31,8 @@ from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
 from catvec.base.keys import escape_key, unescape_key
 from catvec.base.layout import KEYS_FILE, PROJECTOR_FILES, VECTORS_FILE
-from catvec.base.store import finish_manifest, fsync_file, read_manifest, resolve_version_dir, write_json, writing
+from catvec.base.manifest import finish_manifest, read_manifest, resolve_version_dir
+from catvec.base.writes import fsync_file, write_json, writing
 
 FORMAT = "catvec-vectors"
 FORMAT_VERSION = 1

@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 def run_export(args) -> int:
     from catvec.base.errors import CatvecError
-    from catvec.base.store import check_writable, describe_os_error
+    from catvec.base.writes import check_writable, describe_os_error
     from catvec.base.vectors import export_parquet, export_projector, export_word2vec, load_vectors
 
     if args.format == "parquet" and args.pretrained_input != "input":

@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 def run_finetune(args) -> int:
     from catvec.finetuning.pipeline import finetune
-    from catvec.reports.render import alignment_lines, auto_line, comparison_lines
+    from catvec.reports.finetune_report import alignment_lines, auto_line, comparison_lines
 
     cfg = config_from_args(FinetuneConfig, args)
     say(args, f"catvec finetune: {cfg.table or '(no table)'} -> {cfg.out}")

@@ -190,7 +190,7 @@ def with_attributes(vectors, source, path, columns: str = "", sep: str = "|"):
     none (catvec.base.attributes), so a table key without history starts from its attributes
     instead of the OOV init. The file's key column is the version's item column."""
     from catvec.base.attributes import compose_vectors, read_attributes
-    from catvec.base.store import read_manifest, resolve_version_dir
+    from catvec.base.manifest import read_manifest, resolve_version_dir
 
     key_col = (read_manifest(resolve_version_dir(source), verify=False).get("params") or {}).get("item_col") or "item_id"
     vectors, record = compose_vectors(vectors, read_attributes(path, key_col, columns, sep))

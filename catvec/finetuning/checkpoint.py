@@ -15,7 +15,7 @@ from pathlib import Path
 
 from catvec.base.errors import CatvecError
 from catvec.base.fingerprint import file_sha256
-from catvec.base.store import write_json, writing
+from catvec.base.writes import write_json, writing
 
 INDEX = "checkpoint.json"
 

@@ -162,7 +162,7 @@ def add_features(frame, cols: dict, which: str = "input", k: int | None = None, 
 def write_features(table, cols: dict, out, which: str = "input", k: int | None = None) -> FeaturesResult:
     """Read `table` (CSV, TSV, Parquet), append the vectors, write `out` (.parquet or .csv)
     whole or not at all."""
-    from catvec.base.store import check_writable, describe_os_error
+    from catvec.base.writes import check_writable, describe_os_error
 
     out = Path(out)
     if out.suffix.lower() not in OUT_SUFFIXES:

@@ -61,7 +61,8 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
     key_stats: KeyStats, written to keystats.safetensors."""
     from safetensors.torch import save_file
 
-    from catvec.base.store import finish_manifest, write_json, writing
+    from catvec.base.manifest import finish_manifest
+    from catvec.base.writes import write_json, writing
 
     from catvec.base.vectors import Vectors, save_vectors
 
@@ -110,7 +111,7 @@ def load_model(path) -> LoadedModel:
     from safetensors.torch import load_file
 
     from catvec.finetuning.model import TabularEmbeddingModel
-    from catvec.base.store import read_manifest, resolve_version_dir
+    from catvec.base.manifest import read_manifest, resolve_version_dir
 
     directory = resolve_version_dir(path)
     manifest = read_manifest(directory)

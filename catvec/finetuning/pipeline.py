@@ -39,7 +39,8 @@ import numpy as np
 from catvec.finetuning.config import FinetuneConfig
 from catvec.base.errors import CatvecError
 from catvec.base.steps import step
-from catvec.base.store import VersionStore, check_writable, describe_os_error, publish_version
+from catvec.base.store import VersionStore, publish_version
+from catvec.base.writes import check_writable, describe_os_error
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +312,7 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     from catvec.finetuning.metrics import metrics_json
     from catvec.finetuning.modeldir import write_model_dir
     from catvec.finetuning.warm_start import initial_rows
-    from catvec.reports.render import finetune_markdown
+    from catvec.reports.finetune_report import finetune_markdown
 
     cfg, roles, main = run.cfg, run.roles, run.fits[run.cfg.mode]
     scratch = run.fits.get("scratch") if cfg.mode != "scratch" else None

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
-from catvec.base.store import check_writable, describe_os_error
+from catvec.base.writes import check_writable, describe_os_error
 
 
 @dataclass

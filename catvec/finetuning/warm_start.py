@@ -69,7 +69,7 @@ def load_warm_start(path) -> WarmStart:
     """The previous model named by --warm-start, with the settings it was trained with."""
     from safetensors.numpy import load_file
 
-    from catvec.base.store import read_manifest
+    from catvec.base.manifest import read_manifest
     from catvec.base.layout import INITIAL_FILE
     from catvec.finetuning.modeldir import load_model
 

@@ -43,7 +43,7 @@ ROLES = {"test": 0, "valid": 1}  # role -> position from the end of the user's h
 
 def save_heldout(heldout, path, mode: str) -> Path:
     """Write the held-out (user, item, role) rows as JSON (keys of any text survive)."""
-    from catvec.base.store import write_json
+    from catvec.base.writes import write_json
 
     rows = [[u, i, r] for u, i, r in heldout.select("user", "item", "role").iter_rows()]
     write_json(Path(path), {"format": HOLDOUT_FORMAT, "mode": mode, "columns": ["user", "item", "role"], "rows": rows})
@@ -161,7 +161,7 @@ def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None =
     """
     from catvec.base.scoring import check_scorer
 
-    from catvec.base.store import read_manifest, resolve_version_dir
+    from catvec.base.manifest import read_manifest, resolve_version_dir
     from catvec.base.vectors import load_vectors
     from catvec.pretraining.events import read_events_table
 

@@ -1,4 +1,5 @@
-"""The input a version records is the input it was trained on.
+"""The input a version records is the input it was trained on: its checksum (`checksum_events`),
+and the checks that it did not change while the run read it.
 
 A run takes the input's checksum before it reads the events, and may read them more than
 once (extraction, tuning, evaluation; a sharded extraction scans the files once per shard).
@@ -31,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
-from catvec.base.store import _alive
+from catvec.base.steps import step
+from catvec.base.writes import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,20 @@ def watch_input(options, events=None) -> InputWatch:
     except (CatvecError, OSError):
         state = None  # missing or unreadable: the checksum step says so in its own words
     return InputWatch(spec=options.path, sep=options.sep, state=state)
+
+
+@step(name="checksum-events", io=True)
+def checksum_events(options, events=None) -> str:
+    """sha256 of the events file `options` (an EventOptions) names, or of a DataFrame's rows."""
+    from catvec.base.tables import read_frame, source_checksum
+
+    if events is not None:
+        return read_frame(events)[2]
+    path = options.path
+    try:
+        return source_checksum(path)  # a file, folder, glob, list or URL; a clear message when missing
+    except OSError as exc:
+        raise CatvecError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
 
 
 def check_unchanged(watch: InputWatch | None, when: str) -> None:
@@ -101,7 +117,7 @@ def sweep_leftovers(out: Path, cache_dir: str) -> list[str]:
     candidates += [p for p in (*out.glob(".*.tmp*"), *out.glob("*/.*.tmp*")) if p.is_file()]
     for path in candidates:
         pid = _owner(path.name)
-        if pid is None or _alive(pid):
+        if pid is None or process_alive(pid):
             continue
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)

@@ -59,7 +59,7 @@ TRAINED_COLUMNS = ("user_col", "item_col", "time_col", "basket_col")
 
 def trained_columns(vectors_path) -> dict:
     """{option: value} of TRAINED_COLUMNS from the version's manifest (its params)."""
-    from catvec.base.store import read_manifest, resolve_version_dir
+    from catvec.base.manifest import read_manifest, resolve_version_dir
 
     params = read_manifest(resolve_version_dir(vectors_path), verify=False).get("params") or {}  # load_vectors verifies
     return {name: params[name] for name in TRAINED_COLUMNS if isinstance(params.get(name), str)}
@@ -72,7 +72,8 @@ def recommend_file(options, vectors_path, topn: int, out, scorer: str | None = N
     import polars as pl
 
     from catvec.base.scoring import check_scorer, recommend_rows
-    from catvec.base.store import check_writable, describe_os_error, read_manifest, resolve_version_dir
+    from catvec.base.manifest import read_manifest, resolve_version_dir
+    from catvec.base.writes import check_writable, describe_os_error
     from catvec.base.vectors import load_vectors
     from catvec.pretraining.events import read_events_table
 

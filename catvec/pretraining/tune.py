@@ -29,7 +29,7 @@ from catvec.base.config import field_types, parse_duration
 
 from catvec.pretraining.config import EventOptions, PretrainConfig, SequenceRules, SkipGram
 from catvec.base.errors import CatvecError
-from catvec.base.store import check_writable, describe_os_error
+from catvec.base.writes import check_writable, describe_os_error
 from catvec.pretraining.autotune import resolve, sample_events
 
 log = logging.getLogger(__name__)

@@ -199,7 +199,7 @@ def _palette() -> list[str]:
 def _save(fig, path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from catvec.base.store import writing
+    from catvec.base.writes import writing
 
     path = Path(path)
     FigureCanvasAgg(fig)

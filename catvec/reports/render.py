@@ -1,15 +1,14 @@
-"""Every text catvec shows about a run, rendered from what the run wrote (its manifest,
-metrics.json, alignment.json), so no report says anything the files do not hold.
+"""Every text catvec shows about a pretrain run, rendered from what the run wrote (its
+manifest), so no report says anything the files do not hold.
 
     pretrain_markdown(manifest, images)   report.md of a pretrain version
     pretrain_summary(manifest)            the lines `catvec pretrain` prints
     quality_table(quality)                next-item quality (report.md, `catvec evaluate`)
-    finetune_markdown(metrics, ...)       report.md of a model version
-    comparison_lines / alignment_lines    the lines `catvec finetune` prints (also in report.md)
     artifact_markdown(directory, name)    a version's report.md plus links to its files: the
                                           Prefect artifact of either flow
-    alignment_rows(alignment)             alignment.json as table rows (a Prefect table artifact)
-    drift_rows(manifest)                  a version's drift from its parent, beside seed noise (ditto)
+
+The block about the parent (alignment, drift, the gate) is catvec.reports.lineage's; a
+finetune run's texts are catvec.reports.finetune_report's.
 """
 
 from __future__ import annotations
@@ -17,19 +16,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from catvec.base.layout import DRIFT_FILE, LINKED_FILES, REPORT_FILE
+from catvec.reports.lineage import gate_lines, parent_lines
 
 # the parameter groups report.md lists (a manifest's params_by_group names their fields)
 REPORTED_GROUPS = ("sequences", "skipgram", "scoring")
 CORPUS_COLUMNS = ("events_read", "events_dropped", "users", "sequences", "tokens", "vocab_size")
-ALIGNMENT_COLUMNS = ("vocab_size", "hits", "misses", "entry_coverage", "row_coverage", "value_coverage",
-                     "pretrained_keys", "pretrained_unused", "oov_init")
 
-
-# ---- pretrain ---------------------------------------------------------------------
 
 def write_report(directory, manifest: dict, images: list[str] = ()) -> Path:
     """Write report.md into `directory` and return its path."""
-    from catvec.base.store import writing
+    from catvec.base.writes import writing
 
     path = Path(directory) / REPORT_FILE
     with writing(path):
@@ -152,114 +148,6 @@ def cold_start_lines(manifest: dict) -> list[str]:
     return [line]
 
 
-def parent_lines(manifest: dict) -> list[str]:
-    """Alignment, drift per band beside seed noise, new and dropped keys, the gate's decision."""
-    lines = []
-    align = manifest.get("alignment")
-    if align:
-        if align.get("applied"):
-            lines.append(f"- aligned to {manifest['parent']} on {align['anchors']} anchors (seen >= {align['min_count']} "
-                         f"times in both): median cosine {align['median_cosine_before']} before, "
-                         f"{align['median_cosine']} after; residual {align['residual']}")
-        else:
-            lines.append(f"- not aligned: {align.get('reason')}")
-    drift = manifest.get("drift")
-    if drift:
-        lines.append(f"- keys: {drift['shared_keys']} shared, {drift['new']} new "
-                     f"({_share(drift.get('new_traffic'))} of the traffic), {drift['dropped']} dropped "
-                     f"({_share(drift.get('dropped_traffic'))} of the parent's)")
-        if "warmed" in drift:
-            lines.append(f"- cold keys: {drift['cold']} in this version; {drift['warmed']} cold in the parent now "
-                         "have history and learned vectors")
-        noise = (drift.get("noise") or {}).get("bands", {})
-        lines += ["", f"Neighbour overlap@10 with the parent and aligned cosine, beside seed noise (two seeds on the "
-                      f"{'parent' if drift.get('noise_from') == 'parent' else 'same'}'s data):", "",
-                  "| keys seen | keys | overlap@10 | seed noise overlap@10 | cosine | seed noise cosine |",
-                  "|---|---|---|---|---|---|"]
-        for name, band in drift["bands"].items():
-            n = noise.get(name, {})
-            lines.append(f"| {name} | {band['keys']} | {band['overlap']} | {n.get('overlap', '-')} | "
-                         f"{_num(band['cosine'])} | {_num(n.get('cosine'))} |")
-        anchors = drift.get("anchors", {})
-        lines.append(f"| anchors (>= {manifest['params'].get('align_min_count')}) | {anchors.get('keys')} | "
-                     f"{anchors.get('overlap')} | {(drift.get('noise') or {}).get('anchors', {}).get('overlap', '-')} | "
-                     f"{_num(anchors.get('cosine'))} | {_num((drift.get('noise') or {}).get('anchors', {}).get('cosine'))} |")
-    parent_quality = manifest.get("parent_quality")
-    if parent_quality and manifest.get("quality"):
-        mine, theirs = manifest["quality"]["vectors"]["test"], parent_quality["vectors"]["test"]
-        lines += ["", f"- held-out HR@10 on this version's test items: {mine['hr']:.4f}, the parent's {theirs['hr']:.4f}"]
-    validation = manifest.get("validation")
-    if validation:
-        mine, theirs = validation["vectors"]["vectors"]["valid"], validation["parent"]["vectors"]["valid"]
-        lines += ["", f"- validation HR@10 on the same {validation['lines']} sequences (a seeded sample of "
-                      f"{validation['tokens']} tokens of the corpus, each sequence's last item): {mine['hr']:.4f}, "
-                      f"the parent's {theirs['hr']:.4f}"]
-    gate = manifest.get("gate")
-    if gate:
-        lines += ["", f"- promotion gate: {gate_verdict(gate)}"]
-        rows = gate_rows(manifest)
-        if rows:
-            lines += ["", "| check | figure | threshold | result |", "|---|---|---|---|"]
-            lines += [f"| {r['check']} | {r['figure']} | {r['threshold']} | {r['result']} |" for r in rows]
-    return lines
-
-
-def gate_verdict(gate: dict) -> str:
-    """promoted / promoted (forced past: ...) / refused: ... / kept as a candidate: ..."""
-    if gate.get("held"):
-        return f"kept as a candidate: {gate['held']}"
-    if gate.get("forced"):
-        return f"promoted (forced past: {'; '.join(gate['reasons'])})"
-    return "promoted" if gate.get("promoted") else f"refused, kept as a candidate: {'; '.join(gate['reasons'])}"
-
-
-def gate_lines(manifest: dict) -> list[str]:
-    """The terminal's gate lines: each check with its figure and threshold, then the decision."""
-    gate = manifest.get("gate")
-    if not gate:
-        return []
-    lines = [f"gate: {c['line']}{'' if c['passed'] else '  <- FAILED'}"
-             for c in (gate.get("checks") or {}).values() if isinstance(c, dict) and "line" in c]
-    return lines + [f"gate: {gate_verdict(gate)}"]
-
-
-def gate_rows(manifest: dict) -> list[dict]:
-    """The gate's checks as table rows (report.md, a Prefect table artifact): one per check,
-    its figure, its threshold and whether it passed; [] without a gate."""
-    rows = []
-    for name, c in ((manifest.get("gate") or {}).get("checks") or {}).items():
-        if not isinstance(c, dict) or "line" not in c:
-            continue
-        rows.append({"check": name, "figure": "cannot compare" if c["figure"] is None else c["figure"],
-                     "threshold": c["threshold"], "result": "pass" if c["passed"] else "FAIL",
-                     "detail": c["line"]})
-    return rows
-
-
-def drift_rows(manifest: dict) -> list[dict]:
-    """A manifest's drift as table rows (a Prefect table artifact): one per frequency band and
-    one for the anchors, each beside its seed-noise value; [] without a parent."""
-    drift = manifest.get("drift") or {}
-    noise = drift.get("noise") or {}
-    rows = []
-    for name, band in [*(drift.get("bands") or {}).items(), ("anchors", drift.get("anchors"))]:
-        if not band:
-            continue
-        other = noise.get("anchors", {}) if name == "anchors" else (noise.get("bands") or {}).get(name, {})
-        rows.append({"keys seen": name, "keys": band.get("keys"), "overlap@10": band.get("overlap"),
-                     "seed noise overlap@10": other.get("overlap"), "cosine": band.get("cosine"),
-                     "seed noise cosine": other.get("cosine")})
-    return rows
-
-
-def _num(value) -> str:
-    return "-" if value is None else str(value)
-
-
-def _share(value) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def tuning_lines(manifest: dict) -> list[str]:
     """One line on how the open settings were chosen (catvec.pretraining.autotune)."""
     tuning = manifest.get("tuning") or {}
@@ -329,89 +217,6 @@ def quality_table(quality: dict) -> list[str]:
     return lines
 
 
-# ---- finetune ---------------------------------------------------------------------
-
-def finetune_markdown(metrics: dict, alignment: dict, roles, table_name: str, cfg, version: str) -> str:
-    lines = [f"# catvec finetune {version}", "",
-             f"- table: `{table_name}`, target `{roles.target}` ({roles.task})",
-             f"- categorical: {', '.join(roles.cat_cols) or 'none'}; continuous: {', '.join(roles.cont_cols) or 'none'}",
-             "- pretrained: " + (", ".join(f"{c} <- `{d}`" for c, d in roles.pretrained.items()) or "none"),
-             f"- mode {cfg.mode}, lr {cfg.lr:g}, embedding_lr {cfg.embedding_lr:g}, oov_init {cfg.oov_init}, "
-             f"seed {cfg.seed}", *([f"- {auto_line(metrics['auto'])}"] if "auto" in metrics else []),
-             "", "## Validation (best epoch)", "", "```", *comparison_lines(metrics), "```", ""]
-    if alignment:
-        lines += ["## Alignment", "", *(f"- {line}" for line in alignment_lines(alignment)), ""]
-    return "\n".join(lines)
-
-
-def comparison_lines(metrics: dict) -> list[str]:
-    """Side-by-side lines for the terminal and report.md: the runs, the baselines on the
-    frozen vectors, then one verdict per comparison on the main metric."""
-    name = metrics["main_metric"]
-    keys = [k for k in metrics["best"] if k.startswith("val_")]
-    keys += [k for k in metrics.get("test", {}) if k == "test_" + name.removeprefix("val_")]
-    runs = [(metrics["mode"], metrics)] + ([("scratch", metrics["scratch"])] if "scratch" in metrics else [])
-    lines = [f"{'run':<12} {'best epoch':>10} " + " ".join(f"{k:>12}" for k in keys)]
-    for label, run in runs:
-        values = {**run["best"], **run.get("test", {})}
-        lines.append(f"{label:<12} {run['best_epoch']:>10} " + " ".join(_cell(values.get(k)) for k in keys))
-    for label, base in metrics.get("baselines", {}).items():
-        setting = ", ".join(f"{k} {v:g}" for k, v in base["settings"].items())
-        lines.append(f"{label:<12} {setting:>10} " + " ".join(_cell(base["best"].get(k)) for k in keys))
-    c = metrics.get("comparison")
-    lines += [f"note: {note}" for note in metrics.get("notes", [])]
-    if c:
-        name = c["metric"]
-        lines.append("verdicts on the test split" if c.get("split") == "test" else
-                     "verdicts on the validation split, which also chose each run's settings "
-                     "(no test rows: mark some with --split-col)")
-    if c and "scratch" in c:
-        lines.append(f"{name}: pretrained {_cell(c['pretrained']).strip()} vs scratch {_cell(c['scratch']).strip()} "
-                     + _verdict(c["better"]))
-    for label, vs in (c or {}).get("baselines", {}).items():
-        lines.append(f"{name}: pretrained {_cell(c['pretrained']).strip()} vs {label} {_cell(vs['value']).strip()} "
-                     + _verdict(vs["better"]))
-    return lines
-
-
-def auto_line(auto: dict) -> str:
-    """metrics.json's "auto" record -> one line: what --auto chose, on which metric."""
-    c = auto["chosen"]
-    head = f"MLP {c['hidden']} (dropout {c['dropout']:g})" if c["hidden"] else "linear head"
-    return (f"auto: {head}, {c['mode']}, {c['solver']}, weight_decay {c['weight_decay']:g}, normalize {c['normalize']}, class_weight "
-            f"{c['class_weight']}; best {auto['metric']} of {len(auto['candidates'])} candidates")
-
-
-def _verdict(better: str) -> str:
-    if better == "unknown":
-        return "-> not comparable"
-    return "-> tie" if better == "tie" else f"-> {better} is better"
-
-
-def alignment_lines(alignment: dict) -> list[str]:
-    """One line per pretrained column from its AlignmentReport JSON."""
-    lines = []
-    for col, rep in alignment.items():
-        rows = f", {rep['row_coverage']:.1%} of rows" if rep.get("row_coverage") is not None else ""
-        lines.append(f"{col}: {rep['hits']}/{rep['vocab_size']} vocab entries have a pretrained vector, "
-                     f"{rep['table_value_hits']}/{rep['table_values']} table values{rows}; "
-                     f"{rep['pretrained_not_in_table']} pretrained keys have no label; OOV init {rep['oov_init']}"
-                     + (f"; {rep['bucket_hits']}/{rep['hash_buckets']} hash buckets start from pretrained means"
-                        if rep.get("hash_buckets") else ""))
-    return lines
-
-
-def alignment_rows(alignment: dict) -> list[dict]:
-    """{column: AlignmentReport JSON} -> one table row per column (floats to 4 places)."""
-    rows = []
-    for column, report in alignment.items():
-        row = {"column": column, **{k: report.get(k) for k in ALIGNMENT_COLUMNS}}
-        rows.append({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
-    return rows
-
-
-# ---- both --------------------------------------------------------------------------
-
 def artifact_markdown(directory, title: str) -> str:
     """A version directory's report.md (or `title` alone) plus links to its files."""
     directory = Path(directory)
@@ -439,6 +244,3 @@ def _row(cells) -> str:
 def _rule(cells) -> str:
     return "|" + "---|" * len(cells)
 
-
-def _cell(value) -> str:
-    return f"{value:>12.4f}" if value is not None else f"{'n/a':>12}"

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from catvec.base.layout import LATEST
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from catvec.base.vectors import load_vectors
 
 REPO = Path(__file__).resolve().parents[2]

@@ -52,7 +52,7 @@ def test_loads_retry_only_while_an_input_is_missing(adapter, tmp_path):
     from prefect.states import Failed
 
     from catvec.base.errors import CatvecError
-    from catvec.base.store import resolve_version_dir
+    from catvec.base.manifest import resolve_version_dir
     from catvec.base.tables import read_frame
 
     def retried(call):
@@ -71,7 +71,7 @@ def test_loads_retry_only_while_an_input_is_missing(adapter, tmp_path):
 
 
 def test_every_step_call_goes_through_the_runner_and_alignment_rows(weights, sample_labels, tmp_path):
-    from catvec.reports.render import alignment_rows
+    from catvec.reports.finetune_report import alignment_rows
 
     seen = []
 

@@ -14,7 +14,7 @@ from catvec.base.config import field_types, flow_default
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.steps import steps_of, steps_run_by
 from catvec.base.layout import LATEST, STAGING
-from catvec.base.store import read_manifest
+from catvec.base.manifest import read_manifest
 from catvec.base.vectors import load_vectors
 from catvec.cli.main import main as catvec_main
 from catvec.pretraining import pipeline
