@@ -47,6 +47,7 @@ from catvec.pretraining.gates import enforce_gates
 from catvec.pretraining.inputs import check_read, check_unchanged, sweep_leftovers, watch_input
 from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.shards import wants_shards
+from catvec.pretraining.split import SPLIT_DIR, is_split, open_split
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ def extract_corpus(events_table, cfg: PretrainConfig, checksum: str, watch=None)
     tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}-{secrets.token_hex(3)}"  # private to this call
     try:
         tmp.mkdir(parents=True)
-        corpus = extract_sharded(cfg, tmp / "corpus.txt") if events_table is None else build_corpus(
+        split = events_table is None or is_split(events_table)
+        corpus = extract_sharded(cfg, tmp / "corpus.txt", split=events_table) if split else build_corpus(
             events_table, tmp / "corpus.txt",
             **extraction_options(cfg), min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
             max_sequence_length=cfg.max_sequence_length, holdout=HOLDOUT_MODES[cfg.holdout],
@@ -420,7 +422,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
         corpus = find_cached_corpus(cfg, checksum) if events is None else None
         timings["corpus_cached"] = corpus is not None
         if corpus is None:
-            table = None if wants_shards(cfg, events) else read_events_table(cfg, events)
+            table = run_events(cfg, events, staging)
             timings["read_seconds"] = round(time.perf_counter() - t, 4)
             t = time.perf_counter()
             corpus = extract_corpus(table, cfg, checksum, watch)
@@ -433,7 +435,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
             cfg = inherited
         else:
             if autotune_needs_events(cfg) and table is None:
-                table = check_read(read_events_table(cfg, events), checksum, watch, "tuning")
+                table = check_read(run_events(cfg, events, staging), checksum, watch, "tuning")
             cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
         timings["tune_seconds"] = round(time.perf_counter() - t, 4)
         t = time.perf_counter()
@@ -461,7 +463,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
         if cfg.holdout != "none":
             t = time.perf_counter()
             if table is None:
-                table = check_read(read_events_table(cfg, events), checksum, watch, "evaluation")
+                table = check_read(run_events(cfg, events, staging), checksum, watch, "evaluation")
             quality = evaluate_holdout(vectors, cfg, table)
             if parent_vectors is not None and cfg.gate:
                 parent_quality = evaluate_holdout(parent_vectors, cfg, table)
@@ -479,6 +481,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
             gate = gate_decision(lineage.get("drift"), quality or checked.get("vectors"),
                                  parent_quality or checked.get("parent"), cfg)
             lineage["gate"] = gate
+        if is_split(table):
+            table.close()  # before anything is written into staging
         t = time.perf_counter()
         manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
         manifest.update(lineage)
@@ -536,6 +540,14 @@ def _publish_reason(parent: str | None, gate: dict | None) -> str:
     if gate is None:
         return "ungated"
     return "forced" if gate["forced"] else "gate"
+
+
+def run_events(cfg: PretrainConfig, events, staging: Path):
+    """The run's events: the whole table when they fit one shard, else the input split into
+    shard files in staging (catvec.pretraining.split; removed with staging on failure)."""
+    if wants_shards(cfg, events):
+        return open_split(cfg, staging / SPLIT_DIR)
+    return read_events_table(cfg, events)
 
 
 def autotune_needs_events(cfg: PretrainConfig) -> bool:

@@ -50,6 +50,7 @@ class ShardJob:
     out_dir: str
     rare_items: tuple | None = None
     count_only: bool = False
+    part: str = ""            # the shard's own file folder (catvec.pretraining.split); "": a scan of the input
 
 
 @dataclass
@@ -175,13 +176,17 @@ def shard_jobs(cfg, plan: ShardPlan, out_dir: Path) -> list[ShardJob]:
 
 
 def read_shard(job: ShardJob):
-    """The EventsTable of one shard: a lazy scan filtered on its key range, then collected."""
+    """The EventsTable of one shard: its file folder when the input was split, else a lazy
+    scan of the input filtered on its key range, then collected."""
     import polars as pl
 
     from catvec.base.keys import key_expr
     from catvec.pretraining.events import events_from_frame, scan_events
 
-    lf = scan_events(job.source, job.window, row_index=ROW)
+    if job.part:
+        lf = pl.scan_parquet(Path(job.part) / "*.parquet", hive_partitioning=False)
+    else:
+        lf = scan_events(job.source, job.window, row_index=ROW)
     schema = lf.collect_schema()
     key = key_expr(job.key_col, schema[job.key_col])
     keep = None
@@ -193,10 +198,8 @@ def read_shard(job: ShardJob):
     if keep is not None and job.low is None:
         keep = keep | key.is_null()   # empty keys go to the first shard, which refuses or drops them
     opts = job.events
-    wanted = [opts["user_col"], opts["item_col"], opts["time_col"], opts["session_col"], opts["basket_col"]]
-    columns = [c for c in dict.fromkeys(wanted) if c and c in schema] + [ROW]
-    lf = lf.select(columns)
-    if keep is not None:
+    lf = lf.select(shard_columns(job, schema))
+    if keep is not None and not job.part:  # a shard's file holds only its range
         lf = lf.filter(keep)
     try:
         raw = lf.collect(engine="streaming")
@@ -205,6 +208,13 @@ def read_shard(job: ShardJob):
 
         raise CatvecError(f"{job.source.name}: cannot read shard {job.index} ({first_line(exc)})") from None
     return events_from_frame(raw, job.source.name, "", **opts, window=job.window, row=ROW)
+
+
+def shard_columns(job: ShardJob, schema) -> list[str]:
+    """The input columns a shard reads (those the options name) and the input position."""
+    opts = job.events
+    wanted = [opts["user_col"], opts["item_col"], opts["time_col"], opts["session_col"], opts["basket_col"]]
+    return [c for c in dict.fromkeys(wanted) if c and c in schema] + [ROW]
 
 
 def run_shard(job: ShardJob) -> dict:
@@ -229,12 +239,16 @@ def run_shard(job: ShardJob) -> dict:
             "stats": corpus.stats, "length_counts": corpus.length_counts, "heldout": heldout}
 
 
-def extract_sharded(cfg, path, engine=None):
+def extract_sharded(cfg, path, engine=None, split=None):
     """cfg's events -> Corpus at `path`, shard by shard on cfg.engine (see module doc).
+    `split`: the input already split into shard files (catvec.pretraining.split.SplitEvents);
+    without one (or with fewer shards than the engine has slots) the input is split here,
+    into a folder beside `path` that is removed afterwards, also on failure.
 
     Example: extract_sharded(PretrainConfig(events="events/", shards=8), "corpus.txt")
     """
     from catvec.pretraining.engines import open_engine
+    from catvec.pretraining.split import open_split
 
     path = Path(path)
     out_dir = path.parent / (path.name + ".shards")
@@ -242,14 +256,15 @@ def extract_sharded(cfg, path, engine=None):
     out_dir.mkdir(parents=True)
     try:
         with (engine or open_engine(cfg)) as run:
-            plan = plan_shards(cfg, minimum=run.slots)
-            jobs = shard_jobs(cfg, plan, out_dir)
+            if split is None or len(split.jobs) < run.slots:
+                split = open_split(cfg, out_dir / "events", minimum=run.slots)
+            jobs = [replace(j, out_dir=str(out_dir.resolve())) for j in split.jobs]
             rare = None
-            if cfg.min_count > 1 and plan.shards > 1:
+            if cfg.min_count > 1 and len(jobs) > 1:
                 rare = rare_items(run.map(run_shard, [replace(j, count_only=True) for j in jobs]), cfg.min_count)
                 jobs = [replace(j, rare_items=rare) for j in jobs]
             results = run.map(run_shard, jobs)
-        return merge_shards(results, path, cfg, plan.source.name, rare)
+        return merge_shards(results, path, cfg, split.source, rare)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
 
