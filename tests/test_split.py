@@ -16,7 +16,8 @@ from catvec.pretraining.corpus import extraction_options
 from catvec.pretraining.evaluation import TaskParts, build_tasks, next_item_metrics, popularity_metrics, task_parts
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.pipeline import pretrain
-from catvec.pretraining.shards import merge_shards, plan_shards, run_shard, shard_jobs
+from catvec.pretraining.merge import merge_shards, rare_items
+from catvec.pretraining.shards import plan_shards, run_shard, shard_jobs
 from catvec.pretraining.split import SPLIT_DIR, open_split
 
 
@@ -96,8 +97,6 @@ def test_the_corpus_is_the_same_with_and_without_the_split(events, tmp_path, ext
     rare = None
     if cfg.min_count > 1:
         from dataclasses import replace
-
-        from catvec.pretraining.shards import rare_items
 
         rare = rare_items([run_shard(replace(j, count_only=True)) for j in jobs], cfg.min_count)
         jobs = [replace(j, rare_items=rare) for j in jobs]

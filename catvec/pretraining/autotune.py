@@ -113,8 +113,6 @@ def candidates(cfg: PretrainConfig, halving: bool = False) -> list[dict]:
 def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> tuple[PretrainConfig, dict]:
     """Fill cfg's open settings, tuning on `table` when there is something to choose and
     enough data; returns the resolved config and the record stored in the manifest."""
-    from catvec.pretraining.split import is_split
-
     open_ = open_settings(cfg)
     if not open_:
         return resolve(cfg, tokens), {"ran": False, "reason": "every setting given"}
@@ -122,7 +120,7 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
         return resolve(cfg, tokens), {"ran": False, "reason": "--no-tune", "chosen": _chosen(resolve(cfg, tokens), open_)}
     started = time.perf_counter()
     halving = cfg.tune_search == "halving"
-    events = table.height if is_split(table) else table.frame.height  # a split input: counted shard by shard
+    events = table.frame.height if hasattr(table, "frame") else table.height  # a split input: counted by shard
     budget_events = halving_events(events, costs(cfg, candidates(cfg, halving))) if halving \
         else cfg.tune_events
     sample = sample_events(table, min(cfg.tune_events, budget_events), cfg.seed, basket=bool(cfg.basket_col))
@@ -342,9 +340,7 @@ def sample_events(table, max_events: int = 0, seed: int = 1, basket: bool = Fals
     the same sample, read a shard at a time."""
     import polars as pl
 
-    from catvec.pretraining.split import is_split
-
-    if is_split(table):
+    if hasattr(table, "sample"):  # catvec.pretraining.split.SplitEvents
         return table.sample(max_events, seed, max_groups)
     frame = table.frame
     by = "group" if basket else "user"

@@ -76,9 +76,8 @@ def build_tasks(table, keys: list[str], holdout: int, **rules):
     import polars as pl
 
     from catvec.pretraining.corpus import held_out_mask, sequence_frame
-    from catvec.pretraining.split import is_split
 
-    if is_split(table):  # an input split into shard files: built and kept a shard at a time
+    if hasattr(table, "build_tasks"):  # an input split into shard files (catvec.pretraining.split): a shard at a time
         return table.build_tasks(keys, holdout, **rules)
     share = rules.pop("basket_share", 10)
     if rules.get("basket"):

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from catvec.base.errors import CatvecError
-from catvec.pretraining.shards import ROW, plan_shards, read_shard, shard_columns, shard_jobs
+from catvec.pretraining.shards import read_shard, split_jobs
 
 log = logging.getLogger(__name__)
 
-SHARD = "__catvec_shard"
 SPLIT_DIR = ".events-split"   # in a run's staging directory: removed with it on failure
 
 
@@ -145,47 +143,11 @@ def open_split(cfg, directory, minimum: int = 1) -> SplitEvents:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     try:
-        plan = plan_shards(cfg, minimum)
-        jobs = shard_jobs(cfg, plan, directory)
-        if plan.shards > 1:
-            parts = split_input(plan.source, jobs[0], plan.bounds, directory / "events")
-            jobs = [replace(job, part=str(part)) for job, part in zip(jobs, parts)]
+        source, jobs = split_jobs(cfg, directory, minimum)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    return SplitEvents(jobs=jobs, source=plan.source.name, directory=directory, basket=bool(cfg.basket_col))
-
-
-def split_input(source, job, bounds: list, folder: Path) -> list[Path]:
-    """One streaming pass over `source`: each event into the folder of its shard (the
-    number of `bounds` at or below its key; an empty key: shard 0). Returns the folders."""
-    import polars as pl
-
-    from catvec.base.keys import key_expr
-    from catvec.base.sources import first_line
-    from catvec.pretraining.events import scan_events
-
-    lf = scan_events(source, job.window, row_index=ROW)
-    schema = lf.collect_schema()
-    columns = shard_columns(job, schema)
-    key = key_expr(job.key_col, schema[job.key_col])
-    shard = pl.sum_horizontal([(key >= bound).fill_null(False).cast(pl.UInt32) for bound in bounds])
-    try:
-        (lf.select(columns).with_columns(shard.alias(SHARD))
-         .sink_parquet(pl.PartitionBy(folder, key=SHARD, include_key=False), mkdir=True))
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise CatvecError(f"{source.name}: cannot split the events into shard files in {folder} "
-                          f"({first_line(exc)})") from None
-    parts = [folder / f"{SHARD}={i}" for i in range(len(bounds) + 1)]
-    empty = None
-    for part in parts:  # a shard without events has no folder yet
-        if not part.is_dir():
-            if empty is None:
-                empty = lf.select(columns).head(0).collect()
-            part.mkdir(parents=True)
-            empty.write_parquet(part / "empty.parquet")
-    log.info("split %s into %d shard files in one pass", source.name, len(parts))
-    return parts
+    return SplitEvents(jobs=jobs, source=source, directory=directory, basket=bool(cfg.basket_col))
 
 
 def is_split(table) -> bool:
