@@ -1,12 +1,12 @@
 """The input split once into shard files: what extraction, tuning and evaluation read when
 the events do not fit one shard.
 
-One streaming pass over the input writes each event into the file of its shard (a folder
-of Parquet files per shard, by the shard's user-key range from `plan_shards`), keeping
-only the columns the options name and each event's position in the whole input. Every
-later reader then reads one shard file at a time, so the input is read once whatever
-the number of shards (a lazy scan per shard read it once per shard), and memory stays
-bounded by one shard:
+One streaming pass over the input (catvec.pretraining.shards.split_input) writes each
+event into the files of its shard (a folder of Parquet files per shard, by the shard's
+user-key range from `plan_shards`), keeping only the columns the options name and each
+event's position in the whole input. Every later reader reads one shard's files at a
+time, so the input is read once whatever the number of shards (a lazy scan per shard
+would read it once per shard), and memory stays bounded by one shard:
 
 - extraction (catvec.pretraining.shards.extract_sharded) builds each shard's corpus;
 - the tuner's sample (`SplitEvents.sample`): the events per user (basket) of every shard,
