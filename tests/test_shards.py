@@ -18,7 +18,8 @@ from catvec.cli.main import main
 from catvec.pretraining.config import EventOptions, Extraction, SequenceRules
 from catvec.pretraining.corpus import build_corpus
 from catvec.pretraining.events import read_events, time_window
-from catvec.pretraining.shards import extract_sharded, length_stats
+from catvec.pretraining.merge import length_stats
+from catvec.pretraining.shards import extract_sharded
 
 DAY = 86_400
 

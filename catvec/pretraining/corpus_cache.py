@@ -74,13 +74,15 @@ def extract_corpus(events_table, out: str, options: EventOptions, rules: Sequenc
     input is still the one that checksum was taken of."""
     from catvec.pretraining.corpus import build_corpus
     from catvec.pretraining.shards import extract_sharded
+    from catvec.pretraining.split import is_split
 
     cache_root = Path(out) / CACHE_DIR
     entry = cache_root / ("corpus-" + corpus_cache_key(options, rules, checksum))
     tmp = cache_root / f".tmp-{entry.name}-{os.getpid()}-{secrets.token_hex(3)}"  # private to this call
     try:
         tmp.mkdir(parents=True)
-        corpus = (extract_sharded(options, rules, extraction, tmp / CORPUS_TEXT) if events_table is None
+        split = events_table is None or is_split(events_table)
+        corpus = (extract_sharded(options, rules, extraction, tmp / CORPUS_TEXT, split=events_table) if split
                   else build_corpus(events_table, tmp / CORPUS_TEXT, rules))
         write_json(tmp / CORPUS_META, {"keys": corpus.keys, "stats": corpus.stats, "basket": corpus.basket})
         if corpus.heldout is not None:

@@ -77,6 +77,8 @@ def build_tasks(table, keys: list[str], rules: SequenceRules):
 
     from catvec.pretraining.corpus import held_out_mask, sequence_frame
 
+    if hasattr(table, "build_tasks"):  # an input split into shard files (catvec.pretraining.split): a shard at a time
+        return table.build_tasks(keys, rules)
     if table.basket:
         return _basket_tasks(table, keys, rules)
     holdout = rules.holdout_items
@@ -215,6 +217,29 @@ class NextItemTask:
         return len(self.targets)
 
 
+@dataclass
+class TaskParts:
+    """A task in parts on disk (a shard each, catvec.pretraining.split), loaded one at a
+    time for scoring: memory for one shard's histories, not every user's."""
+
+    paths: list           # .npz files with indptr, items, targets
+    targets: np.ndarray   # (n_users,) every part's targets, in order
+
+    @property
+    def n_users(self) -> int:
+        return len(self.targets)
+
+    def parts(self):
+        for path in self.paths:
+            with np.load(path) as data:
+                yield NextItemTask(data["indptr"], data["items"], data["targets"])
+
+
+def task_parts(task):
+    """The NextItemTasks of a task: itself, or a TaskParts' parts one at a time."""
+    return task.parts() if isinstance(task, TaskParts) else [task]
+
+
 def encode_task(keys: list[str], histories: list[list[str]], targets: list[str]) -> NextItemTask:
     """Plain lists of keys -> NextItemTask over `keys` (small inputs; the pipeline encodes in polars)."""
     index = {k: i for i, k in enumerate(keys)}
@@ -233,6 +258,11 @@ def next_item_metrics(scorer, task: NextItemTask, k: int = 10, query_last: int =
     if not isinstance(scorer, Scorer):
         unit = unit_rows(scorer)
         scorer = Scorer("cosine", unit, unit, np.ones(len(unit), dtype=bool))
+    ranks = [_scorer_ranks(scorer, part, query_last, batch_size) for part in task_parts(task)]
+    return summarize(np.concatenate([np.zeros(0, dtype=np.int64), *ranks]), k)
+
+
+def _scorer_ranks(scorer, task: NextItemTask, query_last: int, batch_size: int) -> np.ndarray:
     n = len(scorer.candidates)
     queries, has_query = scorer.query_vectors(task.indptr, task.items, query_last)  # (users, dim), (users,)
     blocked = ~scorer.allowed
@@ -245,7 +275,7 @@ def next_item_metrics(scorer, task: NextItemTask, k: int = 10, query_last: int =
     ranks = _target_ranks(scores, task, n, batch_size)
     ranks[~has_query] = n
     ranks[(task.targets >= 0) & blocked[np.maximum(task.targets, 0)]] = n  # never listed: a miss
-    return summarize(ranks, k)
+    return ranks
 
 
 def popularity_metrics(counts: np.ndarray, task: NextItemTask, k: int = 10, batch_size: int = 1024) -> dict:
@@ -258,7 +288,8 @@ def popularity_metrics(counts: np.ndarray, task: NextItemTask, k: int = 10, batc
     def scores(lo: int, hi: int) -> np.ndarray:
         return np.broadcast_to(score, (hi - lo, n)).copy()
 
-    return summarize(_target_ranks(scores, task, n, batch_size), k)
+    ranks = [_target_ranks(scores, part, n, batch_size) for part in task_parts(task)]
+    return summarize(np.concatenate([np.zeros(0, dtype=np.int64), *ranks]), k)
 
 
 def summarize(ranks: np.ndarray, k: int) -> dict:

@@ -45,6 +45,7 @@ from catvec.pretraining.inputs import check_read, check_unchanged, checksum_even
 from catvec.pretraining.parents import (compare_parent, hold_as_candidate, inherit_settings, load_parent,
                                         measure_seed_noise, publish_reason, validate_against_parent)
 from catvec.pretraining.shards import wants_shards
+from catvec.pretraining.split import SPLIT_DIR, is_split, open_split
 from catvec.pretraining.version_dir import build_manifest, export_version
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
         timings["corpus_cached"] = corpus is not None
         if corpus is None:
             with timed(timings, "read_seconds"):
-                table = None if wants_shards(options, extraction, events) else read_events_table(options, events)
+                table = run_events(options, rules, extraction, events, staging)
             with timed(timings, "extract_seconds"):
                 corpus = extract_corpus(table, cfg.out, options, rules, extraction, checksum, watch, cfg.refresh)
         with timed(timings, "tune_seconds"):
@@ -158,7 +159,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
                 cfg = inherited
             else:
                 if autotune_needs_events(cfg) and table is None:
-                    table = check_read(read_events_table(options, events), checksum, watch, "tuning")
+                    table = check_read(run_events(options, rules, extraction, events, staging), checksum, watch,
+                                       "tuning")
                 cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
         init = parent_vectors if cfg.warm_start else None
         if cfg.warm_start and init is None:
@@ -184,7 +186,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
         if cfg.holdout != "none":
             with timed(timings, "evaluate_seconds"):
                 if table is None:
-                    table = check_read(read_events_table(options, events), checksum, watch, "evaluation")
+                    table = check_read(run_events(options, rules, extraction, events, staging), checksum, watch,
+                                       "evaluation")
                 quality = evaluate_holdout(vectors, rules, cfg.query_last, table)
                 if parent_vectors is not None and cfg.gate:
                     parent_quality = evaluate_holdout(parent_vectors, rules, cfg.query_last, table)
@@ -200,6 +203,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
             gate = gate_decision(lineage.get("drift"), quality or checked.get("vectors"),
                                  parent_quality or checked.get("parent"), cfg)
             lineage["gate"] = gate
+        if is_split(table):
+            table.close()  # before anything is written into staging
         with timed(timings, "export_seconds"):
             manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
             manifest.update(lineage)
@@ -234,6 +239,14 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
     log.info("pretrain: version %s in %.1fs%s", name, time.perf_counter() - t0,
              "" if promoted else " (a candidate: the gate kept latest where it was)")
     return PretrainResult(version=name, path=final, manifest=read_manifest(final), promoted=promoted, gate=gate)
+
+
+def run_events(options: EventOptions, rules: SequenceRules, extraction: Extraction, events, staging: Path):
+    """The run's events: the whole table when they fit one shard, else the input split into
+    shard files in staging (catvec.pretraining.split; removed with staging on failure)."""
+    if wants_shards(options, extraction, events):
+        return open_split(options, rules, extraction, staging / SPLIT_DIR)
+    return read_events_table(options, events)
 
 
 def autotune_needs_events(cfg: PretrainConfig) -> bool:
