@@ -36,8 +36,8 @@ from catvec.base.manifest import read_manifest
 from catvec.base.store import ANY_PARENT, VersionStore, publish_version
 from catvec.base.writes import check_writable
 from catvec.pretraining.autotune import open_settings
-from catvec.pretraining.config import (AttributeOptions, EventOptions, Extraction, Lineage, PretrainConfig, Scoring,
-                                       SequenceRules, SkipGram)
+from catvec.pretraining.config import (AttributeOptions, EventOptions, Extraction, Gate, Lineage, PretrainConfig,
+                                       Scoring, SequenceRules, SkipGram)
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
@@ -201,7 +201,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
 
             checked = lineage.get("validation") or {}
             gate = gate_decision(lineage.get("drift"), quality or checked.get("vectors"),
-                                 parent_quality or checked.get("parent"), cfg)
+                                 parent_quality or checked.get("parent"), Gate.of(cfg), cfg.align_min_count)
             lineage["gate"] = gate
         if is_split(table):
             table.close()  # before anything is written into staging
