@@ -159,7 +159,7 @@ def generated_agreement(n_events: int) -> list[str]:
     """Cheap against full seed noise on a second data set: generated events (generate.py)."""
     from generate import generate
 
-    from catvec.pretraining.config import PretrainConfig
+    from catvec.pretraining.config import Lineage, PretrainConfig
     from catvec.base.store import VersionStore
     from catvec.pretraining.noise import seed_noise
     from catvec.pretraining.parents import load_parent, parent_corpus
@@ -172,7 +172,7 @@ def generated_agreement(n_events: int) -> list[str]:
                              time_col="timestamp", tune=False, vector_map=False)
         pretrain(cfg)
         store = VersionStore(cfg.out)
-        parent, manifest = load_parent(store, store.latest_name(), cfg)
+        parent, manifest = load_parent(store, store.latest_name(), Lineage.of(cfg), cfg.gate, cfg.dim)
         parent_cfg, corpus = parent_corpus(store, manifest, cfg)
         figures = {}
         for share in (PretrainConfig.noise_sample, 1.0):

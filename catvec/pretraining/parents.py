@@ -38,12 +38,13 @@ PARENT_GROUPS = ("events", "extraction", "sequences", "skipgram")  # what rebuil
 
 
 @step(name="load-parent")
-def load_parent(store: VersionStore, parent: str | None, cfg: PretrainConfig):
-    """The parent version (OUT/latest when the run starts) when alignment, the gate or a warm
-    start need it: (vectors, manifest), checksums verified; (None, None) without one."""
+def load_parent(store: VersionStore, parent: str | None, lineage: Lineage, gated: bool, dim: int):
+    """The parent version (OUT/latest when the run starts) when alignment, the gate (`gated`)
+    or a warm start need it: (vectors, manifest), checksums verified; (None, None) without
+    one. A warm start needs the parent's vectors to have this run's `dim`."""
     from catvec.base.vectors import load_vectors
 
-    if parent is None or not (cfg.align or cfg.gate or cfg.warm_start):
+    if parent is None or not (lineage.align or gated or lineage.warm_start):
         return None, None
     directory = store.root / parent
     try:
@@ -52,8 +53,8 @@ def load_parent(store: VersionStore, parent: str | None, cfg: PretrainConfig):
     except CatvecError as exc:
         raise CatvecError(f"parent version {parent} (OUT/latest) cannot be used: {exc}; promote a sound version "
                           f"with `catvec promote {store.root} VERSION`, or pass --no-align --no-gate") from None
-    if cfg.warm_start and vectors.dim != cfg.dim:
-        raise CatvecError(f"--warm-start: the parent {parent} has dim {vectors.dim}, this run dim {cfg.dim}; "
+    if lineage.warm_start and vectors.dim != dim:
+        raise CatvecError(f"--warm-start: the parent {parent} has dim {vectors.dim}, this run dim {dim}; "
                           f"pass --dim {vectors.dim} or leave out --warm-start")
     return vectors, manifest
 

@@ -140,7 +140,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
     store.prepare()
     sweep_leftovers(store.root, CACHE_DIR)
     parent = store.latest_name()
-    parent_vectors, parent_manifest = load_parent(store, parent, cfg) if parent else (None, None)
+    parent_vectors, parent_manifest = load_parent(store, parent, Lineage.of(cfg), cfg.gate, cfg.dim) if parent \
+        else (None, None)
     with store.staged() as (name, staging):
         table = None
         with timed(timings, "extract_seconds"):  # a cache hit: the lookup; else replaced by the extraction's
