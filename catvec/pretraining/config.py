@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from catvec.base.config import (_at_least, _at_most, _check_types, config_group, export_formats, opt,
+from catvec.base.config import (_at_least, _at_most, _check_types, config_group, export_formats, group_names, opt,
                                 parse_duration, parse_size)
 from catvec.base.errors import CatvecError
 
@@ -332,5 +332,6 @@ class Gate:
 
 
 GROUPS = (EventOptions, Extraction, SequenceRules, SkipGram, Tuning, Scoring, AttributeOptions, Output, Lineage, Gate)
-# what decides a corpus: the input's reading options and the sequence rules (the corpus cache's key)
-CORPUS_GROUPS = (EventOptions, SequenceRules)
+# every field in exactly one group, and a class for each group (minGPT's configure_optimizers
+# check): a field added without its group fails at import, not in a step that misses it
+assert set(group_names(PretrainConfig)) == {g.group_name for g in GROUPS}, "a PretrainConfig field has no group class"

@@ -1,7 +1,7 @@
 """The corpus cache: OUT/.cache/corpus-<key>/, one extracted corpus per input and the settings that shape it.
 
 The key is a digest of the input's checksum, its reading options and the sequence rules
-(`CORPUS_GROUPS`: EventOptions but the input's path, SequenceRules): a second run over the
+(EventOptions but the input's path, SequenceRules): a second run over the
 same input skips reading and extraction, and the seed-noise baseline finds its parent's
 corpus here (catvec.pretraining.parents). An entry is a temp directory renamed into place,
 written only when the input is still the one its checksum was taken of
