@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catvec.base.layout import CACHE_DIR
-from catvec.base.steps import step, timed
 from catvec.base.manifest import read_manifest
+from catvec.base.steps import step, timed
 from catvec.base.store import ANY_PARENT, VersionStore, publish_version
 from catvec.base.writes import check_writable
 from catvec.pretraining.autotune import open_settings
@@ -61,7 +61,6 @@ class PretrainResult:
 
 
 # ---- steps ---------------------------------------------------------------------------
-
 
 @step(name="choose-settings")
 def choose_settings(cfg: PretrainConfig, events_table, corpus, on_trial=None) -> tuple[PretrainConfig, dict]:
