@@ -236,10 +236,10 @@ def split_input(source, job, bounds: list, folder: Path) -> list[Path]:
     lf = scan_events(source, job.window, row_index=ROW)
     schema = lf.collect_schema()
     columns = shard_columns(job, schema)
-    key = key_expr(job.key_col, schema[job.key_col])
+    key = pl.col(SHARD)  # the normalised key, computed once: each comparison would compute it again
     shard = pl.sum_horizontal([(key >= bound).fill_null(False).cast(pl.UInt32) for bound in bounds])
     try:
-        (lf.select(columns).with_columns(shard.alias(SHARD))
+        (lf.select(*columns, key_expr(job.key_col, schema[job.key_col]).alias(SHARD)).with_columns(shard.alias(SHARD))
          .sink_parquet(pl.PartitionBy(folder, key=SHARD, include_key=False), mkdir=True))
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise CatvecError(f"{source.name}: cannot split the events into shard files in {folder} "
