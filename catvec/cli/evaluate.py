@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from catvec.cli.options import add_common
-from catvec.cli.recommend import add_scoring_arguments
+from catvec.cli.options import add_common, add_scoring_arguments
 
 EVALUATE_EXAMPLE = """examples:
   catvec pretrain --holdout last --out artifacts       # keep each user's last item out of training

@@ -1,5 +1,5 @@
 """What the command modules share: flags generated from the config dataclasses,
-common flags, printing, and per-epoch progress."""
+common flags, the scoring flags, printing, and per-epoch progress."""
 
 from __future__ import annotations
 
@@ -55,6 +55,23 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls, skip=(), position
             choices = f.metadata.get("choices")
             parser.add_argument(flag, dest=f.name, type=base, default=None, help=help_text, choices=choices,
                                 metavar="{" + ",".join(choices) + "}" if choices else f.name.upper())
+
+
+def add_scoring_arguments(parser, topn: bool = True) -> None:
+    """--k (or --topn), --scorer, --min-support, --no-cold: shared by similar and recommend."""
+    if topn:
+        parser.add_argument("--k", "--topn", dest="k", type=int, default=10,
+                            help="how many items per key or query, as evaluate's --k (default: 10)")
+    parser.add_argument("--scorer", default=None, metavar="{cosine,context}",
+                        help="cosine: input . input (substitutes); context: input . context (what comes next / "
+                             "goes with) (default: the version's, chosen when it was trained)")
+    parser.add_argument("--min-support", type=int, default=None,
+                        help="leave out items seen fewer times in training (default: the version's)")
+    if not topn:  # evaluate scores held-out items with history: cold keys are candidates there
+        return
+    parser.add_argument("--no-cold", dest="cold", action="store_false",
+                        help="leave out cold items (no history, vectors composed from their attributes; "
+                             "by default they are candidates)")
 
 
 def flags_given(cls, args: argparse.Namespace) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from catvec.cli.options import EpochProgress, add_common, add_config_arguments, config_from_args, say
-from catvec.cli.recommend import add_scoring_arguments
+from catvec.cli.options import (EpochProgress, add_common, add_config_arguments, add_scoring_arguments,
+                                config_from_args, say)
 from catvec.pretraining.config import PretrainConfig
 
 PRETRAIN_EXAMPLE = """examples:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from catvec.cli.options import add_common, add_config_arguments, say
 from catvec.base.config import group_names
+from catvec.cli.options import add_common, add_config_arguments, add_scoring_arguments, say
 from catvec.pretraining.config import EventOptions, PretrainConfig
 
 RECOMMEND_EXAMPLE = """examples:
@@ -36,23 +36,6 @@ def register(sub) -> None:
     add_config_arguments(r, PretrainConfig, skip=skip, config=False)
     add_common(r)
     r.set_defaults(run=run_recommend)
-
-
-def add_scoring_arguments(parser, topn: bool = True) -> None:
-    """--k (or --topn), --scorer, --min-support, --no-cold: shared by similar and recommend."""
-    if topn:
-        parser.add_argument("--k", "--topn", dest="k", type=int, default=10,
-                            help="how many items per key or query, as evaluate's --k (default: 10)")
-    parser.add_argument("--scorer", default=None, metavar="{cosine,context}",
-                        help="cosine: input . input (substitutes); context: input . context (what comes next / "
-                             "goes with) (default: the version's, chosen when it was trained)")
-    parser.add_argument("--min-support", type=int, default=None,
-                        help="leave out items seen fewer times in training (default: the version's)")
-    if not topn:  # evaluate scores held-out items with history: cold keys are candidates there
-        return
-    parser.add_argument("--no-cold", dest="cold", action="store_false",
-                        help="leave out cold items (no history, vectors composed from their attributes; "
-                             "by default they are candidates)")
 
 
 def run_recommend(args) -> int:
