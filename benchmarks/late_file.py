@@ -36,7 +36,7 @@ def main() -> int:
     if source is None:
         return 0
     from catvec.base.fingerprint import file_checksum
-    from catvec.base.sources import input_state
+    from catvec.base.tables import input_state
 
     work = Path(tempfile.mkdtemp(prefix="catvec-late-"))
     try:

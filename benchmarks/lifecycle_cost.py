@@ -159,7 +159,7 @@ def generated_agreement(n_events: int) -> list[str]:
     """Cheap against full seed noise on a second data set: generated events (generate.py)."""
     from generate import generate
 
-    from catvec.pretraining.config import PretrainConfig
+    from catvec.pretraining.config import Lineage, PretrainConfig
     from catvec.base.store import VersionStore
     from catvec.pretraining.noise import seed_noise
     from catvec.pretraining.parents import load_parent, parent_corpus
@@ -172,7 +172,7 @@ def generated_agreement(n_events: int) -> list[str]:
                              time_col="timestamp", tune=False, vector_map=False)
         pretrain(cfg)
         store = VersionStore(cfg.out)
-        parent, manifest = load_parent(store, store.latest_name(), cfg)
+        parent, manifest = load_parent(store, store.latest_name(), Lineage.of(cfg), cfg.gate, cfg.dim)
         parent_cfg, corpus = parent_corpus(store, manifest, cfg)
         figures = {}
         for share in (PretrainConfig.noise_sample, 1.0):
@@ -192,7 +192,7 @@ def generated_agreement(n_events: int) -> list[str]:
 # ---- 2. align + drift at 100k keys -----------------------------------------------------------
 
 def synthetic_compare(n_keys: int) -> list[str]:
-    from catvec.pretraining.config import PretrainConfig
+    from catvec.pretraining.config import PretrainConfig, SkipGram
     from catvec.base.vectors import Vectors
     from catvec.pretraining.skipgram import train_vectors
 
@@ -201,7 +201,7 @@ def synthetic_compare(n_keys: int) -> list[str]:
         corpus = synthetic_corpus(work / "corpus.txt", n_keys, tokens_per_key=20, seed=0)
         cfg = PretrainConfig(dim=64, window=5, epochs=3, ns_exponent=0.75, sample=0.0, tune=False, min_count=1, seed=1)
         started = time.perf_counter()
-        parent, _ = train_vectors(corpus, cfg)
+        parent, _ = train_vectors(corpus, SkipGram.of(cfg))
         train_seconds = time.perf_counter() - started
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -40,11 +40,11 @@ if args["mode"] == "single":
     from catvec.pretraining.events import read_events
     corpus = build_corpus(read_events(args["events"]), args["out"])
 else:
-    from catvec.pretraining.config import PretrainConfig
+    from catvec.pretraining.config import EventOptions, Extraction, PretrainConfig, SequenceRules
     from catvec.pretraining.shards import extract_sharded
     cfg = PretrainConfig(events=args["events"], memory=args["memory"], engine=args["engine"],
                          scheduler=args.get("scheduler", ""))
-    corpus = extract_sharded(cfg, args["out"])
+    corpus = extract_sharded(EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg), args["out"])
 wall = time.perf_counter() - t0
 workers = 0
 if args.get("scheduler"):

@@ -81,10 +81,11 @@ def main() -> int:
 
 def next_item(grid, seeds) -> list[str]:
     from catvec.pretraining.autotune import choose_settings
+    from catvec.pretraining.config import EventOptions
     from catvec.pretraining.events import read_events_table
 
     base = movielens_config(workers=2)
-    table = read_events_table(base)
+    table = read_events_table(EventOptions.of(base))
     out = ["### Next item (leave last out)", ""]
     with tempfile.TemporaryDirectory() as tmp:
         last2 = corpus(base, table, Path(tmp) / "last2.txt", holdout=2)
@@ -156,9 +157,10 @@ def baskets(seeds) -> list[str]:
 
 def basket_rows(base, events, seeds) -> list[str]:
     from catvec.pretraining.autotune import choose_settings
+    from catvec.pretraining.config import EventOptions
     from catvec.pretraining.events import read_events_table
 
-    table = read_events_table(base, events)
+    table = read_events_table(EventOptions.of(base), events)
     rows = {"popularity": [], "input cosine, gensim text defaults": [], "catvec defaults": []}
     chosen = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,21 +183,29 @@ def basket_rows(base, events, seeds) -> list[str]:
 
 
 def corpus(cfg, table, path, holdout, min_count=1):
-    from catvec.pretraining.corpus import build_corpus, extraction_options
+    from catvec.pretraining.corpus import build_corpus
 
-    return build_corpus(table, path, holdout=holdout, min_count=min_count, **extraction_options(cfg))
+    return build_corpus(table, path, rules(cfg, holdout, min_count))
+
+
+def rules(cfg, holdout: int, min_count: int = 1):
+    """cfg's sequence rules holding out the last `holdout` items (one of a share of baskets)."""
+    from catvec.pretraining.config import SequenceRules
+
+    mode = "basket" if cfg.basket_col else {1: "last", 2: "last2"}[holdout]
+    return dataclasses.replace(SequenceRules.of(cfg), holdout=mode, min_count=min_count)
 
 
 def train_and_score(cfg, corpus_, table, holdout, role) -> dict:
-    from catvec.pretraining.corpus import extraction_options
+    from catvec.pretraining.config import SkipGram
     from catvec.pretraining.evaluation import build_tasks, score_tasks
     from catvec.pretraining.skipgram import train_vectors
 
     t = time.perf_counter()
-    vectors, _ = train_vectors(corpus_, cfg)
+    vectors, _ = train_vectors(corpus_, SkipGram.of(cfg), min_count=cfg.min_count)
     seconds = time.perf_counter() - t
     vectors.scorer = cfg.scorer or "cosine"
-    tasks, counts, _ = build_tasks(table, vectors.keys, holdout, **extraction_options(cfg))
+    tasks, counts, _ = build_tasks(table, vectors.keys, rules(cfg, holdout))
     q = score_tasks(vectors, {role: tasks[role]}, counts, query_last=0 if cfg.basket_col else cfg.query_last,
                     min_support=cfg.min_support or 1)
     return {"chosen": q["vectors"][role], "popularity": q["popularity"][role], "seconds": seconds,

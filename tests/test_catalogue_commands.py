@@ -11,6 +11,7 @@ import pytest
 
 from catvec.base.errors import CatvecError
 from catvec.cli.main import build_parser, main
+from catvec.pretraining.config import EventOptions
 from catvec.pretraining.events import read_events
 from ftdata import write_inputs
 
@@ -69,7 +70,7 @@ def test_ambiguous_times_refused_and_read_with_a_format_whatever_the_source(tmp_
             "parquet": lambda: _parquet(frame, tmp_path / "e.parquet"), "DataFrame": lambda: frame}[source]()
     with pytest.raises(CatvecError, match=r"not ISO-8601, e.g. '01/02/2024'.*--time-format"):
         read_events(made)
-    t = read_events(made, time_format="%d/%m/%Y").frame["t"].to_list()
+    t = read_events(made, EventOptions(time_format="%d/%m/%Y")).frame["t"].to_list()
     assert t[0] == 1_706_745_600_000_000  # 2024-02-01T00:00:00Z: day first, as the format says
 
 

@@ -58,6 +58,102 @@ def test_choices_refused_by_validation_and_by_argparse(capsys):
     assert "invalid choice: 'c'" in capsys.readouterr().err
 
 
+# ---- PretrainConfig's groups -----------------------------------------------------------
+
+from catvec.pretraining.config import GROUPS, EventOptions, PretrainConfig, SequenceRules  # noqa: E402
+
+
+def test_every_pretrain_field_lies_in_exactly_one_group():
+    fields = [f.name for f in dataclasses.fields(PretrainConfig)]
+    by_group = group_names(PretrainConfig)
+    assert "" not in by_group  # no field without a group
+    in_classes = [f.name for group in GROUPS for f in dataclasses.fields(group)]
+    assert sorted(in_classes) == sorted(fields)  # each field once, in the group class of its group
+    assert {g.group_name for g in GROUPS} == set(by_group)
+
+
+def test_group_properties_parse_once():
+    cfg = build_config(PretrainConfig, session_gap="30m", memory="1GB", holdout="last2", basket_col="")
+    assert SequenceRules.of(cfg).session_gap_seconds == 1800.0
+    assert SequenceRules.of(cfg).holdout_items == 2
+    assert EventOptions.of(cfg).path == cfg.events_path and EventOptions.of(cfg).key_col == "user_id"
+    assert "events" not in EventOptions.of(cfg).reading()
+
+
+CHOICE_FIELDS = [f.name for f in dataclasses.fields(PretrainConfig) if f.metadata.get("choices")]
+
+
+def test_the_closed_sets_are_declared_as_choices():
+    assert set(CHOICE_FIELDS) == {"time_unit", "engine", "holdout", "tune_search", "scorer"}
+
+
+@pytest.mark.parametrize("name", CHOICE_FIELDS)
+def test_a_value_outside_choices_is_refused_in_one_line(name, capsys):
+    from catvec.cli.main import main
+
+    allowed = PretrainConfig.__dataclass_fields__[name].metadata["choices"]
+    with pytest.raises(CatvecError, match=f"^{name} must be one of .*; got 'bogus'$"):
+        build_config(PretrainConfig, **{name: "bogus"})
+    with pytest.raises(SystemExit) as exit_info:  # the CLI: argparse reads the same choices
+        main(["pretrain", "--" + name.replace("_", "-"), "bogus"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("catvec: error:")
+    assert "invalid choice: 'bogus'" in err and all(repr(a) in err for a in allowed)
+
+
+def _other(value):
+    """A different value of the same type (the cache key is a digest: any change counts)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    return (value or "") + "x"
+
+
+# what decides a corpus (the key's groups): every reading option but the input's path, every sequence rule
+CORPUS_FIELDS = [f.name for g in (EventOptions, SequenceRules) for f in dataclasses.fields(g) if f.name != "events"]
+
+
+@pytest.mark.parametrize("name", CORPUS_FIELDS)
+def test_the_corpus_key_changes_with_every_option_that_changes_the_corpus(name):
+    from catvec.pretraining.corpus_cache import corpus_cache_key
+
+    cfg = PretrainConfig()
+    other = dataclasses.replace(cfg, **{name: _other(getattr(cfg, name))})
+    key = corpus_cache_key(EventOptions.of(cfg), SequenceRules.of(cfg), "sha256:00")
+    assert corpus_cache_key(EventOptions.of(other), SequenceRules.of(other), "sha256:00") != key
+    assert corpus_cache_key(EventOptions.of(cfg), SequenceRules.of(cfg), "sha256:01") != key  # other bytes
+
+
+def test_the_corpus_key_ignores_where_the_input_lies():
+    from catvec.pretraining.corpus_cache import corpus_cache_key
+
+    a, b = PretrainConfig(events="a/events.csv"), PretrainConfig(events="b/events.csv")
+    assert (corpus_cache_key(EventOptions.of(a), SequenceRules.of(a), "sha256:00")
+            == corpus_cache_key(EventOptions.of(b), SequenceRules.of(b), "sha256:00"))
+
+
+def test_a_run_reuses_the_corpus_unless_an_option_of_the_corpus_changed(tmp_path, write_csv):
+    from catvec.pretraining.pipeline import pretrain
+
+    rows = ["user_id,item_id,timestamp"] + [f"u{u},i{(u * 7 + k) % 23},{1_700_000_000 + 60 * k}"
+                                            for u in range(40) for k in range(8)]
+    events = write_csv("events.csv", "\n".join(rows) + "\n")
+    fixed = dict(events=str(events), out=str(tmp_path / "out"), window=3, epochs=1, ns_exponent=0.75, sample=0.0,
+                 scorer="cosine", min_support=1, gate=False, align=False, workers=1)
+
+    def cached(**changed) -> bool:
+        result = pretrain(build_config(PretrainConfig, **fixed, **changed))
+        return result.manifest["timings"]["corpus_cached"]
+
+    assert not cached(dim=8)
+    # training, scoring, output and extraction settings do not change the corpus
+    assert cached(dim=16, seed=2, negative=3, keep=5, shards=2, strict=False)
+    # the sequence rules and the reading options do
+    assert not cached(dim=8, min_count=2)
+    assert not cached(dim=8, time_col="")
+
+
 # ---- FinetuneConfig's groups -----------------------------------------------------------
 
 from catvec.finetuning import config as ft  # noqa: E402

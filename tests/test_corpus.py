@@ -3,6 +3,7 @@
 import polars as pl
 import pytest
 
+from catvec.pretraining.config import EventOptions, SequenceRules
 from catvec.pretraining.corpus import build_corpus
 from catvec.base.errors import CatvecError
 from catvec.pretraining.events import read_events
@@ -15,7 +16,7 @@ def lines_as_keys(corpus):
 
 def events(users, items, times, **extra):
     return read_events(pl.DataFrame({"user_id": users, "item_id": items, "timestamp": times, **extra}),
-                       session_col="s" if "s" in extra else "")
+                       EventOptions(session_col="s" if "s" in extra else ""))
 
 
 def test_time_order_and_stable_ties(tmp_path):
@@ -33,7 +34,7 @@ def test_tie_break_ignores_row_order_of_other_users(tmp_path):
 
 def test_session_gap_splits(tmp_path):
     table = events(["u"] * 5, list("abcde"), [0, 60, 120, 4000, 4060])
-    corpus = build_corpus(table, tmp_path / "c.txt", session_gap_s=1800)
+    corpus = build_corpus(table, tmp_path / "c.txt", SequenceRules(session_gap="30m"))
     assert lines_as_keys(corpus) == [["a", "b", "c"], ["d", "e"]]
     assert corpus.stats["sequences"] == 2 and corpus.stats["users"] == 1
 
@@ -46,12 +47,12 @@ def test_session_column(tmp_path):
 def test_collapse_repeats(tmp_path):
     table = events(["u"] * 5, list("aabaa"), range(5))
     assert lines_as_keys(build_corpus(table, tmp_path / "c.txt")) == [["a", "b", "a"]]
-    assert lines_as_keys(build_corpus(table, tmp_path / "d.txt", collapse_repeats=False)) == [list("aabaa")]
+    assert lines_as_keys(build_corpus(table, tmp_path / "d.txt", SequenceRules(collapse_repeats=False))) == [list("aabaa")]
 
 
 def test_min_count_and_min_length(tmp_path):
     table = events(["u"] * 3 + ["v"] * 3 + ["w"], ["a", "b", "r", "a", "b", "a", "b"], range(7))
-    corpus = build_corpus(table, tmp_path / "c.txt", min_count=2)
+    corpus = build_corpus(table, tmp_path / "c.txt", SequenceRules(min_count=2))
     assert lines_as_keys(corpus) == [["a", "b"], ["a", "b", "a"]]
     assert corpus.stats["dropped"]["rare_items"] == 1
     assert corpus.stats["dropped"]["short_sequences"] == 1  # w has one event
@@ -61,7 +62,7 @@ def test_min_count_and_min_length(tmp_path):
 def test_long_histories_are_chunked_not_truncated(tmp_path):
     n = 25
     table = events(["u"] * n, [f"i{k % 7}" for k in range(n)], range(n))
-    corpus = build_corpus(table, tmp_path / "c.txt", max_sequence_length=10)
+    corpus = build_corpus(table, tmp_path / "c.txt", SequenceRules(max_sequence_length=10))
     lines = lines_as_keys(corpus)
     assert [len(line) for line in lines] == [10, 10, 5]
     assert sum(lines, []) == [f"i{k % 7}" for k in range(n)]
@@ -77,7 +78,7 @@ def test_gensim_limit_split_by_default(tmp_path):
 
 def test_baskets_group_by_basket(tmp_path, write_csv):
     path = write_csv("b.csv", "order_id,item_id\no1,a\no2,c\no1,b\no2,d\no2,e\n")
-    corpus = build_corpus(read_events(path, basket_col="order_id"), tmp_path / "c.txt", basket=True)
+    corpus = build_corpus(read_events(path, EventOptions(basket_col="order_id")), tmp_path / "c.txt")
     assert lines_as_keys(corpus) == [["a", "b"], ["c", "d", "e"]]
     assert corpus.basket and corpus.longest == 3
 

@@ -16,8 +16,13 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from catvec.pretraining.config import PretrainConfig  # noqa: E402
+from catvec.pretraining.config import EventOptions, Extraction, PretrainConfig, SequenceRules  # noqa: E402
 from catvec.pretraining.shards import extract_sharded  # noqa: E402
+
+
+def sharded(cfg, path):
+    return extract_sharded(EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg), path)
+
 
 REPO = Path(__file__).resolve().parent.parent
 DASK = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")
@@ -74,8 +79,8 @@ def events(tmp_path_factory):
 
 def test_dask_engine_writes_the_local_corpus(cluster, events, tmp_path):
     address, _ = cluster
-    local = extract_sharded(PretrainConfig(events=str(events), shards=1, min_count=2), tmp_path / "local.txt")
-    dask = extract_sharded(PretrainConfig(events=str(events), min_count=2, engine="dask", scheduler=address),
+    local = sharded(PretrainConfig(events=str(events), shards=1, min_count=2), tmp_path / "local.txt")
+    dask = sharded(PretrainConfig(events=str(events), min_count=2, engine="dask", scheduler=address),
                            tmp_path / "dask.txt")
     assert digest(dask.path) == digest(local.path) and dask.stats == local.stats
 
@@ -87,8 +92,8 @@ def test_a_worker_lost_mid_extraction_costs_a_retry(cluster, events, tmp_path):
                    CATVEC_KILL_AT="shard-extract")
     procs.append(doomed)
     wait_for_workers(address, 3)
-    local = extract_sharded(PretrainConfig(events=str(events), shards=1), tmp_path / "local.txt")
-    dask = extract_sharded(PretrainConfig(events=str(events), shards=6, engine="dask", scheduler=address),
+    local = sharded(PretrainConfig(events=str(events), shards=1), tmp_path / "local.txt")
+    dask = sharded(PretrainConfig(events=str(events), shards=6, engine="dask", scheduler=address),
                            tmp_path / "dask.txt")
     assert doomed.wait(timeout=30) == -9  # it did die in a shard
     assert digest(dask.path) == digest(local.path)

@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from catvec.base.errors import CatvecError
+from catvec.pretraining.config import EventOptions
 from catvec.pretraining.events import read_events
 
 
@@ -27,7 +28,7 @@ def test_parquet_and_dataframe_agree(tmp_path):
 
 def test_custom_columns_and_tsv(write_csv):
     path = write_csv("e.tsv", "who\twhat\twhen\nu\tx y\t2024-01-01T00:00:00Z\n")
-    frame = read_events(path, user_col="who", item_col="what", time_col="when").frame
+    frame = read_events(path, EventOptions(user_col="who", item_col="what", time_col="when")).frame
     assert frame["item"].to_list() == ["x y"]
     assert frame["t"].to_list() == [1_704_067_200_000_000]
 
@@ -76,7 +77,7 @@ def test_nulls_refused_or_dropped(write_csv):
     path = write_csv("e.csv", "user_id,item_id,timestamp\nu,1,1\nu,,2\nv,3,3\n")
     with pytest.raises(CatvecError, match=r"column 'item_id' has 1 empty value\(s\) \(first at data row 2\)"):
         read_events(path)
-    table = read_events(path, drop_nulls=True)
+    table = read_events(path, EventOptions(drop_nulls=True))
     assert table.frame["item"].to_list() == ["1", "3"]
     assert table.stats["dropped"] == {"empty_item_id": 1}
 
@@ -95,7 +96,7 @@ def test_mixed_date_formats_each_parsed(write_csv):
 
 def test_basket_mode_needs_no_user_or_time(write_csv):
     path = write_csv("b.csv", "order_id,item_id\no1,a\no1,b\no2,c\n")
-    frame = read_events(path, basket_col="order_id").frame
+    frame = read_events(path, EventOptions(basket_col="order_id")).frame
     assert frame["group"].to_list() == ["o1", "o1", "o2"]
     assert frame["user"].null_count() == 3
 

@@ -119,7 +119,7 @@ def test_pretrain_prints_a_line_per_tuning_trial(sample_events, tmp_path, capsys
 
 
 def test_bad_tuning_search_and_basket_share_are_refused(tmp_path, capsys):
-    with pytest.raises(CatvecError, match="tune_search must be halving or full; got 'grid'"):
+    with pytest.raises(CatvecError, match="tune_search must be one of halving, full; got 'grid'"):
         PretrainConfig(tune_search="grid").validate()
     for bad in (0, 46):
         with pytest.raises(CatvecError, match=f"basket_holdout_share must be a percent between 1 and 45.*got {bad}"):
@@ -183,6 +183,7 @@ def pretrain_manifest(out):
 
 
 def _table(cfg, frame):
+    from catvec.pretraining.config import EventOptions
     from catvec.pretraining.events import read_events_table
 
-    return read_events_table(cfg, frame)
+    return read_events_table(EventOptions.of(cfg), frame)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from catvec.base import store as store_module
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import Gate, PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.manifest import read_manifest
 from catvec.base.store import VersionStore, promote
@@ -46,14 +46,14 @@ def drift_of(child: Vectors, parent: Vectors, overlap=0.6, noise=0.7, anchors=10
 def test_lost_keys_and_lost_traffic_are_checked_by_band_with_figure_and_threshold():
     parent = vectors([f"k{i}" for i in range(100)], [200] * 10 + [10] * 90)
     same = vectors(parent.keys, parent.counts, seed=1)
-    ok = lifecycle.gate_decision(drift_of(same, parent), None, None, PretrainConfig())
+    ok = lifecycle.gate_decision(drift_of(same, parent), None, None, Gate())
     assert ok["promoted"] and ok["checks"]["lost_keys"]["figure"] == 0.0 and ok["checks"]["lost_keys"]["passed"]
     # the 10 most used keys gone: 10% of the keys, 2000 / 2900 = 69% of the traffic
     fewer = vectors(parent.keys[10:], [10] * 90)
     report = key_changes(fewer, parent)
     assert report["dropped_bands"]["100+"] == {"keys": 10, "dropped": 10}
     assert report["dropped_bands"]["5-19"] == {"keys": 90, "dropped": 0}
-    decision = lifecycle.gate_decision(drift_of(fewer, parent), None, None, PretrainConfig())
+    decision = lifecycle.gate_decision(drift_of(fewer, parent), None, None, Gate())
     lost = decision["checks"]["lost_traffic"]
     assert not decision["promoted"] and lost["figure"] == pytest.approx(0.6897, abs=1e-4) and lost["threshold"] == 0.02
     assert decision["checks"]["lost_keys"]["passed"]  # 10% is the threshold itself
@@ -64,27 +64,27 @@ def test_lost_keys_and_lost_traffic_are_checked_by_band_with_figure_and_threshol
 def test_a_flood_and_the_traffic_of_new_keys_are_refused():
     parent = vectors([f"k{i}" for i in range(100)], [20] * 100)
     flooded = vectors([*parent.keys, "bot"], [20] * 100 + [2000])  # one new key, half the events
-    decision = lifecycle.gate_decision(drift_of(flooded, parent), None, None, PretrainConfig())
+    decision = lifecycle.gate_decision(drift_of(flooded, parent), None, None, Gate())
     assert not decision["promoted"]
     assert decision["checks"]["new_key"]["figure"] == 0.5 and decision["checks"]["new_traffic"]["figure"] == 0.5
     assert "'bot' carries 50.0% of the training events (max 5%)" in " ".join(decision["reasons"])
     few_new = vectors([*parent.keys, "n1", "n2"], [20] * 100 + [10, 10])
-    assert lifecycle.gate_decision(drift_of(few_new, parent), None, None, PretrainConfig())["promoted"]
+    assert lifecycle.gate_decision(drift_of(few_new, parent), None, None, Gate())["promoted"]
     # 1 turns a check off
-    loose = PretrainConfig(gate_new_key=1.0, gate_new_traffic=1.0)
+    loose = Gate(gate_new_key=1.0, gate_new_traffic=1.0)
     assert lifecycle.gate_decision(drift_of(flooded, parent), None, None, loose)["promoted"]
 
 
 def test_too_few_anchors_or_a_skipped_alignment_cannot_compare_and_force_publishes():
     parent = vectors([f"k{i}" for i in range(100)], [20] * 100)
     drift = drift_of(parent, parent, anchors=3)
-    decision = lifecycle.gate_decision(drift, None, None, PretrainConfig())
+    decision = lifecycle.gate_decision(drift, None, None, Gate())
     assert not decision["promoted"] and decision["reasons"][0].startswith("cannot compare with the parent: 3 anchors")
     skipped = dict(drift_of(parent, parent), not_compared="not aligned: 5 shared keys ... fewer than the 16 dimensions")
     skipped.pop("overlap_ratio")
-    decision = lifecycle.gate_decision(skipped, None, None, PretrainConfig())
+    decision = lifecycle.gate_decision(skipped, None, None, Gate())
     assert decision["checks"]["drift"]["figure"] is None and "fewer than the 16 dimensions" in decision["reasons"][0]
-    forced = lifecycle.gate_decision(skipped, None, None, PretrainConfig(force=True))
+    forced = lifecycle.gate_decision(skipped, None, None, Gate(force=True))
     assert forced["promoted"] and forced["forced"]
 
 
@@ -92,12 +92,12 @@ def test_validation_quality_compares_child_and_parent_on_the_same_users():
     def q(hr, users=500):
         return {"vectors": {"valid": {"hr": hr, "users": users}}}
 
-    worse = lifecycle.gate_decision(None, q(0.10), q(0.20), PretrainConfig())
+    worse = lifecycle.gate_decision(None, q(0.10), q(0.20), Gate())
     check = worse["checks"]["quality"]
     assert not worse["promoted"] and check["split"] == "valid" and check["threshold"] == -2.0
     assert check["figure"] == pytest.approx(-0.1 / np.sqrt(0.1 * 0.9 / 500 + 0.2 * 0.8 / 500), abs=0.01)
     assert worse["reasons"][0].startswith("validation HR@10 0.1000 is below the parent's 0.2000")
-    assert lifecycle.gate_decision(None, q(0.19), q(0.20), PretrainConfig())["promoted"]
+    assert lifecycle.gate_decision(None, q(0.19), q(0.20), Gate())["promoted"]
 
 
 def test_bad_gate_shares_are_refused_in_one_line():
@@ -339,5 +339,5 @@ def test_paired_validation_scores_both_versions_on_the_same_corpus_sequences(tmp
     assert child["users"] == parent["users"] == result["lines"]
     # k=10 of 20 items with 4 seen: the good vectors rank the one unseen cluster mate in the top 10
     assert parent["hr"] == 1.0 and child["hr"] < 0.8
-    decision = lifecycle.gate_decision(None, result["vectors"], result["parent"], cfg)
+    decision = lifecycle.gate_decision(None, result["vectors"], result["parent"], Gate.of(cfg), cfg.align_min_count)
     assert not decision["promoted"] and decision["checks"]["quality"]["figure"] < -2

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import SequenceRules
 from catvec.pretraining.corpus import build_corpus
 from catvec.base.errors import CatvecError
 from catvec.pretraining.events import read_events
@@ -33,7 +34,7 @@ def table(write_csv):
 
 
 def test_last_item_is_kept_out_of_the_corpus(table, tmp_path):
-    corpus = build_corpus(table, tmp_path / "c.txt", holdout=1)
+    corpus = build_corpus(table, tmp_path / "c.txt", SequenceRules(holdout="last"))
     assert sorted(map(tuple, corpus_lines(corpus))) == [("a", "b", "c"), ("p", "q"), ("z", "y")]
     held = corpus.heldout.sort("user").rows()
     assert held == [("u1", "d", "test"), ("u2", "x", "test")]
@@ -42,7 +43,7 @@ def test_last_item_is_kept_out_of_the_corpus(table, tmp_path):
 
 
 def test_last_two_hold_out_a_validation_item(table, tmp_path):
-    corpus = build_corpus(table, tmp_path / "c.txt", holdout=2)
+    corpus = build_corpus(table, tmp_path / "c.txt", SequenceRules(holdout="last2"))
     assert sorted(map(tuple, corpus_lines(corpus))) == [("a", "b"), ("p", "q"), ("z", "y", "x")]
     assert corpus.heldout.sort("user", "role").rows() == [("u1", "d", "test"), ("u1", "c", "valid")]
 

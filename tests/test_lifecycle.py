@@ -3,14 +3,13 @@
 import json
 import os
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import Gate, PretrainConfig
 from catvec.base.manifest import read_manifest
 from catvec.base.store import VersionStore
 from catvec.base.vectors import Vectors, load_vectors
@@ -88,7 +87,7 @@ def test_drift_report_counts_new_and_dropped_keys_by_traffic():
 
 
 def gate_cfg(**kw):
-    return replace(PretrainConfig(), **kw)
+    return Gate(**kw)
 
 
 def drift(overlap, noise_overlap, keys=100):

@@ -96,37 +96,39 @@ def test_an_entry_made_meanwhile_by_another_run_is_kept(sample_events, tmp_path,
     """Two runs extract the same corpus; the first one finishes while the second is still
     extracting. The second keeps the first one's entry (same input and parameters, so the
     same content) instead of deleting files the first run may be training from."""
-    from catvec.pretraining.config import PretrainConfig
+    from catvec.pretraining.config import EventOptions, Extraction, PretrainConfig, SequenceRules
     from catvec.pretraining import corpus as corpus_module
 
     cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
-    checksum = checksum_events(cfg)
-    table = read_events_table(cfg)
+    options, rules, extraction = EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg)
+    checksum = checksum_events(options)
+    table = read_events_table(options)
     real_build, first, inode = corpus_module.build_corpus, [], []
 
     def build_while_another_run_finishes(*args, **kwargs):
         if not first:
             first.append(None)
-            first[0] = extract_corpus(table, cfg, checksum)
+            first[0] = extract_corpus(table, cfg.out, options, rules, extraction, checksum)
             inode.append(os.stat(first[0].path).st_ino)  # the file the first run trains from
         return real_build(*args, **kwargs)
 
     monkeypatch.setattr(corpus_module, "build_corpus", build_while_another_run_finishes)
-    second = extract_corpus(table, cfg, checksum)
+    second = extract_corpus(table, cfg.out, options, rules, extraction, checksum)
     assert second.path == first[0].path and os.stat(second.path).st_ino == inode[0]
     assert second.keys == first[0].keys
     assert [p.name for p in (tmp_path / CACHE_DIR).iterdir()] == [second.path.parent.name]
 
 
 def test_an_unreadable_entry_is_replaced(sample_events, tmp_path):
-    from catvec.pretraining.config import PretrainConfig
+    from catvec.pretraining.config import EventOptions, Extraction, PretrainConfig, SequenceRules
 
     cfg = PretrainConfig(events=str(sample_events), out=str(tmp_path), dim=8, epochs=1, tune=False).validate()
-    checksum = checksum_events(cfg)
-    table = read_events_table(cfg)
-    entry = extract_corpus(table, cfg, checksum).path.parent
+    options, rules, extraction = EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg)
+    checksum = checksum_events(options)
+    table = read_events_table(options)
+    entry = extract_corpus(table, cfg.out, options, rules, extraction, checksum).path.parent
     (entry / "corpus.json").write_text("{not json", encoding="utf-8")
-    assert find_cached_corpus(cfg, checksum) is None
-    again = extract_corpus(table, cfg, checksum)
-    assert again.path.parent == entry and find_cached_corpus(cfg, checksum).keys == again.keys
+    assert find_cached_corpus(cfg.out, options, rules, checksum) is None
+    again = extract_corpus(table, cfg.out, options, rules, extraction, checksum)
+    assert again.path.parent == entry and find_cached_corpus(cfg.out, options, rules, checksum).keys == again.keys
     assert [p.name for p in (tmp_path / CACHE_DIR).iterdir()] == [entry.name]

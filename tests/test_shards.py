@@ -13,11 +13,13 @@ from catvec.base.config import build_config
 from catvec.pretraining.config import PretrainConfig
 from catvec.base.errors import CatvecError
 from catvec.base.keys import key_expr, normalize_keys
-from catvec.base.sources import resolve_source
+from catvec.base.tables import resolve_source
 from catvec.cli.main import main
+from catvec.pretraining.config import EventOptions, Extraction, SequenceRules
 from catvec.pretraining.corpus import build_corpus
 from catvec.pretraining.events import read_events, time_window
-from catvec.pretraining.shards import extract_sharded, length_stats
+from catvec.pretraining.merge import length_stats
+from catvec.pretraining.shards import extract_sharded
 
 DAY = 86_400
 
@@ -56,28 +58,29 @@ def inputs(events_frame, tmp_path_factory):
     return root
 
 
-def one_read(path, out, **options):
-    return build_corpus(read_events(str(path)), out, **options)
+def one_read(path, out, **rules):
+    return build_corpus(read_events(str(path)), out, SequenceRules(**rules))
+
+
+def sharded(cfg: PretrainConfig, path):
+    return extract_sharded(EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg), path)
 
 
 @pytest.mark.parametrize("options", [{}, {"min_count": 40, "min_sequence_length": 3},
-                                     {"session_gap_s": 6 * 3600, "max_sequence_length": 5}])
+                                     {"session_gap": "6h", "max_sequence_length": 5}])
 def test_shards_write_the_one_read_corpus(inputs, tmp_path, options):
     reference = one_read(inputs / "one.parquet", tmp_path / "ref.txt", **options)
-    cfg = {"min_count": options.get("min_count", 1), "min_sequence_length": options.get("min_sequence_length", 2),
-           "max_sequence_length": options.get("max_sequence_length", 10000),
-           "session_gap": "6h" if "session_gap_s" in options else ""}
     for shards in (1, 4):
-        corpus = extract_sharded(PretrainConfig(events=str(inputs / "one.parquet"), shards=shards, **cfg),
-                                 tmp_path / f"s{shards}.txt")
+        corpus = sharded(PretrainConfig(events=str(inputs / "one.parquet"), shards=shards, **options),
+                         tmp_path / f"s{shards}.txt")
         assert digest(corpus.path) == digest(reference.path)
         assert corpus.keys == reference.keys and corpus.stats == reference.stats
     assert not list(tmp_path.glob("*.shards"))  # shard files are removed
 
 
 def test_sequences_crossing_partitions_as_one_file(inputs, tmp_path):
-    reference = one_read(inputs / "ordered.parquet", tmp_path / "ref.txt", holdout=1)
-    corpus = extract_sharded(PretrainConfig(events=str(inputs / "hive"), shards=3, holdout="last"), tmp_path / "c.txt")
+    reference = one_read(inputs / "ordered.parquet", tmp_path / "ref.txt", holdout="last")
+    corpus = sharded(PretrainConfig(events=str(inputs / "hive"), shards=3, holdout="last"), tmp_path / "c.txt")
     assert digest(corpus.path) == digest(reference.path)
     assert corpus.heldout.equals(reference.heldout)
     # the whole folder read at once (one shard) agrees too
@@ -86,8 +89,8 @@ def test_sequences_crossing_partitions_as_one_file(inputs, tmp_path):
 
 
 def test_csv_and_parquet_shards_agree(inputs, tmp_path):
-    a = extract_sharded(PretrainConfig(events=str(inputs / "one.csv"), shards=3), tmp_path / "a.txt")
-    b = extract_sharded(PretrainConfig(events=str(inputs / "one.parquet"), shards=2), tmp_path / "b.txt")
+    a = sharded(PretrainConfig(events=str(inputs / "one.csv"), shards=3), tmp_path / "a.txt")
+    b = sharded(PretrainConfig(events=str(inputs / "one.parquet"), shards=2), tmp_path / "b.txt")
     assert digest(a.path) == digest(b.path)
 
 
@@ -118,10 +121,10 @@ def test_since_until_filter_and_prune(inputs, tmp_path):
     full = read_events(str(inputs / "ordered.parquet")).frame
     inside = full.filter((pl.col("t") >= lo) & (pl.col("t") <= hi))
     assert 0 < inside.height < full.height
-    windowed = read_events(str(inputs / "hive"), since=since, until=until)
+    windowed = read_events(str(inputs / "hive"), EventOptions(since=since, until=until))
     assert windowed.stats["events_read"] == inside.height
-    a = extract_sharded(PretrainConfig(events=str(inputs / "hive"), shards=3, since=since, until=until), tmp_path / "a.txt")
-    b = extract_sharded(PretrainConfig(events=str(inputs / "ordered.parquet"), shards=1, since=since, until=until),
+    a = sharded(PretrainConfig(events=str(inputs / "hive"), shards=3, since=since, until=until), tmp_path / "a.txt")
+    b = sharded(PretrainConfig(events=str(inputs / "ordered.parquet"), shards=1, since=since, until=until),
                         tmp_path / "b.txt")
     assert digest(a.path) == digest(b.path) and a.stats["events_read"] == inside.height
 

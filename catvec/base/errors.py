@@ -40,3 +40,9 @@ class WriteError(CatvecError, OSError):
     """A file could not be written (no space, a read-only file system, no permission): one
     line naming the path and why. Also an OSError, so code that tolerates a failed optional
     write (a cache, a baseline) keeps tolerating it; nothing half-written is left behind."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library messages can run to many lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

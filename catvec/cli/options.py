@@ -8,6 +8,15 @@ import dataclasses
 import sys
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose refusals (an unknown flag, a value outside a field's
+    `choices`) are one line on stderr and exit 2, like every other user error: argparse's
+    own error() prints the whole usage first. Subcommand parsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"catvec: error: {self.prog}: {message}\n")
+
+
 def add_common(parser: argparse.ArgumentParser, quiet: bool = True) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     if quiet:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from catvec.base.config import group_names
 from catvec.cli.options import add_common, add_config_arguments, add_scoring_arguments, say
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import EventOptions, PretrainConfig
 
 RECOMMEND_EXAMPLE = """examples:
   catvec recommend --vectors artifacts/latest --events data/events.csv --topn 10 --out recs.csv
@@ -13,8 +14,9 @@ RECOMMEND_EXAMPLE = """examples:
   catvec recommend --vectors artifacts/latest --events data/events.csv --scorer cosine --out recs.csv
   catvec recommend --vectors artifacts/latest --events data/events.csv --no-cold --out recs.csv
 """
-# The options of pretrain that say how to read an events file: the queries are read alike.
-READ_OPTIONS = ("user_col", "item_col", "time_col", "basket_col", "sep", "time_unit", "drop_nulls")
+# The options of pretrain that say how to read an events file (its event-reading group but the
+# input, which is --events QUERIES here): the queries are read alike.
+READ_OPTIONS = tuple(name for name in group_names(PretrainConfig)["events"] if name != "events")
 
 
 def register(sub) -> None:
@@ -44,7 +46,7 @@ def run_recommend(args) -> int:
     overrides = {name: getattr(args, name) if getattr(args, name) is not None else remembered.get(name)
                  for name in READ_OPTIONS}
     cfg = build_config(PretrainConfig, None, events=args.events, **overrides)
-    result = recommend_file(cfg, args.vectors, args.k, args.out, scorer=args.scorer, min_support=args.min_support,
+    result = recommend_file(EventOptions.of(cfg), args.vectors, args.k, args.out, scorer=args.scorer, min_support=args.min_support,
                             cold=args.cold)
     say(args, f"{result.queries} queries ({result.query_items} items, {result.unknown_items} unknown and skipped); "
               f"{result.popularity_queries} had no known item and got the most frequent items; "

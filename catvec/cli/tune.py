@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from catvec.base.config import group_names
 from catvec.cli.options import add_common, add_config_arguments, config_from_args, say
 from catvec.pretraining.config import PretrainConfig
 
@@ -15,9 +16,9 @@ TUNE_EXAMPLE = """examples:
 """
 
 
-# PretrainConfig fields tune has no use for: it writes a TOML file, never a version
-TUNE_SKIPS = ("out", "holdout", "export", "keep", "refresh", "vector_map", "item_attributes", "attribute_col",
-              "attribute_cols", "attribute_sep", "attribute_blend", "strict")
+# PretrainConfig fields tune has no use for: it writes a TOML file, never a version (its
+# output and item attributes), and holds out the last two items itself
+TUNE_SKIPS = (*group_names(PretrainConfig)["output"], *group_names(PretrainConfig)["attributes"], "holdout")
 
 
 def register(sub) -> None:

@@ -36,7 +36,7 @@ import math
 import tempfile
 import time
 
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig, SequenceRules, SkipGram
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,8 @@ def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> t
         return resolve(cfg, tokens), {"ran": False, "reason": "--no-tune", "chosen": _chosen(resolve(cfg, tokens), open_)}
     started = time.perf_counter()
     halving = cfg.tune_search == "halving"
-    budget_events = halving_events(table.frame.height, costs(cfg, candidates(cfg, halving))) if halving \
+    events = table.frame.height if hasattr(table, "frame") else table.height  # a split input: counted by shard
+    budget_events = halving_events(events, costs(cfg, candidates(cfg, halving))) if halving \
         else cfg.tune_events
     sample = sample_events(table, min(cfg.tune_events, budget_events), cfg.seed, basket=bool(cfg.basket_col))
     tune_cfg = dataclasses.replace(cfg, holdout="basket" if cfg.basket_col else "last2")
@@ -255,10 +256,9 @@ def _supports(trial: dict, cfg: PretrainConfig) -> dict:
 
 def _validation_task(cfg: PretrainConfig, table, keys=()):
     """The validation split of `table` as a task over `keys` rows (none: only counts users)."""
-    from catvec.pretraining.corpus import extraction_options
     from catvec.pretraining.evaluation import build_tasks
 
-    tasks, _, _ = build_tasks(table, list(keys), 2, **extraction_options(cfg))
+    tasks, _, _ = build_tasks(table, list(keys), SequenceRules.of(cfg))  # cfg's holdout: last2 or basket
     return tasks["valid"]
 
 
@@ -295,7 +295,7 @@ def _run(cfg: PretrainConfig, corpus, task) -> dict:
     from catvec.pretraining.skipgram import train_vectors
 
     t = time.perf_counter()
-    vectors, _ = train_vectors(corpus, cfg)
+    vectors, _ = train_vectors(corpus, SkipGram.of(cfg), min_count=cfg.min_count)
     if vectors.keys != corpus.keys:  # max_final_vocab dropped keys: encode the task for these rows
         task = _encode_again(task, corpus.keys, vectors.keys)
     query_last = 0 if cfg.basket_col else cfg.query_last
@@ -324,32 +324,43 @@ def _encode_again(task, old_keys: list[str], new_keys: list[str]):
 def _tuning_corpus(cfg: PretrainConfig, table, directory):
     from pathlib import Path
 
-    from catvec.pretraining.config import HOLDOUT_MODES
-    from catvec.pretraining.corpus import build_corpus, extraction_options
+    from catvec.pretraining.corpus import build_corpus
 
-    return build_corpus(table, Path(directory) / "corpus.txt", holdout=HOLDOUT_MODES[cfg.holdout],
-                        min_count=cfg.min_count, min_sequence_length=cfg.min_sequence_length,
-                        max_sequence_length=cfg.max_sequence_length, source=table.source, **extraction_options(cfg))
+    return build_corpus(table, Path(directory) / "corpus.txt", SequenceRules.of(cfg))
 
 
 def sample_events(table, max_events: int = 0, seed: int = 1, basket: bool = False, max_groups: int = 0):
     """The events of a seeded random sample of users (baskets): whole users, as many as
-    fit in about `max_events` events and at most `max_groups` of them (0 = no limit)."""
-    import numpy as np
+    fit in about `max_events` events and at most `max_groups` of them (0 = no limit).
+    `table` may be an input split into shard files (catvec.pretraining.split.SplitEvents):
+    the same sample, read a shard at a time."""
     import polars as pl
 
+    if hasattr(table, "sample"):  # catvec.pretraining.split.SplitEvents
+        return table.sample(max_events, seed, max_groups)
     frame = table.frame
-    if (not max_events or frame.height <= max_events) and not max_groups:
-        return table
     by = "group" if basket else "user"
-    sizes = frame.group_by(by).len().sort(by)
+    keep = sample_keys(frame.group_by(by).len(), by, max_events, seed, max_groups)
+    if keep is None:
+        return table
+    sampled = frame.filter(pl.col(by).is_in(keep.implode()))
+    return dataclasses.replace(table, frame=sampled, stats=dict(table.stats, events_read=sampled.height))
+
+
+def sample_keys(sizes, by: str, max_events: int = 0, seed: int = 1, max_groups: int = 0):
+    """The `by` values (users or baskets) of the sample from their event counts `sizes`
+    (a polars frame `by`, len; any order): a seeded permutation of the sorted values, as
+    many of its first as fit `max_events` (and `max_groups`). None: every one."""
+    import numpy as np
+
+    if (not max_events or int(sizes["len"].sum()) <= max_events) and not max_groups:
+        return None
+    sizes = sizes.sort(by)
     order = np.random.default_rng(seed).permutation(sizes.height)
     n = min(sizes.height, max_groups or sizes.height)
     if max_events:
         cum = np.cumsum(sizes["len"].to_numpy()[order])
         n = min(n, max(1, int(np.searchsorted(cum, max_events)) + 1))
     if n >= sizes.height:
-        return table
-    keep = sizes[by].gather(np.sort(order[:n]))
-    sampled = frame.filter(pl.col(by).is_in(keep.implode()))
-    return dataclasses.replace(table, frame=sampled, stats=dict(table.stats, events_read=sampled.height))
+        return None
+    return sizes[by].gather(np.sort(order[:n]))

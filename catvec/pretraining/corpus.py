@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from catvec.base.errors import CatvecError
+from catvec.pretraining.config import SequenceRules
 
 log = logging.getLogger(__name__)
 
@@ -53,30 +54,22 @@ class Corpus:
         return int(self.stats["lengths"]["max"])
 
 
-def extraction_options(cfg) -> dict:
-    """The sequence rules of a PretrainConfig as keyword arguments of `sequence_frame`."""
-    return {"session_gap_s": cfg.session_gap_seconds, "basket": bool(cfg.basket_col),
-            "collapse_repeats": cfg.collapse_repeats, "basket_share": cfg.basket_holdout_share}
-
-
-def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bool = False,
-                 collapse_repeats: bool = True, min_count: int = 1, min_sequence_length: int = 2,
-                 max_sequence_length: int = 10000, holdout: int = 0, source: str = "events",
-                 rare_items=None, allow_empty: bool = False, basket_share: int = 10) -> Corpus:
-    """EventsTable -> Corpus written at `path`.
+def build_corpus(events, path, rules: SequenceRules = SequenceRules(), *, rare_items=None,
+                 allow_empty: bool = False) -> Corpus:
+    """EventsTable -> Corpus written at `path`, by the sequence rules `rules`.
 
     A shard of a larger input passes `rare_items` (the items under min_count in the whole
     input, from `count_items` over every shard) instead of counting its own, and
     `allow_empty` (a shard may lose every event to the filters).
-    Example: build_corpus(read_events("data/events.csv"), "corpus.txt", session_gap_s=1800)
+    Example: build_corpus(read_events("data/events.csv"), "corpus.txt", SequenceRules(session_gap="30m"))
     """
     import polars as pl
 
-    frame = events.frame
+    frame, basket, min_count = events.frame, events.basket, rules.min_count
     stats = {"events_read": events.stats.get("events_read", frame.height),
              "dropped": dict(events.stats.get("dropped", {}))}
-    seq_frame, heldout = _sequences(events, session_gap_s, basket, collapse_repeats, holdout, basket_share)
-    if collapse_repeats and not basket:
+    seq_frame, heldout = _sequences(events, rules)
+    if rules.collapse_repeats and not basket:
         stats["dropped"]["repeats_collapsed"] = frame.height - seq_frame.height - (heldout.height if heldout is not None else 0)
     if heldout is not None:
         stats["heldout"] = {"events": heldout.height, "users": int(heldout["user"].n_unique())}
@@ -94,27 +87,25 @@ def build_corpus(events, path, *, session_gap_s: float | None = None, basket: bo
             seq_frame = seq_frame.join(rare.select("item"), on="item", how="anti", maintain_order="left")
             stats["dropped"]["rare_item_events"] = int(rare["len"].sum())
             stats["dropped"]["rare_items"] = rare.height
-    return _write_corpus(seq_frame, heldout, stats, path, basket=basket, min_count=min_count,
-                         min_sequence_length=min_sequence_length, max_sequence_length=max_sequence_length,
-                         session_gap_s=session_gap_s, source=source, allow_empty=allow_empty)
+    return _write_corpus(seq_frame, heldout, stats, path, rules, basket=basket, source=events.source,
+                         allow_empty=allow_empty)
 
 
-def count_items(events, *, session_gap_s: float | None = None, basket: bool = False,
-                collapse_repeats: bool = True, holdout: int = 0, basket_share: int = 10):
+def count_items(events, rules: SequenceRules = SequenceRules()):
     """Events of each item after rules 1-3 and the holdout: what min_count is judged on
     (a polars frame item, len). Shards add theirs up before any of them drops an item."""
-    seq_frame, _ = _sequences(events, session_gap_s, basket, collapse_repeats, holdout, basket_share)
+    seq_frame, _ = _sequences(events, rules)
     return seq_frame.group_by("item").len()
 
 
-def _sequences(events, session_gap_s, basket, collapse_repeats, holdout, basket_share=10):
+def _sequences(events, rules: SequenceRules):
     """Rules 1-3 and the holdout -> (frame user, item, seq; held-out frame or None)."""
     import polars as pl
 
-    lf = sequence_frame(events, session_gap_s=session_gap_s, basket=basket, collapse_repeats=collapse_repeats)
-    heldout = None
-    if holdout and basket:
-        marked = mark_basket_holdout(lf, basket_share).collect()
+    lf = sequence_frame(events, rules)
+    heldout, holdout = None, rules.holdout_items
+    if holdout and events.basket:
+        marked = mark_basket_holdout(lf, rules.basket_holdout_share).collect()
         heldout = marked.filter(pl.col("_held")).select(user=pl.col("group"), item="item", role="role")
         seq_frame = marked.filter(~pl.col("_held")).select("user", "item", "seq")
     elif holdout:
@@ -128,10 +119,11 @@ def _sequences(events, session_gap_s, basket, collapse_repeats, holdout, basket_
     return seq_frame, heldout
 
 
-def _write_corpus(seq_frame, heldout, stats, path, *, basket, min_count, min_sequence_length,
-                  max_sequence_length, session_gap_s, source, allow_empty) -> Corpus:
+def _write_corpus(seq_frame, heldout, stats, path, rules: SequenceRules, *, basket, source, allow_empty) -> Corpus:
     """Rules 5-6 (short sequences, long ones split), token ids by frequency, the file."""
     import polars as pl
+
+    min_sequence_length, max_sequence_length = rules.min_sequence_length, rules.max_sequence_length
 
     # Rows of a sequence are contiguous (seq ascending), so run lengths are its lengths.
     lengths = seq_frame["seq"].rle().struct.unnest().rename({"value": "seq"})
@@ -142,8 +134,8 @@ def _write_corpus(seq_frame, heldout, stats, path, *, basket, min_count, min_seq
         stats["dropped"]["short_sequences"] = short.height
     if seq_frame.height == 0 and not allow_empty:
         raise CatvecError(
-            f"{source}: every event was dropped by the filters (min_count={min_count}, "
-            f"min_sequence_length={min_sequence_length}{', session_gap' if session_gap_s else ''}); "
+            f"{source}: every event was dropped by the filters (min_count={rules.min_count}, "
+            f"min_sequence_length={min_sequence_length}{', session_gap' if rules.session_gap else ''}); "
             "lower them or check the user / time columns"
         )
 
@@ -203,14 +195,13 @@ def _count_users(users, basket: bool) -> int:
     return int(users.rle_id().max()) + 1  # each user's rows are one contiguous run
 
 
-def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool = False,
-                   collapse_repeats: bool = True):
+def sequence_frame(events, rules: SequenceRules = SequenceRules()):
     """Rules 1-3 (order, sessions, collapse) as a polars LazyFrame of user, item, t, seq
     in sequence order. build_corpus and the holdout split share it, so both see the
     same 'last item'."""
     import polars as pl
 
-    frame = events.frame
+    frame, basket, session_gap_s = events.frame, events.basket, rules.session_gap_seconds
     has_group = "group" in frame.columns
     if basket:
         keys = ["group"]
@@ -230,7 +221,7 @@ def sequence_frame(events, *, session_gap_s: float | None = None, basket: bool =
     if session_gap_s and not basket:
         start = start | ((pl.col("t") - pl.col("t").shift(1)) > int(session_gap_s * 1e6))
     lf = lf.with_columns(seq=start.fill_null(True).cum_sum())
-    if collapse_repeats and not basket:
+    if rules.collapse_repeats and not basket:
         lf = lf.filter(~((pl.col("seq") == pl.col("seq").shift(1)) & (pl.col("item") == pl.col("item").shift(1))).fill_null(False))
     return lf.select("user", "item", "t", "seq", *(["group"] if basket else []))
 
@@ -252,7 +243,7 @@ def _stable_sort(frame, by: list[str]):
 def mark_basket_holdout(lf, share: int = 10):
     """Basket holdout on a basket-mode `sequence_frame`: of the baskets with at least two
     items, about `share`% are test and as many again valid baskets (by a stable hash of the
-    basket id; PretrainConfig.basket_holdout_share); one item of each (by a stable hash of basket and item) is hidden (`_held`), the
+    basket id; SequenceRules.basket_holdout_share); one item of each (by a stable hash of basket and item) is hidden (`_held`), the
     rest of the basket stays in training and is the query. Adds `_held` and `role`."""
     import polars as pl
 

@@ -1,7 +1,7 @@
 """Where shard tasks run: `local` (one after another in this process, so peak memory is
 one shard's) or `dask` (a dask.distributed cluster: one task per shard, in parallel).
 
-    with open_engine(cfg) as run:
+    with open_engine(Extraction.of(cfg)) as run:
         results = run.map(fn, jobs)        # results in the order of jobs
 
 The Dask engine connects before any input is read, so an unreachable scheduler costs a few
@@ -89,8 +89,8 @@ class DaskEngine:
         return [results[i] for i in range(len(jobs))]
 
 
-def open_engine(cfg):
-    """The engine cfg names (engine local | dask, scheduler)."""
-    if cfg.engine == "dask":
-        return DaskEngine(cfg.scheduler)
+def open_engine(extraction):
+    """The engine an Extraction group names (engine local | dask, scheduler)."""
+    if extraction.engine == "dask":
+        return DaskEngine(extraction.scheduler)
     return LocalEngine()

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
+from catvec.pretraining.config import EventOptions, PretrainConfig, SequenceRules
 from catvec.base.errors import CatvecError
 from catvec.base.layout import HOLDOUT_FILE
 
@@ -65,22 +65,24 @@ def load_heldout(path):
     return mode, frame
 
 
-def build_tasks(table, keys: list[str], holdout: int, **rules):
+def build_tasks(table, keys: list[str], rules: SequenceRules):
     """Events -> ({role: NextItemTask}, training counts per key row, held-out rows).
 
-    `rules` are the sequence rules of catvec.pretraining.corpus.sequence_frame
-    (`extraction_options(cfg)`), so the split sees the corpus's own 'last item'.
-    A user with n events (after ordering and collapse) is evaluated when n >= holdout + 2;
-    the test target is the last event, the validation target (holdout=2) the one before.
+    `rules` are the corpus's sequence rules (its holdout included), so the split sees the
+    corpus's own 'last item'. A user with n events (after ordering and collapse) is
+    evaluated when n >= holdout + 2; the test target is the last event, the validation
+    target (holdout last2) the one before.
     """
     import polars as pl
 
     from catvec.pretraining.corpus import held_out_mask, sequence_frame
 
-    share = rules.pop("basket_share", 10)
-    if rules.get("basket"):
-        return _basket_tasks(table, keys, share, **rules)
-    lf = sequence_frame(table, **rules)
+    if hasattr(table, "build_tasks"):  # an input split into shard files (catvec.pretraining.split): a shard at a time
+        return table.build_tasks(keys, rules)
+    if table.basket:
+        return _basket_tasks(table, keys, rules)
+    holdout = rules.holdout_items
+    lf = sequence_frame(table, rules)
     n = pl.len().over("user")
     frame = (lf.with_columns(held=held_out_mask(holdout), from_end=n - 1 - pl.int_range(pl.len()).over("user"),
                              eligible=n >= holdout + 2)
@@ -106,14 +108,14 @@ def build_tasks(table, keys: list[str], holdout: int, **rules):
     return tasks, counts, heldout
 
 
-def _basket_tasks(table, keys: list[str], share: int, **rules):
+def _basket_tasks(table, keys: list[str], rules: SequenceRules):
     """Basket holdout: the held-out item of each held-out basket is the target, the rest
     of its basket the query (catvec.pretraining.corpus.mark_basket_holdout)."""
     import polars as pl
 
     from catvec.pretraining.corpus import mark_basket_holdout, sequence_frame
 
-    frame = mark_basket_holdout(sequence_frame(table, **rules), share).collect()
+    frame = mark_basket_holdout(sequence_frame(table, rules), rules.basket_holdout_share).collect()
     index = pl.DataFrame({"item": pl.Series(keys, dtype=pl.Utf8), "idx": np.arange(len(keys), dtype=np.int64)})
     frame = frame.join(index, on="item", how="left", maintain_order="left").with_columns(pl.col("idx").fill_null(-1))
     train_idx = frame.filter(~pl.col("_held") & (pl.col("idx") >= 0))["idx"].to_numpy()
@@ -163,7 +165,6 @@ def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None =
 
     from catvec.base.manifest import read_manifest, resolve_version_dir
     from catvec.base.vectors import load_vectors
-    from catvec.pretraining.corpus import extraction_options
     from catvec.pretraining.events import read_events_table
 
     directory = resolve_version_dir(path)
@@ -178,16 +179,13 @@ def evaluate_version(path, events=None, *, k: int = 10, query_last: int | None =
     source = events if events is not None else manifest.get("input", {}).get("path", "")
     if not source or source == "<DataFrame>":
         raise CatvecError(f"{directory}: trained from a DataFrame; pass --events PATH with the same events")
-    table = events if not isinstance(events, (str, Path, type(None))) else None
-    if table is None:
-        cfg.events = str(source)
-        table = read_events_table(cfg)
-    else:
-        table = read_events_table(cfg, table)
+    frame = events if not isinstance(events, (str, Path, type(None))) else None
+    options = EventOptions.of(dataclasses.replace(cfg, events="" if frame is not None else str(source)))
+    table = read_events_table(options, frame)
     vectors = load_vectors(directory)
     if scorer is not None:
         check_scorer(scorer, vectors)
-    tasks, counts, heldout = build_tasks(table, vectors.keys, HOLDOUT_MODES[mode], **extraction_options(cfg))
+    tasks, counts, heldout = build_tasks(table, vectors.keys, SequenceRules.of(cfg))
     _, stored = load_heldout(directory / HOLDOUT_FILE)
     if not heldout.equals(stored):
         raise CatvecError(f"{source}: its users' last items differ from {directory / HOLDOUT_FILE} "
@@ -219,6 +217,29 @@ class NextItemTask:
         return len(self.targets)
 
 
+@dataclass
+class TaskParts:
+    """A task in parts on disk (a shard each, catvec.pretraining.split), loaded one at a
+    time for scoring: memory for one shard's histories, not every user's."""
+
+    paths: list           # .npz files with indptr, items, targets
+    targets: np.ndarray   # (n_users,) every part's targets, in order
+
+    @property
+    def n_users(self) -> int:
+        return len(self.targets)
+
+    def parts(self):
+        for path in self.paths:
+            with np.load(path) as data:
+                yield NextItemTask(data["indptr"], data["items"], data["targets"])
+
+
+def task_parts(task):
+    """The NextItemTasks of a task: itself, or a TaskParts' parts one at a time."""
+    return task.parts() if isinstance(task, TaskParts) else [task]
+
+
 def encode_task(keys: list[str], histories: list[list[str]], targets: list[str]) -> NextItemTask:
     """Plain lists of keys -> NextItemTask over `keys` (small inputs; the pipeline encodes in polars)."""
     index = {k: i for i, k in enumerate(keys)}
@@ -237,6 +258,11 @@ def next_item_metrics(scorer, task: NextItemTask, k: int = 10, query_last: int =
     if not isinstance(scorer, Scorer):
         unit = unit_rows(scorer)
         scorer = Scorer("cosine", unit, unit, np.ones(len(unit), dtype=bool))
+    ranks = [_scorer_ranks(scorer, part, query_last, batch_size) for part in task_parts(task)]
+    return summarize(np.concatenate([np.zeros(0, dtype=np.int64), *ranks]), k)
+
+
+def _scorer_ranks(scorer, task: NextItemTask, query_last: int, batch_size: int) -> np.ndarray:
     n = len(scorer.candidates)
     queries, has_query = scorer.query_vectors(task.indptr, task.items, query_last)  # (users, dim), (users,)
     blocked = ~scorer.allowed
@@ -249,7 +275,7 @@ def next_item_metrics(scorer, task: NextItemTask, k: int = 10, query_last: int =
     ranks = _target_ranks(scores, task, n, batch_size)
     ranks[~has_query] = n
     ranks[(task.targets >= 0) & blocked[np.maximum(task.targets, 0)]] = n  # never listed: a miss
-    return summarize(ranks, k)
+    return ranks
 
 
 def popularity_metrics(counts: np.ndarray, task: NextItemTask, k: int = 10, batch_size: int = 1024) -> dict:
@@ -262,7 +288,8 @@ def popularity_metrics(counts: np.ndarray, task: NextItemTask, k: int = 10, batc
     def scores(lo: int, hi: int) -> np.ndarray:
         return np.broadcast_to(score, (hi - lo, n)).copy()
 
-    return summarize(_target_ranks(scores, task, n, batch_size), k)
+    ranks = [_target_ranks(scores, part, n, batch_size) for part in task_parts(task)]
+    return summarize(np.concatenate([np.zeros(0, dtype=np.int64), *ranks]), k)
 
 
 def summarize(ranks: np.ndarray, k: int) -> dict:

@@ -25,8 +25,8 @@ from catvec.base.errors import CatvecError
 from catvec.base.faults import fault_point
 from catvec.base.keys import normalize_keys
 from catvec.base.steps import step
-from catvec.base.sources import is_multi_part, resolve_source
-from catvec.base.tables import read_frame, read_source
+from catvec.base.tables import is_multi_part, read_frame, read_source, resolve_source
+from catvec.pretraining.config import EventOptions
 
 log = logging.getLogger(__name__)
 
@@ -42,37 +42,37 @@ class EventsTable:
     source: str
     checksum: str
     stats: dict = field(default_factory=dict)
+    basket: bool = False  # groups are baskets (unordered), not sessions
 
 
-def read_events(source, *, user_col="user_id", item_col="item_id", time_col="timestamp",
-                session_col="", basket_col="", sep="", time_unit="auto", time_format="",
-                drop_nulls=False, since="", until="") -> EventsTable:
+def read_events(source, options: EventOptions = EventOptions()) -> EventsTable:
     """Read events: a file (.csv, .tsv, .parquet), a Parquet folder, a glob, a comma list,
-    a URL, or a pandas / polars DataFrame. `since` / `until` (ISO-8601) keep the events
-    in that time range, both ends included.
+    a URL, or a pandas / polars DataFrame, with the reading options of `options` (its
+    `events` is not read: `source` is). `since` / `until` (ISO-8601) keep the events in
+    that time range, both ends included.
 
     Example: read_events("data/events.csv").frame.columns == ["user", "item", "t", "row"]
+             read_events("orders.csv", EventOptions(basket_col="order_id"))
     """
-    window = time_window(since, until)
+    window = time_window(options.since, options.until)
     if window != (None, None) and isinstance(source, (str, list, tuple, Path)) and is_multi_part(source):
-        src = resolve_source(source, "events", "--events", sep)
+        src = resolve_source(source, "events", "--events", options.sep)
         raw, name, checksum = read_source(src, scan_events(src, window)), src.name, src.checksum()
     else:
-        raw, name, checksum = read_frame(source, "events", "--events", sep)
-    return events_from_frame(raw, name, checksum, user_col=user_col, item_col=item_col, time_col=time_col,
-                             session_col=session_col, basket_col=basket_col, time_unit=time_unit,
-                             time_format=time_format, drop_nulls=drop_nulls, window=window)
+        raw, name, checksum = read_frame(source, "events", "--events", options.sep)
+    return events_from_frame(raw, name, checksum, options, window=window)
 
 
-def events_from_frame(raw, name: str, checksum: str, *, user_col="user_id", item_col="item_id",
-                      time_col="timestamp", session_col="", basket_col="", time_unit="auto", time_format="",
-                      drop_nulls=False, window=(None, None), row=None) -> EventsTable:
-    """A raw polars frame (the input's own columns) -> EventsTable. `row` names a column of
-    positions in the whole input (a shard of it keeps the global tie-break); `window` is
-    `time_window(since, until)` in microseconds."""
+def events_from_frame(raw, name: str, checksum: str, options: EventOptions = EventOptions(),
+                      window=(None, None), row=None) -> EventsTable:
+    """A raw polars frame (the input's own columns) -> EventsTable, read with the column
+    and time options of `options`. `row` names a column of positions in the whole input (a
+    shard of it keeps the global tie-break); `window` is `time_window(since, until)` in
+    microseconds."""
     import polars as pl
 
-    basket = bool(basket_col)
+    user_col, item_col, time_col = options.user_col, options.item_col, options.time_col
+    session_col, basket_col, basket = options.session_col, options.basket_col, options.basket
     needed = {"item_col": item_col}
     if basket:
         needed["basket_col"] = basket_col
@@ -98,7 +98,8 @@ def events_from_frame(raw, name: str, checksum: str, *, user_col="user_id", item
         if session_col:
             cols["group"] = normalize_keys(raw[session_col])
     use_time = bool(time_col) and time_col in raw.columns
-    cols["t"] = _parse_times(raw[time_col], time_col, time_unit, name, time_format) if use_time else pl.Series([0] * raw.height, dtype=pl.Int64)
+    cols["t"] = (_parse_times(raw[time_col], time_col, options.time_unit, name, options.time_format) if use_time
+                 else pl.Series([0] * raw.height, dtype=pl.Int64))
     frame = pl.DataFrame({k: v.alias(k) for k, v in cols.items()})
     if window != (None, None):
         if not use_time:
@@ -120,7 +121,7 @@ def events_from_frame(raw, name: str, checksum: str, *, user_col="user_id", item
         n_missing = int(missing.sum())
         if not n_missing:
             continue
-        if not drop_nulls:
+        if not options.drop_nulls:
             first = int(frame.filter(missing)["row"][0])
             raise CatvecError(
                 f"{name}: column {label!r} has {n_missing} empty value(s) (first at data row {first + 1}); "
@@ -135,18 +136,14 @@ def events_from_frame(raw, name: str, checksum: str, *, user_col="user_id", item
         raise CatvecError(f"{name}: every event was dropped for empty values; nothing left to learn from")
     fault_point("events-read")
     order = ["user", "item", "t"] + (["group"] if "group" in frame.columns else []) + ["row"]
-    return EventsTable(frame=frame.select(order), source=name, checksum=checksum, stats=stats)
+    return EventsTable(frame=frame.select(order), source=name, checksum=checksum, stats=stats, basket=basket)
 
 
 @step(name="read-events", io=True)
-def read_events_table(cfg, events=None) -> EventsTable:
-    """The events of a PretrainConfig: cfg.events (or the DataFrame `events`) read with its
-    column options. The pipeline step, also used by evaluation and tuning."""
-    return read_events(events if events is not None else cfg.events_path,
-                       user_col=cfg.user_col, item_col=cfg.item_col, time_col=cfg.time_col,
-                       session_col=cfg.session_col, basket_col=cfg.basket_col, sep=cfg.sep,
-                       time_unit=cfg.time_unit, time_format=cfg.time_format, drop_nulls=cfg.drop_nulls,
-                       since=cfg.since, until=cfg.until)
+def read_events_table(options: EventOptions, events=None) -> EventsTable:
+    """The events `options` name (options.path, or the DataFrame `events`), read with its
+    reading options. The pipeline step, also used by evaluation, tuning and recommend."""
+    return read_events(events if events is not None else options.path, options)
 
 
 def time_window(since: str = "", until: str = "") -> tuple[int | None, int | None]:

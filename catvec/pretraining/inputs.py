@@ -8,7 +8,7 @@ manifest does not name, and its corpus cached under the first file's checksum.
 
 Rather than hash the input a second time (a full read: on a 1 GB file as long as the
 extraction's own read), the run notes each part's identity (size, mtime and ctime in ns,
-inode, device; a remote part's size and ETag: `catvec.base.sources.input_state`) before
+inode, device; a remote part's size and ETag: `catvec.base.tables.input_state`) before
 the checksum, and compares it after the checksum and after every later read of the input
 (extraction, before its corpus enters the cache; tuning; evaluation): a stat per part,
 20-60 us against 3-5 ms for a sha256 of MovieLens' 2.5 MB ratings.csv (benchmarks/late_file.py). A file written in
@@ -40,32 +40,33 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class InputWatch:
-    spec: object          # cfg.events_path (a file, folder, glob, list or URL); None for a DataFrame
+    spec: object          # EventOptions.path (a file, folder, glob, list or URL); None for a DataFrame
     sep: str
-    state: tuple          # catvec.base.sources.input_state when the run started
+    state: tuple          # catvec.base.tables.input_state when the run started
 
 
-def watch_input(cfg, events=None) -> InputWatch:
-    """Note the identity of cfg's input parts, before its checksum is taken."""
-    from catvec.base.sources import input_state
+def watch_input(options, events=None) -> InputWatch:
+    """Note the identity of the input parts `options` (an EventOptions) name, before their
+    checksum is taken."""
+    from catvec.base.tables import input_state
 
     if events is not None:
-        return InputWatch(spec=None, sep=cfg.sep, state=())
+        return InputWatch(spec=None, sep=options.sep, state=())
     try:
-        state = input_state(cfg.events_path, cfg.sep)
+        state = input_state(options.path, options.sep)
     except (CatvecError, OSError):
         state = None  # missing or unreadable: the checksum step says so in its own words
-    return InputWatch(spec=cfg.events_path, sep=cfg.sep, state=state)
+    return InputWatch(spec=options.path, sep=options.sep, state=state)
 
 
 @step(name="checksum-events", io=True)
-def checksum_events(cfg, events=None) -> str:
-    """sha256 of the events file (or of a DataFrame's rows)."""
+def checksum_events(options, events=None) -> str:
+    """sha256 of the events file `options` (an EventOptions) names, or of a DataFrame's rows."""
     from catvec.base.tables import read_frame, source_checksum
 
     if events is not None:
         return read_frame(events)[2]
-    path = cfg.events_path
+    path = options.path
     try:
         return source_checksum(path)  # a file, folder, glob, list or URL; a clear message when missing
     except OSError as exc:
@@ -74,7 +75,7 @@ def checksum_events(cfg, events=None) -> str:
 
 def check_unchanged(watch: InputWatch | None, when: str) -> None:
     """Refuse, in one line naming the part, an input that changed since `watch` was taken."""
-    from catvec.base.sources import input_state
+    from catvec.base.tables import input_state
 
     if watch is None or watch.spec is None or watch.state is None:
         return

@@ -38,6 +38,7 @@ import logging
 import numpy as np
 
 from catvec.base.vectors import Vectors
+from catvec.pretraining.config import Gate
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,17 @@ def paired_validation(vectors: Vectors, parent: Vectors, cfg, corpus) -> dict:
 
 # ---- the gate ------------------------------------------------------------------------------
 
-def gate_decision(drift: dict | None, quality: dict | None, parent_quality: dict | None, cfg) -> dict:
-    """Promote or keep as a candidate. Every check records its figure, its threshold and
-    whether it passed ({"figure", "threshold", "passed", "line"}); each failed check is one
-    reason line naming the numbers; `force` promotes anyway (and says so). Too few anchors
-    (or an alignment that was skipped) is "cannot compare": refused, never a silent pass."""
+def gate_decision(drift: dict | None, quality: dict | None, parent_quality: dict | None, cfg: Gate,
+                  anchors: int = 20) -> dict:
+    """Promote or keep as a candidate, by the thresholds of the gate group `cfg`. Every
+    check records its figure, its threshold and whether it passed ({"figure", "threshold",
+    "passed", "line"}); each failed check is one reason line naming the numbers; `force`
+    promotes anyway (and says so). Too few anchors (keys seen >= `anchors` times in both:
+    align_min_count) or an alignment that was skipped is "cannot compare": refused, never a
+    silent pass."""
     checks = {}
     if drift is not None:
-        checks["drift"] = _drift_check(drift, cfg)
+        checks["drift"] = _drift_check(drift, cfg, anchors)
         checks.update(_key_checks(drift, cfg))
     if quality is not None and parent_quality is not None:
         checks["quality"] = _quality_check(quality, parent_quality, cfg)
@@ -107,12 +111,12 @@ def _check(name: str, figure, threshold, passed: bool, line: str, reason: str = 
             "reason": reason or f"{name}: {line}"}
 
 
-def _drift_check(drift: dict, cfg) -> dict:
+def _drift_check(drift: dict, cfg: Gate, min_count: int) -> dict:
     ratio = drift.get("overlap_ratio")
     anchors = drift.get("anchors", {}).get("keys", 0)
     why = drift.get("not_compared")
     if why is None and anchors < MIN_GATE_ANCHORS:
-        why = f"{anchors} anchors (shared keys seen >= {cfg.align_min_count} times in both), fewer than {MIN_GATE_ANCHORS}"
+        why = f"{anchors} anchors (shared keys seen >= {min_count} times in both), fewer than {MIN_GATE_ANCHORS}"
     if why is None and ratio is None:
         why = "no seed-noise baseline"
     if why is not None:

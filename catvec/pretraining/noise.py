@@ -34,6 +34,7 @@ def seed_noise(corpus, cfg, vectors: Vectors, share: float = 1.0, on_epoch=None)
     import dataclasses
     import tempfile
 
+    from catvec.pretraining.config import SkipGram
     from catvec.pretraining.skipgram import train_vectors
 
     seed = cfg.seed + 1000003
@@ -45,9 +46,10 @@ def seed_noise(corpus, cfg, vectors: Vectors, share: float = 1.0, on_epoch=None)
         if sample is None:
             reference, how = vectors, {"method": "full", "sample": 1.0}
         else:
-            reference, _ = train_vectors(sample[0], cfg, on_epoch=progress(0))
+            reference, _ = train_vectors(sample[0], SkipGram.of(cfg), on_epoch=progress(0), min_count=cfg.min_count)
             how = {"method": "sample", **sample[1]}
-        other, _ = train_vectors(sample[0] if sample else corpus, dataclasses.replace(cfg, seed=seed),
+        other, _ = train_vectors(sample[0] if sample else corpus, SkipGram.of(dataclasses.replace(cfg, seed=seed)),
+                                 min_count=cfg.min_count,
                                  on_epoch=progress(runs - 1))
     other, _ = align(other, reference, cfg.align_min_count)
     report = compare(other, reference, cfg.align_min_count)

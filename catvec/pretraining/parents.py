@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from catvec.base.config import apply_settings
+from catvec.base.config import apply_settings, group_names
 from catvec.base.errors import CatvecError
 from catvec.base.layout import DRIFT_FILE, LATEST, MANIFEST, MAP_FILE, NOISE_FILE
 from catvec.base.steps import step
@@ -26,7 +26,7 @@ from catvec.base.manifest import finish_manifest, read_manifest
 from catvec.base.store import VersionStore
 from catvec.base.writes import write_checked_json
 from catvec.pretraining.autotune import open_settings
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import EventOptions, Extraction, Lineage, PretrainConfig, SequenceRules
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.inputs import checksum_events, watch_input
@@ -34,14 +34,17 @@ from catvec.pretraining.shards import wants_shards
 
 log = logging.getLogger(__name__)
 
+PARENT_GROUPS = ("events", "extraction", "sequences", "skipgram")  # what rebuilds a parent's corpus and training
+
 
 @step(name="load-parent")
-def load_parent(store: VersionStore, parent: str | None, cfg: PretrainConfig):
-    """The parent version (OUT/latest when the run starts) when alignment, the gate or a warm
-    start need it: (vectors, manifest), checksums verified; (None, None) without one."""
+def load_parent(store: VersionStore, parent: str | None, lineage: Lineage, gated: bool, dim: int):
+    """The parent version (OUT/latest when the run starts) when alignment, the gate (`gated`)
+    or a warm start need it: (vectors, manifest), checksums verified; (None, None) without
+    one. A warm start needs the parent's vectors to have this run's `dim`."""
     from catvec.base.vectors import load_vectors
 
-    if parent is None or not (cfg.align or cfg.gate or cfg.warm_start):
+    if parent is None or not (lineage.align or gated or lineage.warm_start):
         return None, None
     directory = store.root / parent
     try:
@@ -50,8 +53,8 @@ def load_parent(store: VersionStore, parent: str | None, cfg: PretrainConfig):
     except CatvecError as exc:
         raise CatvecError(f"parent version {parent} (OUT/latest) cannot be used: {exc}; promote a sound version "
                           f"with `catvec promote {store.root} VERSION`, or pass --no-align --no-gate") from None
-    if cfg.warm_start and vectors.dim != cfg.dim:
-        raise CatvecError(f"--warm-start: the parent {parent} has dim {vectors.dim}, this run dim {cfg.dim}; "
+    if lineage.warm_start and vectors.dim != dim:
+        raise CatvecError(f"--warm-start: the parent {parent} has dim {vectors.dim}, this run dim {dim}; "
                           f"pass --dim {vectors.dim} or leave out --warm-start")
     return vectors, manifest
 
@@ -109,23 +112,24 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
 def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfig):
     """(config, Corpus) the parent was trained on: from OUT/.cache, or extracted again from
     its input if that still has the recorded checksum; None when neither works."""
-    known = {f.name for f in dataclasses.fields(PretrainConfig)}
-    unused = ("out", "refresh", "align_min_count", "item_attributes", "attribute_col")  # not the corpus's business
-    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in known and k not in unused}
+    groups = group_names(PretrainConfig)
+    wanted = {name for group in PARENT_GROUPS for name in groups[group]}  # its corpus and its training
+    params = {k: v for k, v in (parent_manifest.get("params") or {}).items() if k in wanted}
     source = (parent_manifest.get("input") or {})
     if not params or source.get("path") in (None, "", "<DataFrame>"):
         return None
     where = str(store.root / (parent_manifest.get("version") or LATEST) / MANIFEST)
     parent_cfg = apply_settings(PretrainConfig(out=str(store.root), align_min_count=cfg.align_min_count), params, where,
                                 f"promote a sound version (catvec promote {store.root} VERSION) or pass --no-gate")
+    options, rules, extraction = EventOptions.of(parent_cfg), SequenceRules.of(parent_cfg), Extraction.of(parent_cfg)
     try:
-        found = find_cached_corpus(parent_cfg, source["checksum"])
+        found = find_cached_corpus(store.root, options, rules, source["checksum"])
         if found is None:
-            watch = watch_input(parent_cfg)
-            if checksum_events(parent_cfg) != source["checksum"]:
+            watch = watch_input(options)
+            if checksum_events(options) != source["checksum"]:
                 return None
-            table = None if wants_shards(parent_cfg, None) else read_events_table(parent_cfg)
-            found = extract_corpus(table, parent_cfg, source["checksum"], watch)
+            table = None if wants_shards(options, extraction) else read_events_table(options)
+            found = extract_corpus(table, store.root, options, rules, extraction, source["checksum"], watch)
     except (CatvecError, OSError, TypeError, KeyError) as exc:
         log.info("the parent's corpus cannot be rebuilt: %s", exc)
         return None
@@ -133,18 +137,19 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
 
 
 @step(name="compare-parent")
-def compare_parent(vectors, parent_vectors, parent_noise: dict, cfg: PretrainConfig):
-    """Align to the parent and measure the drift beside the parent's seed-noise baseline.
-    Returns (vectors, record) where record holds alignment and drift."""
+def compare_parent(vectors, parent_vectors, parent_noise: dict, lineage: Lineage, gated: bool):
+    """Align to the parent and measure the drift beside the parent's seed-noise baseline
+    (when `gated`). Returns (vectors, record) where record holds alignment and drift."""
     from catvec.pretraining.alignment import align
     from catvec.pretraining.drift import drift_report
 
     record = {}
-    if cfg.align:
-        vectors, record["alignment"] = align(vectors, parent_vectors, cfg.align_min_count)
-    if cfg.gate:
-        skipped = None if not cfg.align or record["alignment"]["applied"] else record["alignment"]["reason"]
-        record["drift"] = drift_report(vectors, parent_vectors, cfg.align_min_count, parent_noise, skipped)
+    anchors = lineage.align_min_count
+    if lineage.align:
+        vectors, record["alignment"] = align(vectors, parent_vectors, anchors)
+    if gated:
+        skipped = None if not lineage.align or record["alignment"]["applied"] else record["alignment"]["reason"]
+        record["drift"] = drift_report(vectors, parent_vectors, anchors, parent_noise, skipped)
         record["drift"]["noise_from"] = parent_noise.get("from", "parent")
     return vectors, record
 

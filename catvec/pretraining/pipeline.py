@@ -36,7 +36,8 @@ from catvec.base.steps import step, timed
 from catvec.base.store import ANY_PARENT, VersionStore, publish_version
 from catvec.base.writes import check_writable
 from catvec.pretraining.autotune import open_settings
-from catvec.pretraining.config import HOLDOUT_MODES, PretrainConfig
+from catvec.pretraining.config import (AttributeOptions, EventOptions, Extraction, Gate, Lineage, PretrainConfig,
+                                       Scoring, SequenceRules, SkipGram)
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
@@ -44,6 +45,7 @@ from catvec.pretraining.inputs import check_read, check_unchanged, checksum_even
 from catvec.pretraining.parents import (compare_parent, hold_as_candidate, inherit_settings, load_parent,
                                         measure_seed_noise, publish_reason, validate_against_parent)
 from catvec.pretraining.shards import wants_shards
+from catvec.pretraining.split import SPLIT_DIR, is_split, open_split
 from catvec.pretraining.version_dir import build_manifest, export_version
 
 log = logging.getLogger(__name__)
@@ -70,43 +72,43 @@ def choose_settings(cfg: PretrainConfig, events_table, corpus, on_trial=None) ->
 
 
 @step(name="train")
-def train_skipgram(corpus, cfg: PretrainConfig, on_epoch=None, init=None):
-    """Corpus -> (Vectors, training stats); the vectors carry the config's scorer and support.
-    `init` (a warm start): known keys start from its input and context vectors."""
+def train_skipgram(corpus, params: SkipGram, scoring: Scoring, min_count: int = 1, on_epoch=None, init=None):
+    """Corpus -> (Vectors, training stats); the vectors carry the scorer and support of
+    `scoring`. `init` (a warm start): known keys start from its input and context vectors."""
     from catvec.pretraining.skipgram import train_vectors
 
-    vectors, stats = train_vectors(corpus, cfg, on_epoch=on_epoch, init=init)
-    vectors.scorer, vectors.min_support = cfg.scorer or "cosine", cfg.min_support or 1
+    vectors, stats = train_vectors(corpus, params, on_epoch=on_epoch, init=init, min_count=min_count)
+    vectors.scorer, vectors.min_support = scoring.scorer or "cosine", scoring.min_support or 1
     return vectors, stats
 
 
 @step(name="load-attributes", io=True)
-def load_attributes(cfg: PretrainConfig):
+def load_attributes(attributes: AttributeOptions, item_col: str):
     """The item attributes table (catvec.base.attributes), read and checked before any work."""
     from catvec.base.attributes import read_attributes
 
-    return read_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_cols, cfg.attribute_sep)
+    return read_attributes(attributes.item_attributes, item_col, attributes.attribute_cols, attributes.attribute_sep)
 
 
 @step(name="compose-cold")
-def compose_cold(vectors, attributes, cfg: PretrainConfig):
+def compose_cold(vectors, attributes, blend: int):
     """Every key of the attributes table without history gets input and context vectors
     composed from its attributes (count 0, flagged cold); keys seen a few times take part
-    of theirs from their attributes (attribute_blend). Returns (vectors, record)."""
+    of theirs from their attributes (`blend`: attribute_blend). Returns (vectors, record)."""
     from catvec.base.attributes import compose_vectors
 
-    return compose_vectors(vectors, attributes, blend=cfg.attribute_blend)
+    return compose_vectors(vectors, attributes, blend=blend)
 
 
 @step(name="evaluate")
-def evaluate_holdout(vectors, cfg: PretrainConfig, events_table) -> dict:
-    """With a holdout: HR@10 / NDCG@10 of every scorer and of popularity on the held-out items."""
-    from catvec.pretraining.corpus import extraction_options
+def evaluate_holdout(vectors, rules: SequenceRules, query_last: int, events_table) -> dict:
+    """With a holdout (rules.holdout): HR@10 / NDCG@10 of every scorer and of popularity on
+    the held-out items; the query is the mean of the last `query_last` items (a basket: all)."""
     from catvec.pretraining.evaluation import build_tasks, score_tasks
 
-    tasks, counts, _ = build_tasks(events_table, vectors.keys, HOLDOUT_MODES[cfg.holdout], **extraction_options(cfg))
-    query_last = 0 if cfg.basket_col else cfg.query_last
-    quality = {"holdout": cfg.holdout, **score_tasks(vectors, tasks, counts, query_last=query_last)}
+    tasks, counts, _ = build_tasks(events_table, vectors.keys, rules)
+    query_last = 0 if events_table.basket else query_last
+    quality = {"holdout": rules.holdout, **score_tasks(vectors, tasks, counts, query_last=query_last)}
     for role, m in quality["vectors"].items():
         log.info("%s: HR@10 %.4f NDCG@10 %.4f (popularity %.4f / %.4f)", role, m["hr"], m["ndcg"],
                  quality["popularity"][role]["hr"], quality["popularity"][role]["ndcg"])
@@ -127,25 +129,28 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
     check_writable(cfg.out)
     t0 = time.perf_counter()
     timings = {}
-    watch = watch_input(cfg, events)
-    checksum = checksum_events(cfg, events)
+    # the groups tuning never changes, cut once; the training's are cut after tuning
+    options, rules, extraction = EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg)
+    watch = watch_input(options, events)
+    checksum = checksum_events(options, events)
     check_unchanged(watch, "while its checksum was taken")
-    attributes = load_attributes(cfg) if cfg.item_attributes else None
+    attributes = load_attributes(AttributeOptions.of(cfg), cfg.item_col) if cfg.item_attributes else None
     store = VersionStore(cfg.out)
     store.prepare()
     sweep_leftovers(store.root, CACHE_DIR)
     parent = store.latest_name()
-    parent_vectors, parent_manifest = load_parent(store, parent, cfg) if parent else (None, None)
+    parent_vectors, parent_manifest = load_parent(store, parent, Lineage.of(cfg), cfg.gate, cfg.dim) if parent \
+        else (None, None)
     with store.staged() as (name, staging):
         table = None
         with timed(timings, "extract_seconds"):  # a cache hit: the lookup; else replaced by the extraction's
-            corpus = find_cached_corpus(cfg, checksum) if events is None else None
+            corpus = find_cached_corpus(cfg.out, options, rules, checksum) if events is None and not cfg.refresh else None
         timings["corpus_cached"] = corpus is not None
         if corpus is None:
             with timed(timings, "read_seconds"):
-                table = None if wants_shards(cfg, events) else read_events_table(cfg, events)
+                table = run_events(options, rules, extraction, events, staging)
             with timed(timings, "extract_seconds"):
-                corpus = extract_corpus(table, cfg, checksum, watch)
+                corpus = extract_corpus(table, cfg.out, options, rules, extraction, checksum, watch, cfg.refresh)
         with timed(timings, "tune_seconds"):
             inherited, tuning = (None, {})
             if parent_manifest is not None and not cfg.retune and open_settings(cfg):  # with or without --no-tune
@@ -154,18 +159,20 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
                 cfg = inherited
             else:
                 if autotune_needs_events(cfg) and table is None:
-                    table = check_read(read_events_table(cfg, events), checksum, watch, "tuning")
+                    table = check_read(run_events(options, rules, extraction, events, staging), checksum, watch,
+                                       "tuning")
                 cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
         init = parent_vectors if cfg.warm_start else None
         if cfg.warm_start and init is None:
             log.warning("--warm-start: %s has no version yet; this one starts cold", cfg.out)
         with timed(timings, "train_seconds"):
-            vectors, train_stats = train_skipgram(corpus, cfg, on_epoch, init)
+            vectors, train_stats = train_skipgram(corpus, SkipGram.of(cfg), Scoring.of(cfg), rules.min_count, on_epoch,
+                                                  init)
             vectors.supports = tuning.get("supports") or {}
         warnings = enforce_gates(corpus.stats, train_stats, len(vectors), cfg.strict)
         cold_start = None
         if attributes is not None:
-            vectors, cold_start = compose_cold(vectors, attributes, cfg)
+            vectors, cold_start = compose_cold(vectors, attributes, cfg.attribute_blend)
         lineage = {}
         if parent_vectors is not None:
             with timed(timings, "compare_seconds"):  # the seed noise included
@@ -174,15 +181,16 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
                     with timed(timings, "noise_seconds"):
                         noise = measure_seed_noise(store, parent, parent_vectors, parent_manifest, corpus, vectors,
                                                    cfg, on_noise_epoch)
-                vectors, lineage = compare_parent(vectors, parent_vectors, noise, cfg)
+                vectors, lineage = compare_parent(vectors, parent_vectors, noise, Lineage.of(cfg), cfg.gate)
         quality = parent_quality = None
         if cfg.holdout != "none":
             with timed(timings, "evaluate_seconds"):
                 if table is None:
-                    table = check_read(read_events_table(cfg, events), checksum, watch, "evaluation")
-                quality = evaluate_holdout(vectors, cfg, table)
+                    table = check_read(run_events(options, rules, extraction, events, staging), checksum, watch,
+                                       "evaluation")
+                quality = evaluate_holdout(vectors, rules, cfg.query_last, table)
                 if parent_vectors is not None and cfg.gate:
-                    parent_quality = evaluate_holdout(parent_vectors, cfg, table)
+                    parent_quality = evaluate_holdout(parent_vectors, rules, cfg.query_last, table)
                     lineage["parent_quality"] = parent_quality
         elif parent_vectors is not None and cfg.gate:  # a default run: a sample of the corpus's sequences
             with timed(timings, "validate_seconds"):
@@ -193,8 +201,10 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
 
             checked = lineage.get("validation") or {}
             gate = gate_decision(lineage.get("drift"), quality or checked.get("vectors"),
-                                 parent_quality or checked.get("parent"), cfg)
+                                 parent_quality or checked.get("parent"), Gate.of(cfg), cfg.align_min_count)
             lineage["gate"] = gate
+        if is_split(table):
+            table.close()  # before anything is written into staging
         with timed(timings, "export_seconds"):
             manifest = build_manifest(cfg, checksum, corpus, train_stats, timings, parent, name)
             manifest.update(lineage)
@@ -229,6 +239,14 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
     log.info("pretrain: version %s in %.1fs%s", name, time.perf_counter() - t0,
              "" if promoted else " (a candidate: the gate kept latest where it was)")
     return PretrainResult(version=name, path=final, manifest=read_manifest(final), promoted=promoted, gate=gate)
+
+
+def run_events(options: EventOptions, rules: SequenceRules, extraction: Extraction, events, staging: Path):
+    """The run's events: the whole table when they fit one shard, else the input split into
+    shard files in staging (catvec.pretraining.split; removed with staging on failure)."""
+    if wants_shards(options, extraction, events):
+        return open_split(options, rules, extraction, staging / SPLIT_DIR)
+    return read_events_table(options, events)
 
 
 def autotune_needs_events(cfg: PretrainConfig) -> bool:

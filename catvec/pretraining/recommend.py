@@ -65,10 +65,10 @@ def trained_columns(vectors_path) -> dict:
     return {name: params[name] for name in TRAINED_COLUMNS if isinstance(params.get(name), str)}
 
 
-def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
+def recommend_file(options, vectors_path, topn: int, out, scorer: str | None = None,
                    min_support: int | None = None, cold: bool = True) -> RecommendResult:
-    """Read the queries of `cfg` (a PretrainConfig's input options), write top-`topn` CSV;
-    cold=False leaves out cold keys (composed from attributes)."""
+    """Read the queries `options` name (an EventOptions: read like pretrain's events),
+    write top-`topn` CSV; cold=False leaves out cold keys (composed from attributes)."""
     import polars as pl
 
     from catvec.base.scoring import check_scorer, recommend_rows
@@ -84,25 +84,25 @@ def recommend_file(cfg, vectors_path, topn: int, out, scorer: str | None = None,
     if scorer is not None:
         check_scorer(scorer, vectors)
     params = read_manifest(resolve_version_dir(vectors_path), verify=False).get("params", {})  # load_vectors verified it
-    basket = bool(cfg.basket_col)
+    basket = options.basket
     query_last = 0 if basket else int(params.get("query_last", 1))
-    table = read_events_table(cfg)
+    table = read_events_table(options)
     ids, indptr, items = query_rows(table, vectors.keys, basket)
     known = items >= 0
     if not known.any():
-        raise CatvecError(f"{cfg.events_path}: none of its {len(items)} items (column {cfg.item_col!r}) is in the "
+        raise CatvecError(f"{options.path}: none of its {len(items)} items (column {options.item_col!r}) is in the "
                           f"vectors; check --item-col and that the queries use the same ids as the events")
     recs = recommend_rows(vectors, indptr, items, topn, scorer, min_support, query_last=query_last, cold=cold)
     rank = np.tile(np.arange(1, recs.items.shape[1] + 1), len(ids))
     flat_items, flat_scores = recs.items.ravel(), recs.scores.ravel()
     keep = flat_items >= 0
-    id_col = cfg.basket_col if basket else cfg.user_col
+    id_col, item_col = options.key_col, options.item_col
     frame = pl.DataFrame({
         id_col: np.repeat(np.array(ids, dtype=object), recs.items.shape[1])[keep].tolist(),
         "rank": rank[keep],
-        cfg.item_col: [vectors.keys[i] for i in flat_items[keep]],
+        item_col: [vectors.keys[i] for i in flat_items[keep]],
         "score": np.round(flat_scores[keep], 6),
-    }, schema={id_col: pl.Utf8, "rank": pl.Int64, cfg.item_col: pl.Utf8, "score": pl.Float64})
+    }, schema={id_col: pl.Utf8, "rank": pl.Int64, item_col: pl.Utf8, "score": pl.Float64})
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     try:

@@ -1,9 +1,9 @@
 """Skip-gram training with gensim in corpus_file mode: the only gensim import.
 
-`train_vectors(corpus, cfg)` returns plain `Vectors` (input vectors, context vectors =
+`train_vectors(corpus, params)` returns plain `Vectors` (input vectors, context vectors =
 gensim's `syn1neg`, and each key's training count) plus training stats; the settings are
-the PretrainConfig's own fields (dim, window, epochs, negative, ns_exponent, sample,
-alpha, min_alpha, min_count, max_final_vocab, workers, seed), read here and nowhere else.
+the skip-gram group of the config (`SkipGram`: dim, window, epochs, negative, ns_exponent,
+sample, alpha, min_alpha, max_final_vocab, workers, seed, exact), read here and nowhere else.
 
 Loss. gensim's running loss is a float32 tally; past ~1.7e7 it stops absorbing
 per-pair increments, and in corpus_file mode with several workers only the last worker
@@ -24,6 +24,7 @@ import numpy as np
 
 from catvec.base.faults import fault_point
 from catvec.base.vectors import Vectors
+from catvec.pretraining.config import SkipGram
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,11 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def train_vectors(corpus, cfg, on_epoch=None, init: Vectors | None = None) -> tuple[Vectors, dict]:
-    """Train skip-gram vectors on a `catvec.pretraining.corpus.Corpus` with a PretrainConfig.
+def train_vectors(corpus, cfg: SkipGram, on_epoch=None, init: Vectors | None = None,
+                  min_count: int = 1) -> tuple[Vectors, dict]:
+    """Train skip-gram vectors on a `catvec.pretraining.corpus.Corpus` with the settings
+    `cfg` (a SkipGram group). `min_count` is the corpus's own rule (SequenceRules): a key
+    the corpus's short-sequence filter left under it is dropped here too.
 
     on_epoch(epoch, n_epochs, info) is called after each epoch with
     info = {"loss": float, "gensim_loss": float, "seconds": float}.
@@ -44,7 +48,7 @@ def train_vectors(corpus, cfg, on_epoch=None, init: Vectors | None = None) -> tu
     init (a warm start): keys it holds start from its input and context vectors instead of
     gensim's random init; the others start as usual.
 
-    Example: vectors, stats = train_vectors(corpus, PretrainConfig(dim=32, epochs=5))
+    Example: vectors, stats = train_vectors(corpus, SkipGram(dim=32, epochs=5, window=5))
     """
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
@@ -59,7 +63,7 @@ def train_vectors(corpus, cfg, on_epoch=None, init: Vectors | None = None) -> tu
     model = Word2Vec(
         sg=1, vector_size=cfg.dim, window=window, negative=cfg.negative, hs=0,
         ns_exponent=cfg.ns_exponent, sample=cfg.sample, alpha=cfg.alpha,
-        min_alpha=cfg.min_alpha, min_count=cfg.min_count,
+        min_alpha=cfg.min_alpha, min_count=min_count,
         max_final_vocab=cfg.max_final_vocab or None, workers=workers,
         seed=cfg.seed, hashfxn=_stable_hash, shrink_windows=shrink, compute_loss=True,
         sorted_vocab=1,

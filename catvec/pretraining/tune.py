@@ -27,7 +27,7 @@ import numpy as np
 
 from catvec.base.config import field_types, parse_duration
 
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import EventOptions, PretrainConfig, SequenceRules, SkipGram
 from catvec.base.errors import CatvecError
 from catvec.base.writes import check_writable, describe_os_error
 from catvec.pretraining.autotune import resolve, sample_events
@@ -87,21 +87,24 @@ def sample_table(table, sample_users: int, seed: int):
 
 def prepare_corpus(cfg: PretrainConfig, table, directory):
     """The training corpus of `table` with the last two items of each user held out."""
-    from catvec.pretraining.corpus import build_corpus, extraction_options
+    from catvec.pretraining.corpus import build_corpus
 
-    return build_corpus(table, Path(directory) / "corpus.txt", holdout=2, min_count=cfg.min_count,
-                        min_sequence_length=cfg.min_sequence_length, max_sequence_length=cfg.max_sequence_length,
-                        source=table.source, **extraction_options(cfg))
+    return build_corpus(table, Path(directory) / "corpus.txt", validation_rules(cfg))
+
+
+def validation_rules(cfg: PretrainConfig) -> SequenceRules:
+    """cfg's sequence rules with the last two items held out (one hidden item of a share of
+    the baskets in basket mode): the test item and the validation item."""
+    return dataclasses.replace(SequenceRules.of(cfg), holdout="basket" if cfg.basket_col else "last2")
 
 
 def run_trial(cfg: PretrainConfig, corpus, table, roles=("valid",)) -> dict:
     """Train with `cfg` on `corpus` and score the held-out roles: the manifest's quality block."""
-    from catvec.pretraining.corpus import extraction_options
     from catvec.pretraining.evaluation import build_tasks, score_tasks
     from catvec.pretraining.skipgram import train_vectors
 
-    vectors, _ = train_vectors(corpus, cfg)
-    tasks, counts, _ = build_tasks(table, vectors.keys, 2, **extraction_options(cfg))
+    vectors, _ = train_vectors(corpus, SkipGram.of(cfg), min_count=cfg.min_count)
+    tasks, counts, _ = build_tasks(table, vectors.keys, validation_rules(cfg))
     return score_tasks(vectors, {r: tasks[r] for r in roles}, counts, query_last=cfg.query_last,
                        scorer=cfg.scorer or None, min_support=cfg.min_support or 1)
 
@@ -123,7 +126,7 @@ def tune(cfg: PretrainConfig, budget: TuneBudget, path, on_trial=None) -> TuneRe
     budget.validate()
     check_writable(path, "--write", file=True)
     started = time.perf_counter()
-    table = sample_table(read_events_table(cfg), budget.sample_users, budget.seed)
+    table = sample_table(read_events_table(EventOptions.of(cfg)), budget.sample_users, budget.seed)
     trials: list[dict] = []
     best = None
     popularity = float("nan")

@@ -16,7 +16,7 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from catvec.base.config import export_formats
+from catvec.base.config import export_formats, group_names
 from catvec.base.layout import DRIFT_FILE, HOLDOUT_FILE, MAP_FILE, PROJECTOR_FILES, WORD2VEC_FILE
 from catvec.base.steps import step
 from catvec.pretraining.config import PretrainConfig
@@ -42,6 +42,7 @@ def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict
         "libraries": {"catvec": catvec.__version__, "gensim": gensim.__version__, "numpy": numpy.__version__,
                       "polars": polars.__version__, "python": platform.python_version()},
         "params": dataclasses.asdict(cfg),
+        "params_by_group": group_names(PretrainConfig),  # report.md lists the settings by group
         "input": {"path": str(cfg.events_path), "checksum": checksum},
         "corpus": corpus.stats,
         "training": train_stats,

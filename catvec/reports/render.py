@@ -18,8 +18,8 @@ from pathlib import Path
 from catvec.base.layout import DRIFT_FILE, LINKED_FILES, REPORT_FILE
 from catvec.reports.lineage import gate_lines, parent_lines
 
-TRAINING_PARAMS = ("dim", "window", "epochs", "negative", "ns_exponent", "sample", "alpha", "min_count", "seed",
-                   "scorer", "min_support")
+# the parameter groups report.md lists (a manifest's params_by_group names their fields)
+REPORTED_GROUPS = ("sequences", "skipgram", "scoring")
 CORPUS_COLUMNS = ("events_read", "events_dropped", "users", "sequences", "tokens", "vocab_size")
 
 
@@ -59,8 +59,7 @@ def pretrain_markdown(manifest: dict, images=()) -> str:
     if corpus:
         lines += ["", "## Corpus", "", _row(CORPUS_COLUMNS), _rule(CORPUS_COLUMNS),
                   _row(corpus.get(c, "") for c in CORPUS_COLUMNS)]
-    lines += ["", "## Parameters", "", _row(TRAINING_PARAMS), _rule(TRAINING_PARAMS),
-              _row(params.get(p, "") for p in TRAINING_PARAMS)]
+    lines += ["", "## Parameters", "", *parameter_rows(params, manifest.get("params_by_group"))]
     tuning = manifest.get("tuning") or {}
     if tuning:
         lines += ["", "## Settings chosen", "", *tuning_lines(manifest), *popularity_warnings(manifest)[:1]]
@@ -226,6 +225,16 @@ def artifact_markdown(directory, title: str) -> str:
     links = [f"- [{name}]({(directory / name).resolve().as_uri()})" for name in LINKED_FILES
              if (directory / name).is_file()]
     return text.rstrip("\n") + "\n\n## Files\n\n" + "\n".join(links) + "\n"
+
+
+def parameter_rows(params: dict, by_group: dict | None) -> list[str]:
+    """A table of the run's settings, one row per reported group (`name=value, ...`); a
+    manifest without its groups (an older version) gets one row of every setting."""
+    groups = {g: by_group[g] for g in REPORTED_GROUPS if g in by_group} if by_group else {"settings": list(params)}
+    rows = [_row(("group", "settings")), _rule(("group", "settings"))]
+    for group, names in groups.items():
+        rows.append(_row((group, ", ".join(f"{n}={params[n]}" for n in names if n in params))))
+    return rows
 
 
 def _row(cells) -> str:
