@@ -30,7 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 # The wheel other projects install (dist/catvec-VERSION-py3-none-any.whl); it carries the
-# bundled sample as package data. tests/test_wheel.py builds and runs one in a bare folder.
+# bundled sample as package data. tests/cli/test_wheel.py builds and runs one in a bare folder.
 wheel: $(STAMP)
 	$(BIN)/python -m pip wheel --no-deps --no-build-isolation -w dist .
 

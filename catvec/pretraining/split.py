@@ -17,7 +17,7 @@ would read it once per shard), and memory stays bounded by one shard:
 
 Key ranges, not hashes, choose a user's shard: the shards in order are the users in the
 order one read sorts them, so the merged corpus and the evaluation tasks are those of one
-read (tests/test_split.py). The files live in a run's temp area and are removed with it.
+read (tests/pretraining/test_split.py). The files live in a run's temp area and are removed with it.
 
     with open_split(options, rules, extraction, "tmp/events") as split:
         sample = split.sample(50_000, seed=1)

@@ -17,7 +17,7 @@ from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.inputs import checksum_events
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--dim", "8", "--epochs", "3", "--no-vector-map", "--no-tune", "--quiet"]
 # a promotion gate may keep the later version as a candidate (exit 3): a finished run too
 FINISHED = {0, 3}

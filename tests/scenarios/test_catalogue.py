@@ -93,7 +93,7 @@ REFUSED = {
     "folder without parquet as events": (None, ["--events", "."], "is a folder without .parquet files"),
     "negative window": (two_users(), ["--window", "-1"], "window must be >= 0"),
     "negative epochs": (two_users(), ["--epochs", "-1"], "epochs must be >= 0"),
-    # a value outside a field's choices (--time-unit hours) is argparse's refusal: tests/test_config.py
+    # a value outside a field's choices (--time-unit hours) is argparse's refusal: tests/base/test_config.py
     "basket share beyond half": (two_users(), ["--basket-holdout-share", "50"], "basket_holdout_share must be a percent"),
     "unknown export": (two_users(), ["--export", "parquet"], "export: unknown format 'parquet'"),
     "basket with session gap": (two_users(), ["--basket-col", "user_id", "--session-gap", "30m"], "basket_col cannot"),

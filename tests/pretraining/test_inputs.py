@@ -161,7 +161,7 @@ def test_leftovers_of_killed_runs_are_swept_and_a_live_runs_are_kept(tmp_path):
 def test_a_sharded_extraction_killed_midway_is_swept_by_the_next_run(tmp_path):
     events = write_events(tmp_path / "events.csv", "a", 1)
     out = tmp_path / "out"
-    env = dict(os.environ, CATVEC_KILL_AT="shard-extract", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, CATVEC_KILL_AT="shard-extract", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     killed = subprocess.run([sys.executable, "-m", "catvec.cli.main", "pretrain", "--events", str(events), "--out",
                              str(out), "--shards", "2", "--dim", "8", "--epochs", "2", "--no-tune", "--quiet"],
                             env=env, capture_output=True, text=True)

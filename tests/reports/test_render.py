@@ -9,7 +9,7 @@ from catvec.base.config import build_config
 from catvec.finetuning.config import FinetuneConfig
 from catvec.reports.finetune_report import comparison_lines
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_metrics(value: float, mode: str) -> dict:

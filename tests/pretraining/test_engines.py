@@ -24,7 +24,7 @@ def sharded(cfg, path):
     return extract_sharded(EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg), path)
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DASK = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")
 
 

@@ -13,7 +13,7 @@ import catvec
 from catvec.base.vectors import save_vectors
 from ftdata import item_vectors
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ that cannot be understood, tested or moved one without the other.
 import ast
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -189,7 +189,7 @@ def test_readme_states_the_catalogue_size():
 
     from conftest import REPO
 
-    files = ["tests/test_catalogue.py", "tests/test_catalogue_commands.py"]
+    files = ["tests/scenarios/test_catalogue.py", "tests/scenarios/test_catalogue_commands.py"]
     run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
                           "-k", "not readme_states", *files],
                          cwd=REPO, capture_output=True, text=True)
