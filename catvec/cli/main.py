@@ -19,6 +19,7 @@ from catvec import __version__
 
 COMMAND_MODULES = (
     "catvec.cli.pretrain",
+    "catvec.cli.similar",
     "catvec.cli.finetune",
     "catvec.cli.evaluate",
     "catvec.cli.recommend",
