@@ -83,7 +83,7 @@ def test_fewer_keys_than_k_gives_shorter_lists(tmp_path):
 
 def test_approx_recall_on_clustered_vectors():
     pytest.importorskip("faiss")
-    vectors = clustered_vectors(n=3000, dim=16, clusters=60, seed=1)
+    vectors = clustered_vectors(n=1500, dim=16, clusters=40, seed=1)
     for scorer in ("cosine", "context"):
         exact = related_items(vectors, k=10, scorer=scorer, index="exact")
         approx = related_items(vectors, k=10, scorer=scorer, index="approx")
@@ -94,7 +94,7 @@ def test_approx_recall_on_clustered_vectors():
         hit = approx.items[:, 0] == exact.items[:, 0]
         np.testing.assert_allclose(approx.scores[hit, 0], exact.scores[hit, 0], rtol=1e-5)
         assert (np.diff(approx.scores, axis=1) <= 1e-6).all()
-        assert not (approx.items == np.arange(3000)[:, None]).any()
+        assert not (approx.items == np.arange(1500)[:, None]).any()
 
 
 def test_approx_keeps_min_support_and_cold_rules():
