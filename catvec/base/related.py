@@ -98,59 +98,75 @@ def load_faiss():
     return faiss
 
 
-def exact_related(s, k: int, progress) -> tuple[np.ndarray, np.ndarray]:
-    """Every key against every candidate, in blocks of BLOCK_FLOATS scores."""
+def exact_related(s, k: int, progress, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every key (or the keys at `rows`) against every candidate, in blocks of BLOCK_FLOATS scores."""
     n = len(s.queries)
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     k = min(k, n)
     batch = int(min(4096, max(16, BLOCK_FLOATS // max(n, 1))))
-    items = np.full((n, k), -1, dtype=np.int64)
-    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    items = np.full((len(rows), k), -1, dtype=np.int64)
+    scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
     candidates_t = np.ascontiguousarray(s.candidates.T)
     blocked = np.flatnonzero(~s.allowed)
-    for lo in range(0, n, batch):
-        hi = min(lo + batch, n)
-        block = s.queries[lo:hi] @ candidates_t                 # (batch, dim) @ (dim, n) -> (batch, n)
+    for lo in range(0, len(rows), batch):
+        hi = min(lo + batch, len(rows))
+        block = s.queries[rows[lo:hi]] @ candidates_t           # (batch, dim) @ (dim, n) -> (batch, n)
         block[:, blocked] = -np.inf
-        block[np.arange(hi - lo), np.arange(lo, hi)] = -np.inf  # a key is not its own neighbour
+        block[np.arange(hi - lo), rows[lo:hi]] = -np.inf        # a key is not its own neighbour
         idx, best = top_k(block, k)
         items[lo:hi] = np.where(np.isfinite(best), idx, -1)
         scores[lo:hi] = best
-        progress(hi, n)
+        progress(hi, len(rows))
     return items, scores
 
 
-def approx_related(s, k: int, progress, batch: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Every key searched in an HNSW graph of the allowed candidates; the k + 1 found
-    (the key itself may be one) re-scored exactly and ranked as exact_related ranks."""
+def approx_related(s, k: int, progress) -> tuple[np.ndarray, np.ndarray]:
+    """Every key searched in an HNSW index of the allowed candidates (build_index)."""
+    return search_index(build_index(s), s, k, progress)
+
+
+@dataclass
+class AnnIndex:
+    graph: object          # faiss.IndexHNSWFlat over (n_allowed, dim + 1) candidates
+    allowed: np.ndarray    # (n_allowed,) the key row of each indexed candidate
+
+
+def build_index(s) -> AnnIndex:
+    """An HNSW graph of the allowed candidates, one coordinate added for inner products."""
     faiss = load_faiss()
+    allowed = np.flatnonzero(s.allowed)
+    cand = np.ascontiguousarray(s.candidates[allowed], dtype=np.float32)
+    norms2 = np.einsum("ij,ij->i", cand, cand)
+    extra = np.sqrt(np.maximum(norms2.max(initial=0.0) - norms2, 0.0)).astype(np.float32)
+    graph = faiss.IndexHNSWFlat(cand.shape[1] + 1, HNSW_LINKS)
+    graph.hnsw.efConstruction = HNSW_BUILD
+    graph.add(np.hstack([cand, extra[:, None]]))                # (n_allowed, dim + 1)
+    return AnnIndex(graph, allowed)
+
+
+def search_index(ann: AnnIndex, s, k: int, progress, batch: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's k + 1 nearest in the index (the key itself may be one), re-scored exactly and
+    ranked as exact_related ranks: by score, then by row."""
     n = len(s.queries)
     k = min(k, n)
     items = np.full((n, k), -1, dtype=np.int64)
     scores = np.full((n, k), -np.inf, dtype=np.float32)
-    allowed = np.flatnonzero(s.allowed)
-    if len(allowed) == 0:
-        progress(n, n)
-        return items, scores
-    cand = np.ascontiguousarray(s.candidates[allowed], dtype=np.float32)
-    norms2 = np.einsum("ij,ij->i", cand, cand)
-    extra = np.sqrt(np.maximum(norms2.max() - norms2, 0.0)).astype(np.float32)
-    graph = faiss.IndexHNSWFlat(cand.shape[1] + 1, HNSW_LINKS)
-    graph.hnsw.efConstruction = HNSW_BUILD
-    graph.add(np.hstack([cand, extra[:, None]]))               # (n_allowed, dim + 1)
-    graph.hnsw.efSearch = max(HNSW_SEARCH, 2 * k + 2)
-    want = min(k + 1, len(allowed))
-    for lo in range(0, n, batch):
+    want = min(k + 1, len(ann.allowed))
+    ann.graph.hnsw.efSearch = max(HNSW_SEARCH, 2 * k + 2)
+    for lo in range(0, n if want else 0, batch):
         hi = min(lo + batch, n)
         q = np.ascontiguousarray(s.queries[lo:hi], dtype=np.float32)
-        _, found = graph.search(np.hstack([q, np.zeros((hi - lo, 1), np.float32)]), want)   # (batch, want)
-        rows = np.where(found >= 0, allowed[np.maximum(found, 0)], -1)
+        _, found = ann.graph.search(np.hstack([q, np.zeros((hi - lo, 1), np.float32)]), want)   # (batch, want)
+        rows = np.where(found >= 0, ann.allowed[np.maximum(found, 0)], -1)
         exact = np.einsum("bd,bjd->bj", q, s.candidates[np.maximum(rows, 0)])     # (batch, want) true scores
         exact[(rows < 0) | (rows == np.arange(lo, hi)[:, None])] = -np.inf
-        order = np.lexsort((rows, -exact), axis=1)[:, :k]       # by score, then by index
+        order = np.lexsort((rows, -exact), axis=1)[:, :k]       # by score, then by row
         best = np.take_along_axis(exact, order, axis=1).astype(np.float32)
         items[lo:hi, :order.shape[1]] = np.where(np.isfinite(best), np.take_along_axis(rows, order, axis=1), -1)
         scores[lo:hi, :order.shape[1]] = best
         progress(hi, n)
+    if not want:
+        progress(n, n)       # nothing may be listed (min_support above every count)
     return items, scores
 
 
