@@ -159,3 +159,13 @@ def test_a_failed_write_leaves_the_earlier_file_whole(version, tmp_path, capsys,
     refused(capsys, ["similar", "--vectors", str(version), "--all", "--out", str(out), "--k", "5", "-q"],
             [str(out), "no space left"])
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_help_gives_the_example_and_the_auto_size(capsys):
+    from catvec.base.related import APPROX_FROM
+
+    with pytest.raises(SystemExit):
+        main(["similar", "--help"])
+    text = capsys.readouterr().out
+    assert "catvec similar --vectors artifacts/latest --all --out related.parquet" in text
+    assert f"approx from {APPROX_FROM:,} keys" in " ".join(text.split())
