@@ -144,29 +144,31 @@ def build_index(s) -> AnnIndex:
     return AnnIndex(graph, allowed)
 
 
-def search_index(ann: AnnIndex, s, k: int, progress, batch: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Each key's k + 1 nearest in the index (the key itself may be one), re-scored exactly and
-    ranked as exact_related ranks: by score, then by row."""
+def search_index(ann: AnnIndex, s, k: int, progress, rows: np.ndarray | None = None,
+                 ef_search: int | None = None, batch: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's (or the keys at `rows`) k + 1 nearest in the index (the key itself may be one),
+    re-scored exactly and ranked as exact_related ranks: by score, then by row."""
     n = len(s.queries)
+    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
     k = min(k, n)
-    items = np.full((n, k), -1, dtype=np.int64)
-    scores = np.full((n, k), -np.inf, dtype=np.float32)
+    items = np.full((len(rows), k), -1, dtype=np.int64)
+    scores = np.full((len(rows), k), -np.inf, dtype=np.float32)
     want = min(k + 1, len(ann.allowed))
-    ann.graph.hnsw.efSearch = max(HNSW_SEARCH, 2 * k + 2)
-    for lo in range(0, n if want else 0, batch):
-        hi = min(lo + batch, n)
-        q = np.ascontiguousarray(s.queries[lo:hi], dtype=np.float32)
+    ann.graph.hnsw.efSearch = max(ef_search or HNSW_SEARCH, 2 * k + 2)
+    for lo in range(0, len(rows) if want else 0, batch):
+        hi = min(lo + batch, len(rows))
+        q = np.ascontiguousarray(s.queries[rows[lo:hi]], dtype=np.float32)
         _, found = ann.graph.search(np.hstack([q, np.zeros((hi - lo, 1), np.float32)]), want)   # (batch, want)
-        rows = np.where(found >= 0, ann.allowed[np.maximum(found, 0)], -1)
-        exact = np.einsum("bd,bjd->bj", q, s.candidates[np.maximum(rows, 0)])     # (batch, want) true scores
-        exact[(rows < 0) | (rows == np.arange(lo, hi)[:, None])] = -np.inf
-        order = np.lexsort((rows, -exact), axis=1)[:, :k]       # by score, then by row
+        near = np.where(found >= 0, ann.allowed[np.maximum(found, 0)], -1)
+        exact = np.einsum("bd,bjd->bj", q, s.candidates[np.maximum(near, 0)])     # (batch, want) true scores
+        exact[(near < 0) | (near == rows[lo:hi, None])] = -np.inf
+        order = np.lexsort((near, -exact), axis=1)[:, :k]       # by score, then by row
         best = np.take_along_axis(exact, order, axis=1).astype(np.float32)
-        items[lo:hi, :order.shape[1]] = np.where(np.isfinite(best), np.take_along_axis(rows, order, axis=1), -1)
+        items[lo:hi, :order.shape[1]] = np.where(np.isfinite(best), np.take_along_axis(near, order, axis=1), -1)
         scores[lo:hi, :order.shape[1]] = best
-        progress(hi, n)
+        progress(hi, len(rows))
     if not want:
-        progress(n, n)       # nothing may be listed (min_support above every count)
+        progress(len(rows), len(rows))      # nothing may be listed (min_support above every count)
     return items, scores
 
 
