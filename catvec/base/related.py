@@ -36,9 +36,10 @@ from catvec.base.store import fsync_file, writing
 log = logging.getLogger(__name__)
 
 INDEXES = ("exact", "approx", "auto")
-# From this many keys `auto` builds the approximate index: below it exact is about as fast
-# (benchmarks/related.py, docs/scale.md). Measured on 2 shared cores.
-APPROX_FROM = 20_000
+# From this many keys `auto` builds the approximate index: on 2 shared cores
+# (benchmarks/related.py, docs/scale.md) approx broke even with exact at 20k keys and was
+# 2.2x faster at 50k (recall@10 0.997); a busier earlier run broke even at 50k.
+APPROX_FROM = 50_000
 BLOCK_FLOATS = 2**25            # one exact score block: at most 128 MB of float32
 HNSW_LINKS, HNSW_BUILD, HNSW_SEARCH = 16, 64, 64     # M, efConstruction, efSearch (>= 2k+2)
 INSTALL_HINT = "pip install 'catvec[ann]' (faiss-cpu)"

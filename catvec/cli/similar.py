@@ -32,7 +32,7 @@ def register(sub) -> None:
     s.add_argument("--index", default="exact", metavar="{exact,approx,auto}",
                    help="with --all: exact (every pair scored), approx (an HNSW index, optional extra: "
                         "pip install 'catvec[ann]'; scores exact, a few neighbours may be missed) or auto "
-                        "(approx from 20,000 keys when installed) (default: exact)")
+                        "(approx from 50,000 keys when installed) (default: exact)")
     add_scoring_arguments(s)
     add_common(s)
     s.set_defaults(run=run_similar)
