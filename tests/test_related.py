@@ -139,12 +139,17 @@ def test_approx_without_the_extra_says_how_to_install(version, tmp_path, capsys,
     assert related_items(vectors, k=3, index="auto").index == "exact"     # falls back
 
 
-def test_auto_uses_the_index_from_the_measured_size(monkeypatch):
+def test_auto_uses_the_index_from_the_measured_size(version, tmp_path, capsys, monkeypatch):
     pytest.importorskip("faiss")
     vectors = clustered_vectors(n=50)
     assert related_items(vectors, k=3, index="auto").index == "exact"
     monkeypatch.setattr("catvec.base.related.APPROX_FROM", 10)
     assert related_items(vectors, k=3, index="auto").index == "approx"
+    out = tmp_path / "r.parquet"
+    assert main(["similar", "--vectors", str(version), "--all", "--out", str(out), "--index", "auto"]) == 0
+    captured = capsys.readouterr()
+    assert "building the approximate index of 60 keys" in captured.err and "approx index" in captured.out
+    assert pl.read_parquet(out)["key"].n_unique() == 60
 
 
 def test_a_failed_write_leaves_the_earlier_file_whole(version, tmp_path, capsys, monkeypatch):

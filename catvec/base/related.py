@@ -16,8 +16,8 @@ search directly: each candidate c gets one more coordinate sqrt(M^2 - |c|^2) (M 
 candidate norm) and each query a 0, so the nearest by L2 is the largest inner product
 (Bachrach et al. 2014). Cosine uses unit vectors, where that coordinate is 0.
 
-    related = related_items(load_vectors("artifacts/latest"), k=10, index="auto")
-    write_related(vectors, related, "related.parquet")
+    vectors = load_vectors("artifacts/latest")
+    write_related(vectors, related_items(vectors, k=10, index="auto"), "related.parquet")
 """
 
 from __future__ import annotations

@@ -85,9 +85,12 @@ def run_similar_all(args) -> int:
     check_writable(args.out, "--out", file=True)
     vectors = load_vectors(args.vectors)
     start = time.perf_counter()
+    index = resolve_index(args.index, len(vectors))
     progress = ProgressLines("similar --all", quiet=args.quiet)
+    if not args.quiet and index == "approx":
+        print(f"similar --all: building the approximate index of {len(vectors)} keys", file=sys.stderr, flush=True)
     related = related_items(vectors, k=args.k, scorer=args.scorer, min_support=args.min_support, cold=args.cold,
-                            index=args.index, on_progress=progress)
+                            index=index, on_progress=progress)
     path = write_related(vectors, related, args.out)
     pairs = int((related.items >= 0).sum())
     say(args, f"{len(vectors)} keys, {pairs} neighbours ({related.index} index, scorer {related.scorer}, "
