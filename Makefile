@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,dask,gbm]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,dask,gbm,ann]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -14,6 +14,7 @@ _LAZY = {
     "Vectors": "catvec.base.vectors",
     "save_vectors": "catvec.base.vectors",
     "load_vectors": "catvec.base.vectors",
+    "related_items": "catvec.base.related",
     "CatvecError": "catvec.base.errors",
     "PretrainConfig": "catvec.pretraining.config",
     "pretrain": "catvec.pretraining.pipeline",

@@ -18,12 +18,12 @@ import sys
 
 from catvec import __version__
 from catvec.base.errors import EXIT_INTERNAL, EXIT_NOT_PROMOTED, EXIT_USER_ERROR, CatvecError
-from catvec.cli import (evaluate, export, features, finetune, predict, pretrain, promote, recommend, tune,
-                        versions)
+from catvec.cli import (evaluate, export, features, finetune, predict, pretrain, promote, recommend, similar,
+                        tune, versions)
 from catvec.cli.options import OneLineParser
 
 # in the order `catvec --help` lists them
-COMMANDS = (pretrain, export, finetune, predict, evaluate, tune, recommend, versions, promote, features)
+COMMANDS = (pretrain, similar, export, finetune, predict, evaluate, tune, recommend, versions, promote, features)
 
 
 def build_parser() -> argparse.ArgumentParser:

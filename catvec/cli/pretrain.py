@@ -1,12 +1,11 @@
-"""`catvec pretrain` and `catvec similar`."""
+"""`catvec pretrain`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from catvec.cli.options import (EpochProgress, add_common, add_config_arguments, add_scoring_arguments,
-                                config_from_args, say)
+from catvec.cli.options import EpochProgress, add_common, add_config_arguments, config_from_args, say
 from catvec.pretraining.config import PretrainConfig
 
 PRETRAIN_EXAMPLE = """examples:
@@ -27,16 +26,6 @@ def register(sub) -> None:
     add_config_arguments(p, PretrainConfig)
     add_common(p)
     p.set_defaults(run=run_pretrain)
-
-    s = sub.add_parser("similar", help="print the nearest neighbours of a key",
-                       epilog="examples:\n  catvec similar --vectors artifacts/latest --k 5 1001\n"
-                              "  catvec similar --vectors artifacts/latest --no-cold 1001   # only keys with history",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("key", nargs="+", help="one or more keys (item ids)")
-    s.add_argument("--vectors", default="artifacts", help="a version dir, OUT/latest or OUT (default: artifacts)")
-    add_scoring_arguments(s)
-    add_common(s)
-    s.set_defaults(run=run_similar)
 
 
 def run_pretrain(args) -> int:
@@ -75,22 +64,4 @@ def run_pretrain(args) -> int:
     return 0
 
 
-def run_similar(args) -> int:
-    from catvec.base.errors import CatvecError
-    from catvec.base.scoring import check_scorer
-    from catvec.base.vectors import load_vectors
-
-    if args.k < 1:
-        raise CatvecError(f"--k must be >= 1, got {args.k}")
-    vectors = load_vectors(args.vectors)
-    scorer = check_scorer(args.scorer or vectors.scorer, vectors)
-    for key in args.key:
-        count = f", seen {vectors.count(key)} times" if vectors.counts is not None and key in vectors else ""
-        count += ", cold: composed from its attributes" if key in vectors and vectors.is_cold(key) else ""
-        print(f"{key} ({scorer}{count}):")
-        for other, score in vectors.most_similar(key, topn=args.k, scorer=scorer, min_support=args.min_support,
-                                                 cold=args.cold):
-            seen = f"\t{vectors.count(other)}" if vectors.counts is not None else ""
-            seen += "\tcold" if vectors.is_cold(other) else ""
-            print(f"  {other}\t{score:.4f}{seen}")
     return 0
