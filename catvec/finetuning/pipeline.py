@@ -86,6 +86,7 @@ class FinetuneRun:
     warm: object = None                              # catvec.finetuning.warm_start.WarmStart
     warm_record: dict | None = None                  # what the warm start copied (manifest, metrics.json)
     notes: list = field(default_factory=list)        # one line each: what --compare could not run, and why
+    blend: object = None                             # catvec.finetuning.ensemble.KnnBlend (--blend), or None
 
 
 @dataclass
@@ -336,7 +337,7 @@ def export_model(run: FinetuneRun, staging: Path, version: str, manifest: dict |
     initial = initial_rows(main.model, start_matrices(run.aligned, run.cfg.normalize), bool(run.warm_record))
     return write_model_dir(staging, main.model, roles, run.vocabs, run.prepared.scaler, data.y_mean, data.y_std,
                            metrics, alignment, report, {"version": version, **(manifest or {})}, extra_files=extra,
-                           initial=initial, key_stats=run.prepared.key_stats)
+                           initial=initial, key_stats=run.prepared.key_stats, blend=run.blend)
 
 
 # ---- composition -----------------------------------------------------------------------
@@ -414,8 +415,10 @@ def check_fit(cfg: FinetuneConfig) -> None:
 
 def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
     """The main fit (or the --auto search, which replaces run.cfg by the chosen settings),
-    then with --compare the scratch run and the baselines, all on the same split."""
+    then with --compare the scratch run and the baselines, all on the same split; then the
+    --blend of the chosen model (catvec.finetuning.ensemble)."""
     from catvec.finetuning.auto import auto_enabled, search
+    from catvec.finetuning.ensemble import blend_enabled, blend_run
     from catvec.finetuning.metrics import main_metric
 
     def report(label):
@@ -436,6 +439,8 @@ def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
         run.fits["scratch"] = train_model(run, "scratch", checkpoints / "scratch", report("scratch"), cfg=cfg)
     if cfg.compare:
         run.baselines = fit_baselines(run)
+    if blend_enabled(cfg.blend, run.roles.task, run.auto is not None, bool(run.aligned)):
+        run.blend = blend_run(run)             # last: it gives the validation labels to the saved model
 
 
 def start_matrices(aligned: dict, normalize: str) -> dict:
