@@ -2,6 +2,7 @@
 the validation labels used for scoring afterwards, and `catvec predict` doing the same."""
 
 import json
+import types
 
 import numpy as np
 import polars as pl
@@ -12,11 +13,11 @@ from catvec.base.errors import CatvecError
 from catvec.cli.main import main
 from catvec.finetuning import ensemble
 from catvec.finetuning.config import FinetuneConfig
-from catvec.finetuning.ensemble import blend_enabled, fit_blend, knn_vote
+from catvec.finetuning.ensemble import blend_enabled, fit_blend, keep_member, knn_vote
 from catvec.finetuning.metrics import auc
 from catvec.finetuning.model import TabularEmbeddingModel
 from catvec.finetuning.modeldir import load_model
-from catvec.finetuning.training import TrainData
+from catvec.finetuning.training import TrainData, predict_output
 from ftdata import item_vectors, write_inputs
 
 
@@ -59,16 +60,36 @@ def test_leave_one_out_vote_never_reads_the_row_own_label():
 
 def test_weight_is_picked_on_validation():
     model, data = clustered_data(model_knows_label=False)
-    blend, record = fit_blend(model, data, [0], "val_auc")
+    blend, record = fit_blend(model, [], data, [0], "val_auc")
     assert blend is not None and blend.weight == max(ensemble.BLEND_WEIGHTS)     # the noise model gains most
     assert record["val_auc"]["0.0"] < record["val_auc"][f"{blend.weight:.1f}"]
     assert blend.k in ensemble.BLEND_K and blend.rows.shape == (300, 1)
-    out = blend.output(model, data.x_cat[2], np.zeros((100, 1), np.float32))
-    assert out.shape == (100, 1) and auc(data.y[2], out[:, 0]) > 0.95
+    out = blend.output(model, data.x_cat[2], data.x_cont[2])
+    assert out.shape == (100, 1) and auc(data.y[2], out[:, 0]) > 0.9
     # a model that already knows the label: no weight beats 0 on validation, so no blend
     model, data = clustered_data(model_knows_label=True)
-    blend, record = fit_blend(model, data, [0], "val_auc")
+    blend, record = fit_blend(model, [], data, [0], "val_auc")
     assert blend is None and record["weight"] == 0.0
+    # with another member the average is kept even without a vote, and is what it outputs
+    other, _ = clustered_data(model_knows_label=False)
+    blend, record = fit_blend(model, [other], data, [0], "val_auc")
+    assert blend is not None and blend.weight == 0.0 and record["members"] == 2
+    x_cat, x_cont = data.x_cat[2], data.x_cont[2]
+    mean = (predict_output(model, x_cat, x_cont) + predict_output(other, x_cat, x_cont)) / 2
+    np.testing.assert_allclose(blend.output(model, x_cat, x_cont), mean, rtol=1e-6)
+
+
+def test_keep_member_keeps_the_best_few_on_validation():
+    def fit(score):
+        return types.SimpleNamespace(history=[{"epoch": 1, "val_rmse": 9.0}, {"epoch": 2, "val_rmse": score}],
+                                     best_epoch=2)
+
+    members = []
+    fits = [fit(s) for s in (5.0, 1.0, 3.0, float("nan"), 2.0, 4.0, 0.5)]
+    for f in fits:
+        keep_member(members, f, "val_rmse")                        # lower is better
+    assert [m[2] for m in members] == [fits[6], fits[1], fits[4], fits[2], fits[5]]
+    assert len(members) == ensemble.MEMBERS
 
 
 def test_only_after_a_search_for_binary_and_regression_with_vectors():
@@ -106,6 +127,7 @@ def test_predict_reproduces_the_blended_model(tmp_path, split_table, monkeypatch
     record = metrics["auto"]["blend"]
     assert loaded.blend is not None and loaded.blend.weight == 0.5 and record["weight"] == 0.5
     assert len(loaded.blend.y) == 320                                 # train + validation rows vote
+    assert len(loaded.blend.members) == ensemble.MEMBERS - 1          # the next best candidates, averaged
     assert loaded.key_stats.counts[0].sum() == 320                   # and feed the key statistics
     test = frame.filter(pl.col("split") == "test")
     assert main(["predict", "--model", str(out), "--table", str(table), "--out", str(tmp_path / "p.csv"),

@@ -87,6 +87,7 @@ class FinetuneRun:
     warm_record: dict | None = None                  # what the warm start copied (manifest, metrics.json)
     notes: list = field(default_factory=list)        # one line each: what --compare could not run, and why
     blend: object = None                             # catvec.finetuning.ensemble.KnnBlend (--blend), or None
+    members: list = field(default_factory=list)      # --blend: the best --auto candidates (ensemble.keep_member)
 
 
 @dataclass
@@ -418,7 +419,7 @@ def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
     then with --compare the scratch run and the baselines, all on the same split; then the
     --blend of the chosen model (catvec.finetuning.ensemble)."""
     from catvec.finetuning.auto import auto_enabled, search
-    from catvec.finetuning.ensemble import blend_enabled, blend_run
+    from catvec.finetuning.ensemble import blend_enabled, blend_run, keep_member
     from catvec.finetuning.metrics import main_metric
 
     def report(label):
@@ -428,7 +429,10 @@ def train_all(run: FinetuneRun, checkpoints: Path, on_epoch=None) -> None:
     if run.aligned and auto_enabled(cfg, len(data.y[0])):   # nothing to choose without vectors
         def train(i, candidate):
             label = f"{candidate.mode} {'mlp' if candidate.hidden else 'linear'} #{i + 1}"
-            return train_model(run, candidate.mode, checkpoints / f"auto-{i}", report(label), cfg=candidate)
+            fit = train_model(run, candidate.mode, checkpoints / f"auto-{i}", report(label), cfg=candidate)
+            if blend_enabled(cfg.blend, run.roles.task, True, True):
+                keep_member(run.members, fit, main_metric(run.roles.task, cfg.metric))
+            return fit
 
         chosen, fit, run.auto = search(cfg, main_metric(run.roles.task, cfg.metric), len(data.y[0]),
                                        data.n_classes, train)
