@@ -155,3 +155,24 @@ def test_blend_off_writes_none_and_a_bad_value_is_refused(tmp_path, split_table,
     with pytest.raises(CatvecError, match="blend"):
         FinetuneConfig(blend="always").validate()                   # a TOML file or a flow: the same check
     assert not (tmp_path / "bad" / "latest").exists()
+
+
+def test_saved_blend_loads_the_same_and_a_damaged_one_is_refused(tmp_path):
+    import dataclasses
+
+    from catvec.finetuning.ensemble import load_blend, save_blend
+    from catvec.finetuning.modeldir import _spec_problem
+
+    model, data = clustered_data(model_knows_label=False)
+    other, _ = clustered_data(model_knows_label=True)
+    blend, _ = fit_blend(model, [other], data, [0], "val_auc")
+    save_blend(blend, tmp_path / "blend.safetensors")
+    loaded = load_blend(tmp_path / "blend.safetensors", "binary", 1, [61], _spec_problem)
+    x_cat, x_cont = data.x_cat[2], data.x_cont[2]
+    np.testing.assert_array_equal(loaded.output(model, x_cat, x_cont), blend.output(model, x_cat, x_cont))
+    with pytest.raises(CatvecError, match="reference rows"):
+        load_blend(tmp_path / "blend.safetensors", "binary", 1, [40], _spec_problem)   # rows past the vocab
+    other.spec["hidden"] = [4]                                        # a spec its tensors do not match
+    save_blend(dataclasses.replace(blend, members=[other]), tmp_path / "bad.safetensors")
+    with pytest.raises(CatvecError, match="member 0"):
+        load_blend(tmp_path / "bad.safetensors", "binary", 1, [61], _spec_problem)

@@ -196,16 +196,16 @@ def save_blend(blend: KnnBlend, path) -> None:
     save_file(blend.to_arrays(), str(path), metadata={"format": "catvec-blend", "members": specs})
 
 
-def load_blend(path, task: str, n_cat: int, sizes: list[int]) -> KnnBlend:
+def load_blend(path, task: str, n_cat: int, sizes: list[int], spec_problem) -> KnnBlend:
     """blend.safetensors -> KnnBlend, checked against the model's categorical columns, and
-    each member's spec against its tensors before a model is built."""
+    each member's spec (spec_problem(spec) -> None or what is wrong, modeldir's check) and
+    its tensors' shapes before a model is built."""
     import torch
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
     from catvec.base.errors import CatvecError
     from catvec.finetuning.model import TabularEmbeddingModel
-    from catvec.finetuning.modeldir import _spec_problem
 
     def damaged(what: str):
         return CatvecError(f"{path}: {what}; the model directory was edited or damaged: train the model again")
@@ -225,7 +225,7 @@ def load_blend(path, task: str, n_cat: int, sizes: list[int]) -> KnnBlend:
     for i, spec in enumerate(specs if isinstance(specs, list) else [None]):
         prefix = f"member{i}."
         state = {name[len(prefix):]: a for name, a in arrays.items() if name.startswith(prefix)}
-        problem = _spec_problem(spec)
+        problem = spec_problem(spec)
         if problem is None:
             shapes = TabularEmbeddingModel.state_shapes(spec)
             if set(shapes) != set(state) or any(len(s) != state[n].ndim or any(

@@ -157,7 +157,7 @@ def _load_blend(directory: Path, manifest: dict, task: str, sizes: list[int]):
 
     if BLEND_FILE not in manifest.get("files", {}):
         return None
-    return load_blend(directory / BLEND_FILE, task, len(sizes), sizes)
+    return load_blend(directory / BLEND_FILE, task, len(sizes), sizes, _spec_problem)
 
 
 def _load_key_stats(directory: Path, manifest: dict, task: str, sizes: list[int]):
