@@ -149,6 +149,9 @@ def test_blend_off_writes_none_and_a_bad_value_is_refused(tmp_path, split_table,
     assert main([*base, "--out", str(tmp_path / "off"), "--blend", "off"]) == 0
     assert load_model(tmp_path / "off").blend is None
     assert "blend" not in json.loads((tmp_path / "off" / "latest" / "metrics.json").read_text())["auto"]
+    multiclass = [*base[:6], "segment", *base[7:]]                   # auto, but a multiclass target: none
+    assert main([*multiclass, "--out", str(tmp_path / "multi")]) == 0
+    assert load_model(tmp_path / "multi").blend is None
     with pytest.raises(SystemExit) as exc:
         main([*base, "--out", str(tmp_path / "bad"), "--blend", "always"])
     assert exc.value.code == 2 and "--blend" in capsys.readouterr().err
