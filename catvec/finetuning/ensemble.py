@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-MEMBERS = 5
+MEMBERS = 8            # of the 11 --auto candidates: the 8 MLPs where they join (docs/finetune.md)
 BLEND_K = (5, 10, 25, 50, 100)
 BLEND_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)   # the average stays the larger part (docs/finetune.md)
 BLEND_TASKS = ("binary", "regression")
