@@ -79,7 +79,9 @@ def test_weight_is_picked_on_validation():
     np.testing.assert_allclose(blend.output(model, x_cat, x_cont), mean, rtol=1e-6)
 
 
-def test_keep_member_keeps_the_best_few_on_validation():
+def test_keep_member_keeps_the_best_few_on_validation(monkeypatch):
+    monkeypatch.setattr(ensemble, "MEMBERS", 5)
+
     def fit(score):
         return types.SimpleNamespace(history=[{"epoch": 1, "val_rmse": 9.0}, {"epoch": 2, "val_rmse": score}],
                                      best_epoch=2)
@@ -89,7 +91,7 @@ def test_keep_member_keeps_the_best_few_on_validation():
     for f in fits:
         keep_member(members, f, "val_rmse")                        # lower is better
     assert [m[2] for m in members] == [fits[6], fits[1], fits[4], fits[2], fits[5]]
-    assert len(members) == ensemble.MEMBERS
+    assert len(members) == 5
 
 
 def test_only_after_a_search_for_binary_and_regression_with_vectors():
