@@ -10,9 +10,10 @@ sample of the other ratings is the test set. Every rating is behaviour for pretr
 
 Per split (3 seeds), test ROC AUC of:
 - `catvec finetune --compare` with its defaults (so --auto, --key-stats: each column's
-  smoothed like-rate and count from the training rows, and --blend: a kNN vote blended in,
-  then the validation labels used for scoring), movieId and userId pretrained, and the same
-  model before the blend (its test AUC with the training rows' statistics alone); its
+  smoothed like-rate and count from the training rows, and --blend: the best candidates
+  averaged, a kNN vote blended in, then the validation labels used for scoring), movieId
+  and userId pretrained, and the chosen candidate before the blend (its test AUC with the
+  training rows' statistics alone); its
   baselines on the same split: scratch, linear probe, kNN, LightGBM on the raw columns
   (gbm_raw) and LightGBM with the vectors (gbm_vectors);
 - CatBoost on the raw columns (ids as its own categorical features) and CatBoost with

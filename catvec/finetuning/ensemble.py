@@ -45,7 +45,7 @@ CHUNK = 2048                                       # rows per similarity block: 
 
 
 @dataclass
-class KnnBlend:
+class Blend:
     """Other candidates averaged with the model, and a kNN vote over reference rows in the
     model's pretrained embedding space blended in (weight 0: no vote)."""
 
@@ -131,13 +131,13 @@ def keep_member(members: list, fit, metric: str) -> None:
     del members[MEMBERS:]
 
 
-def fit_blend(model, others: list, data, columns: list[int], metric: str) -> tuple[KnnBlend | None, dict]:
+def fit_blend(model, others: list, data, columns: list[int], metric: str) -> tuple[Blend | None, dict]:
     """Pick k (leave-one-out on training rows) and the weight (validation) for the chosen
     model averaged with `others` (models); data is their TrainData.
     -> (the blend, or None when it would change nothing; record for metrics.json)."""
     from catvec.finetuning.training import improves, output_metrics
 
-    blend = KnnBlend(data.task, list(columns), data.x_cat[0][:, columns].copy(), data.y[0].astype(np.float32),
+    blend = Blend(data.task, list(columns), data.x_cat[0][:, columns].copy(), data.y[0].astype(np.float32),
                      k=1, weight=0.0, scale=1.0, members=list(others))
     own = blend.output(model, data.x_cat[1], data.x_cont[1])            # (n_val, 1): the average
     record = {"members": 1 + len(others), "weight": 0.0, "average_" + metric: output_metrics(data, own, 1)[metric]}
@@ -168,7 +168,7 @@ def fit_blend(model, others: list, data, columns: list[int], metric: str) -> tup
     return blend, record
 
 
-def with_all_labels(blend: KnnBlend, data) -> KnnBlend:
+def with_all_labels(blend: Blend, data) -> Blend:
     """The blend voting over the training and validation rows (step 4)."""
     rows = np.concatenate([blend.rows, data.x_cat[1][:, blend.columns]])
     return dataclasses.replace(blend, rows=rows, y=np.concatenate([blend.y, data.y[1].astype(np.float32)]))
@@ -189,15 +189,15 @@ def all_label_stats(data, key_stats, scaler, n_cont: int):
     return stats, x_cont
 
 
-def save_blend(blend: KnnBlend, path) -> None:
+def save_blend(blend: Blend, path) -> None:
     from safetensors.numpy import save_file
 
     specs = json.dumps([m.spec for m in blend.members])
     save_file(blend.to_arrays(), str(path), metadata={"format": "catvec-blend", "members": specs})
 
 
-def load_blend(path, task: str, n_cat: int, sizes: list[int], spec_problem) -> KnnBlend:
-    """blend.safetensors -> KnnBlend, checked against the model's categorical columns, and
+def load_blend(path, task: str, n_cat: int, sizes: list[int], spec_problem) -> Blend:
+    """blend.safetensors -> Blend, checked against the model's categorical columns, and
     each member's spec (spec_problem(spec) -> None or what is wrong, modeldir's check) and
     its tensors' shapes before a model is built."""
     import torch
@@ -234,10 +234,10 @@ def load_blend(path, task: str, n_cat: int, sizes: list[int], spec_problem) -> K
         if problem:
             raise damaged(f"member {i}: {problem}")
         members.append(TabularEmbeddingModel.from_state(spec, {n: torch.from_numpy(a) for n, a in state.items()}).eval())
-    return KnnBlend(task, columns, rows, y, int(k), weight, scale, members)
+    return Blend(task, columns, rows, y, int(k), weight, scale, members)
 
 
-def blend_run(run) -> KnnBlend | None:
+def blend_run(run) -> Blend | None:
     """Steps 1-4 on a finished FinetuneRun (after --compare, which must not see step 4):
     the blend (or None), the all-label key statistics in run.prepared, the main fit's test
     metrics those of the final model, and the record in run.auto["blend"]."""

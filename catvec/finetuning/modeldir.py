@@ -12,7 +12,8 @@
                           what a later --warm-start needs to carry each row's fine-tuned offset
     keystats.safetensors  per-key target sums and counts of the training rows (--key-stats, binary
                           and regression): predict appends the same statistics to the inputs
-    blend.safetensors     --blend: the kNN vote's reference rows, labels, k and weight
+    blend.safetensors     --blend: the other candidates averaged in (their weights; specs in the
+                          metadata), the kNN vote's reference rows, labels, k and weight
                           (catvec.finetuning.ensemble): predict blends the same way
     manifest.json, COMPLETE   checksums of the files above; COMPLETE is written last
 
@@ -48,7 +49,7 @@ class LoadedModel:
     y_std: float
     path: Path
     key_stats: object = None       # catvec.finetuning.keystats.KeyStats, or None
-    blend: object = None           # catvec.finetuning.ensemble.KnnBlend, or None
+    blend: object = None           # catvec.finetuning.ensemble.Blend, or None
 
 
 def embedding_dir_name(column: str) -> str:
@@ -63,7 +64,7 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
                     blend=None) -> Path:
     """Write every file of a model directory into `staging`, the COMPLETE marker last.
     initial: {column: (num, dim) rows it started from}, written to initial.safetensors;
-    key_stats: KeyStats, written to keystats.safetensors; blend: KnnBlend, to blend.safetensors."""
+    key_stats: KeyStats, written to keystats.safetensors; blend: Blend, to blend.safetensors."""
     from safetensors.torch import save_file
 
     from catvec.base.store import finish_manifest, write_json, writing
@@ -152,7 +153,7 @@ def load_model(path) -> LoadedModel:
 
 
 def _load_blend(directory: Path, manifest: dict, task: str, sizes: list[int]):
-    """The KnnBlend of blend.safetensors, or None for a model trained without one."""
+    """The Blend of blend.safetensors, or None for a model trained without one."""
     from catvec.finetuning.ensemble import BLEND_FILE, load_blend
 
     if BLEND_FILE not in manifest.get("files", {}):

@@ -86,7 +86,7 @@ class FinetuneRun:
     warm: object = None                              # catvec.finetuning.warm_start.WarmStart
     warm_record: dict | None = None                  # what the warm start copied (manifest, metrics.json)
     notes: list = field(default_factory=list)        # one line each: what --compare could not run, and why
-    blend: object = None                             # catvec.finetuning.ensemble.KnnBlend (--blend), or None
+    blend: object = None                             # catvec.finetuning.ensemble.Blend (--blend), or None
     members: list = field(default_factory=list)      # --blend: the best --auto candidates (ensemble.keep_member)
 
 
