@@ -9,15 +9,19 @@ sample of the other ratings is the test set. Every rating is behaviour for pretr
             (roles swapped: users are the "items" of each movie's audience, in time order)
 
 Per split (3 seeds), test ROC AUC of:
-- `catvec finetune --compare` with its defaults (so --auto, and --key-stats: each column's
-  smoothed like-rate and count from the training rows), movieId and userId pretrained; its
+- `catvec finetune --compare` with its defaults (so --auto, --key-stats: each column's
+  smoothed like-rate and count from the training rows, and --blend: the best candidates
+  averaged, a kNN vote blended in, then the validation labels used for scoring), movieId
+  and userId pretrained, and the chosen candidate before the blend (its test AUC with the
+  training rows' statistics alone); its
   baselines on the same split: scratch, linear probe, kNN, LightGBM on the raw columns
   (gbm_raw) and LightGBM with the vectors (gbm_vectors);
 - CatBoost on the raw columns (ids as its own categorical features) and CatBoost with
   `catvec.features` columns, as a user would run it, on the same rows.
 
 Writes benchmarks/gbm_task.md. Skips cleanly (exit 0, a message) when the data is absent.
-CatBoost is not a catvec dependency: `.venv/bin/pip install -c constraints.txt catboost` first.
+CatBoost is not a catvec dependency: `.venv/bin/pip install -c constraints.txt catboost` first
+(constraints.txt pins the version measured, 1.2.10).
 
     .venv/bin/python benchmarks/gbm_task.py                 # 3 seeds
     .venv/bin/python benchmarks/gbm_task.py --seeds 1 --fractions 0.02
@@ -40,7 +44,7 @@ from common import REPO, machine_lines, markdown_table, movielens_config, moviel
 OUT = REPO / "benchmarks" / "gbm_task.md"
 FRACTIONS = (0.02, 0.10)
 TEST_ROWS = 20_000
-RUNS = ("catvec finetune", "scratch", "linear_probe", "knn", "lightgbm raw", "lightgbm + vectors",
+RUNS = ("catvec finetune", "before blend", "scratch", "linear_probe", "knn", "lightgbm raw", "lightgbm + vectors",
         "catboost raw", "catboost + vectors")
 
 
@@ -92,7 +96,10 @@ def catvec_scores(frame, items: Path, users: Path, seed: int, out: Path) -> dict
                          seed=seed, out=str(out), keep=1)
     m = finetune(cfg, table=frame).metrics
     base = {name: b["best"]["test_auc"] for name, b in m["baselines"].items()}
+    blend = m.get("auto", {}).get("blend", {})
+    print(f"  blend: weight {blend.get('weight')}, k {blend.get('k')}", file=sys.stderr, flush=True)
     return {"catvec finetune": m["test"]["test_auc"], "scratch": m["scratch"]["test"]["test_auc"],
+            "before blend": (blend.get("test_before") or m["test"])["test_auc"],
             "linear_probe": base["linear_probe"], "knn": base["knn"],
             "lightgbm raw": base.get("gbm_raw", float("nan")), "lightgbm + vectors": base.get("gbm_vectors", float("nan")),
             "chosen": m.get("auto", {}).get("chosen")}

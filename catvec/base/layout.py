@@ -55,6 +55,7 @@ VOCABS_FILE = "vocabs.json"
 METRICS_FILE = "metrics.json"
 ALIGNMENT_FILE = "alignment.json"
 KEY_STATS_FILE = "keystats.safetensors"   # --key-stats
+BLEND_FILE = "blend.safetensors"          # --blend: the averaged candidates and the kNN vote
 INITIAL_FILE = "initial.safetensors"      # the embeddings' starting rows
 CURVES_FILE = "training_curves.png"
 MODEL_FILES = [MODEL_WEIGHTS, MODEL_SPEC, VOCABS_FILE, METRICS_FILE, ALIGNMENT_FILE, REPORT_FILE]

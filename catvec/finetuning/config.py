@@ -94,6 +94,11 @@ class FinetuneConfig:
     key_stats: str = opt("auto", "per-key target statistics of the training rows (smoothed rate or mean, "
                                  "out of fold, and log count) as extra inputs; auto = for binary and regression "
                                  "targets", group="model", choices=("auto", "off"))
+    blend: str = opt("auto", "after an --auto search: average the best candidates on validation and blend in a "
+                             "kNN vote of the labeled rows nearest in the chosen one's pretrained embeddings (k by "
+                             "leave-one-out, weight on validation), then score with the validation rows' labels "
+                             "too (the vote's neighbours, the key statistics); auto = for binary and regression "
+                             "targets", group="compare", choices=("auto", "off"))
     # training
     lr: float = opt(0.003, "learning rate of the MLP (and of randomly initialised embedding rows)", group="fit")
     embedding_lr: float = opt(0.0001, "learning rate of pretrained embedding rows in finetune mode", group="fit")

@@ -12,6 +12,9 @@
                           what a later --warm-start needs to carry each row's fine-tuned offset
     keystats.safetensors  per-key target sums and counts of the training rows (--key-stats, binary
                           and regression): predict appends the same statistics to the inputs
+    blend.safetensors     --blend: the other candidates averaged in (their weights; specs in the
+                          metadata), the kNN vote's reference rows, labels, k and weight
+                          (catvec.finetuning.ensemble): predict blends the same way
     manifest.json, COMPLETE   checksums of the files above; COMPLETE is written last
 
 Loading reads safetensors and JSON only, after checking every checksum.
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from catvec.base.errors import CatvecError
-from catvec.base.layout import INITIAL_FILE, KEY_STATS_FILE, MODEL_FILES as FILES
+from catvec.base.layout import BLEND_FILE, INITIAL_FILE, KEY_STATS_FILE, MODEL_FILES as FILES
 from catvec.finetuning.labeled import Roles, Scaler
 from catvec.finetuning.vocab import Vocab
 
@@ -45,6 +48,7 @@ class LoadedModel:
     y_std: float
     path: Path
     key_stats: object = None       # catvec.finetuning.keystats.KeyStats, or None
+    blend: object = None           # catvec.finetuning.ensemble.Blend, or None
 
 
 def embedding_dir_name(column: str) -> str:
@@ -55,10 +59,11 @@ def embedding_dir_name(column: str) -> str:
 
 def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Scaler, y_mean: float,
                     y_std: float, metrics: dict, alignment: dict, report: str, manifest: dict,
-                    extra_files: tuple[str, ...] = (), initial: dict | None = None, key_stats=None) -> Path:
+                    extra_files: tuple[str, ...] = (), initial: dict | None = None, key_stats=None,
+                    blend=None) -> Path:
     """Write every file of a model directory into `staging`, the COMPLETE marker last.
     initial: {column: (num, dim) rows it started from}, written to initial.safetensors;
-    key_stats: KeyStats, written to keystats.safetensors."""
+    key_stats: KeyStats, written to keystats.safetensors; blend: Blend, to blend.safetensors."""
     from safetensors.torch import save_file
 
     from catvec.base.manifest import finish_manifest
@@ -89,6 +94,11 @@ def write_model_dir(staging: Path, model, roles: Roles, vocabs: dict, scaler: Sc
         with writing(staging / KEY_STATS_FILE):
             save_arrays(key_stats.to_arrays(), str(staging / KEY_STATS_FILE), metadata={"format": MODEL_FORMAT})
         extra_files = (*extra_files, KEY_STATS_FILE)
+    if blend is not None:
+        from catvec.finetuning.ensemble import save_blend
+        with writing(staging / BLEND_FILE):
+            save_blend(blend, staging / BLEND_FILE)
+        extra_files = (*extra_files, BLEND_FILE)
     exported = {}
     for col, layer in model.embedding_layers().items():
         weight = layer.full_weight().numpy()                         # (len(vocab), dim)
@@ -132,11 +142,22 @@ def load_model(path) -> LoadedModel:
     model.eval()
     roles, vocabs = Roles(**info["roles"]), {col: Vocab.from_json(keys) for col, keys in vocab_data.items()}
     try:
-        key_stats = _load_key_stats(directory, manifest, roles.task, [len(vocabs[c]) for c in roles.cat_cols])
+        sizes = [len(vocabs[c]) for c in roles.cat_cols]
+        key_stats = _load_key_stats(directory, manifest, roles.task, sizes)
+        blend = _load_blend(directory, manifest, roles.task, sizes)
     except (OSError, SafetensorError) as exc:
         raise CatvecError(f"{directory}: cannot read the model ({exc})") from None
     return LoadedModel(model=model, roles=roles, vocabs=vocabs, scaler=Scaler(**info["scaler"]),
-                       y_mean=info["y_mean"], y_std=info["y_std"], path=directory, key_stats=key_stats)
+                       y_mean=info["y_mean"], y_std=info["y_std"], path=directory, key_stats=key_stats, blend=blend)
+
+
+def _load_blend(directory: Path, manifest: dict, task: str, sizes: list[int]):
+    """The Blend of blend.safetensors, or None for a model trained without one."""
+    from catvec.finetuning.ensemble import load_blend
+
+    if BLEND_FILE not in manifest.get("files", {}):
+        return None
+    return load_blend(directory / BLEND_FILE, task, len(sizes), sizes, _spec_problem)
 
 
 def _load_key_stats(directory: Path, manifest: dict, task: str, sizes: list[int]):

@@ -11,6 +11,7 @@ returned.
                         with --compare also "scratch", on the same split; epochs 0 scores a
                         warm-started model without training)
         -> fit_baselines (--compare: linear probe, kNN and GBMs)
+        -> blend_chosen (--blend, after --auto: the best candidates averaged with a kNN vote)
         -> export_model (a complete model dir in staging) -> publish_version (OUT/latest)
 
 The CLI calls `finetune` directly and the Prefect flow runs the same call with every step
@@ -38,6 +39,7 @@ from catvec.base.store import VersionStore, publish_version
 from catvec.base.writes import check_writable, describe_os_error
 from catvec.finetuning.checkpoint import CHECKPOINTS, checkpoint_key
 from catvec.finetuning.config import Compare, FinetuneConfig, Output, Setup, Split, Table
+from catvec.finetuning.ensemble import blend_chosen, blend_enabled, keep_member
 from catvec.finetuning.labeled import Roles
 from catvec.finetuning.steps import (Aligned, Prepared, Trained, alignment_json, align_columns, assign_roles,
                                      build_vocabs, export_model, fit_baselines, load_pretrained, load_previous_model,
@@ -109,6 +111,9 @@ def finetune(cfg: FinetuneConfig, table=None, on_epoch=None, on_roles=None) -> F
     except OSError as exc:
         raise CatvecError(f"writing checkpoints to {checkpoints} failed ({describe_os_error(exc)}); "
                           f"latest is unchanged") from None
+    if blend_enabled(compare.blend, roles.task, trained.auto is not None, bool(aligned)):
+        with timed(timings, "blend_seconds"):   # last: it gives the validation labels to the saved model
+            prepared = blend_chosen(trained, roles, aligned, prepared)
     with store.staged() as (name, staging):
         manifest = {"kind": "finetune", "parent": parent, "params": dataclasses.asdict(cfg),
                     "input": {"table": labeled.name, "checksum": labeled.checksum, "vectors": sorted(vectors)},
@@ -135,11 +140,14 @@ def train_and_compare(roles: Roles, vocabs: dict[str, Vocab], aligned: dict[str,
         return train_model(mode, roles, vocabs, aligned, prepared, candidate, warm, checkpoints / run_dir, resume,
                            report)
 
-    rows, mode = len(prepared.data.y[0]), setup.init.mode
+    rows, mode, members = len(prepared.data.y[0]), setup.init.mode, []
     if aligned and auto_enabled(compare.auto, mode, rows):   # nothing to choose without vectors
         def candidate_fit(i: int, candidate: Setup):
             label = f"{candidate.init.mode} {'mlp' if candidate.model.hidden else 'linear'} #{i + 1}"
-            return train(candidate.init.mode, candidate, f"auto-{i}", label)[0]
+            fit = train(candidate.init.mode, candidate, f"auto-{i}", label)[0]
+            if blend_enabled(compare.blend, roles.task, True, True):
+                keep_member(members, fit, main_metric(roles.task, candidate.fit.metric))
+            return fit
 
         chosen, main, auto = search(setup, main_metric(roles.task, setup.fit.metric), rows, prepared.data.n_classes,
                                     candidate_fit)
@@ -151,6 +159,7 @@ def train_and_compare(roles: Roles, vocabs: dict[str, Vocab], aligned: dict[str,
         trained.scratch = train("scratch", setup, "scratch", "scratch")[0]
     if compare.compare:
         trained.baselines, trained.notes = fit_baselines(roles, aligned, prepared, trained.setup.fit)
+    trained.members = members
     return trained
 
 

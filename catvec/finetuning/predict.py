@@ -41,7 +41,10 @@ def predict(model_dir, table, out) -> PredictResult:
         raise CatvecError(f"{name}: the table has no rows")
     require_columns(frame, loaded.roles.cat_cols + loaded.roles.cont_cols, name, "feature column")
     x_cat, x_cont = model_inputs(loaded, frame, name)
-    columns = output_columns(loaded, predict_output(loaded.model, x_cat, x_cont))
+    # --blend: the same members and kNN vote as in training
+    output = (loaded.blend.output(loaded.model, x_cat, x_cont) if loaded.blend is not None
+              else predict_output(loaded.model, x_cat, x_cont))
+    columns = output_columns(loaded, output)
     result = frame.with_columns([pl.Series(k, v) for k, v in columns.items()])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

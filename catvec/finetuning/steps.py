@@ -79,6 +79,8 @@ class Trained:
     auto: dict | None = None         # --auto: candidates and the choice (metrics.json)
     warm_record: dict | None = None  # what the warm start copied (manifest, metrics.json)
     notes: list = field(default_factory=list)       # one line each: what --compare could not run, and why
+    members: list = field(default_factory=list)     # --blend: the best --auto candidates (ensemble.keep_member)
+    blend: object = None                            # catvec.finetuning.ensemble.Blend (--blend), or None
 
 
 def uses_vectors(mode: str, compare: bool) -> bool:
@@ -341,7 +343,7 @@ def export_model(staging: Path, version: str, manifest: dict, table_name: str, r
     initial = initial_rows(main.model, start_matrices(aligned, setup.init.normalize), bool(trained.warm_record))
     return write_model_dir(staging, main.model, roles, vocabs, prepared.scaler, data.y_mean, data.y_std,
                            metrics, alignment, report, {"version": version, **manifest}, extra_files=extra,
-                           initial=initial, key_stats=prepared.key_stats)
+                           initial=initial, key_stats=prepared.key_stats, blend=trained.blend)
 
 
 def start_matrices(aligned: dict[str, Aligned], normalize: str) -> dict[str, np.ndarray]:

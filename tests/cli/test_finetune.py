@@ -50,9 +50,13 @@ def test_finetune_compare_then_predict_end_to_end(tmp_path, inputs):
     assert (manifest["format"], manifest["format_version"], manifest["kind"]) == ("catvec-model", 1, "finetune")
     # a fine-tuned pretrained column also keeps the rows it started from
     started = ["initial.safetensors"] if metrics["mode"] == "finetune" else []
-    # a regression target: the per-key statistics of the training rows go with the model
+    # a regression target: the per-key statistics of the training rows go with the model, and
+    # after the --auto search the blend of its best candidates (when it changes anything)
+    blended = ["blend.safetensors"] if "blend.safetensors" in manifest["files"] else []
+    assert blended or metrics["auto"]["blend"]["weight"] == 0
     assert sorted(manifest["files"]) == sorted(["model.safetensors", "model.json", "vocabs.json", "metrics.json", "training_curves.png",
-                                                "alignment.json", "report.md", "keystats.safetensors", *started])
+                                                "alignment.json", "report.md", "keystats.safetensors", *started,
+                                                *blended])
     assert manifest["embeddings"] == {"item_id": "embeddings/item_id", "color": "embeddings/color"}
 
     new = labeled_rows(20, seed=9).drop(columns=["y"])
