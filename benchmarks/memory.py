@@ -93,10 +93,10 @@ def write_section(path: Path, lines: list[str]) -> None:
 
 def run(code_root: Path, events: Path, out: Path, memory: str, extra: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(os.environ, PYTHONPATH=str(code_root))
+    env = dict(os.environ, PYTHONPATH=str(code_root))  # and cwd: `python -c` puts the working directory first
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps({"events": str(events), "out": str(out),
                                                                     "memory": memory, "extra": extra})],
-                          capture_output=True, text=True, env=env, check=False)
+                          capture_output=True, text=True, env=env, check=False, cwd=code_root)
     shutil.rmtree(out, ignore_errors=True)
     if proc.returncode:
         raise SystemExit(f"benchmark child failed ({code_root}): {proc.stderr.strip().splitlines()[-3:]}")
@@ -156,11 +156,12 @@ def main(argv=None) -> int:
     p.add_argument("--base", default="", help="a checkout of the baseline code (its repository root); empty: none")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results-scale.md"),
                    help="results file: its memory section is replaced (or appended)")
+    p.add_argument("--only-base", action="store_true", help="run only the baseline code (to redo its rows)")
     p.add_argument("--stages", action="store_true", help="only the tuning sample and the holdout tasks, whole "
                    "table against split (this code)")
     args = p.parse_args(argv)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
-    codes = [("this", ROOT)] + ([("baseline", Path(args.base).resolve())] if args.base else [])
+    codes = ([] if args.only_base else [("this", ROOT)]) + ([("baseline", Path(args.base).resolve())] if args.base else [])
     work = DATA / "scale"
     work.mkdir(parents=True, exist_ok=True)
     if args.stages:
