@@ -9,6 +9,7 @@ the shard extraction (extract_seconds). Also checks that both codes wrote the sa
 
     python benchmarks/memory.py --base ../base                     # 2M, 8M, 32M
     python benchmarks/memory.py --base ../base --sizes 2M,8M,16M
+    python benchmarks/memory.py --stages --sizes 2M,32M        # the tuning sample + holdout tasks alone
 """
 
 from __future__ import annotations
@@ -53,14 +54,38 @@ print(json.dumps({"code": code, "wall": wall, "rss_kb": rss, "timings": manifest
 """
 
 
+STAGES = r"""
+import json, resource, shutil, sys, time
+args = json.loads(sys.argv[1])
+from catvec.pretraining import autotune
+from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.corpus import extraction_options
+from catvec.pretraining.evaluation import build_tasks
+from catvec.pretraining.events import read_events_table
+cfg = PretrainConfig(events=args["events"], memory=args["memory"], holdout="last").validate()
+t0 = time.perf_counter()
+if args["how"] == "split":
+    from catvec.pretraining.split import open_split
+    table = open_split(cfg, args["tmp"])
+else:
+    table = read_events_table(cfg)
+sample = autotune.sample_events(table, cfg.tune_events, cfg.seed)
+keys = sorted(set(sample.frame["item"].to_list()))
+tasks, counts, heldout = build_tasks(table, keys, 1, **extraction_options(cfg))
+shutil.rmtree(args["tmp"], ignore_errors=True)
+print(json.dumps({"wall": time.perf_counter() - t0, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                  "sample": sample.frame.height, "users": tasks["test"].n_users}))
+"""
+
 HEADER = "## Memory of a whole default run (benchmarks/memory.py)"
+STAGES_HEADER = "## Memory of the tuning sample and the holdout tasks alone (benchmarks/memory.py --stages)"
 
 
 def write_section(path: Path, lines: list[str]) -> None:
-    """Replace the section under HEADER in `path` (up to the next level-2 header), or append it."""
+    """Replace the section under its header (lines[0]) in `path` (up to the next level-2 header), or append it."""
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if HEADER in text:
-        before, _, after = text.partition(HEADER)
+    if lines[0] in text:
+        before, _, after = text.partition(lines[0])
         rest = after.split("\n## ", 1)
         text = before + ("## " + rest[1] if len(rest) > 1 else "")
     path.write_text(text.rstrip() + ("\n\n" if text.strip() else "") + "\n".join(lines) + "\n", encoding="utf-8")
@@ -68,10 +93,10 @@ def write_section(path: Path, lines: list[str]) -> None:
 
 def run(code_root: Path, events: Path, out: Path, memory: str, extra: list[str]) -> dict:
     shutil.rmtree(out, ignore_errors=True)
-    env = dict(os.environ, PYTHONPATH=str(code_root))
+    env = dict(os.environ, PYTHONPATH=str(code_root))  # and cwd: `python -c` puts the working directory first
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps({"events": str(events), "out": str(out),
                                                                     "memory": memory, "extra": extra})],
-                          capture_output=True, text=True, env=env, check=False)
+                          capture_output=True, text=True, env=env, check=False, cwd=code_root)
     shutil.rmtree(out, ignore_errors=True)
     if proc.returncode:
         raise SystemExit(f"benchmark child failed ({code_root}): {proc.stderr.strip().splitlines()[-3:]}")
@@ -95,6 +120,33 @@ def report(args, rows: list, started: float) -> None:
     print("\n".join(lines), flush=True)
 
 
+def stages(args, sizes: list[int], work: Path) -> int:
+    """Peak RSS of the tuner's sample plus the holdout tasks alone: the whole table read
+    (the code before the split) against the split read a shard at a time, per size."""
+    rows, started = [], time.perf_counter()
+    for n in sizes:
+        folder = work / f"events_{n}"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--generate", str(n), str(folder), ""],
+                       check=True)
+        for how in ("whole table", "split"):
+            spec = {"events": str(folder), "memory": args.memory, "how": how, "tmp": str(work / "stages-split")}
+            proc = subprocess.run([sys.executable, "-c", STAGES, json.dumps(spec)], capture_output=True, text=True,
+                                  env=dict(os.environ, PYTHONPATH=str(ROOT)), check=False)
+            if proc.returncode:
+                raise SystemExit(f"benchmark child failed: {proc.stderr.strip().splitlines()[-3:]}")
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append([f"{n:,}", how, round(r["wall"], 1), r["rss_kb"] // 1024, r["sample"], r["users"]])
+            print(rows[-1], flush=True)
+    lines = [STAGES_HEADER, "", f"Command: `python benchmarks/memory.py --stages --sizes {args.sizes} --memory {args.memory}`",
+             "", *machine_lines(), "", "Each row a fresh process: read the events (whole, or split into shard files), "
+             "draw the tuner's sample (`--tune-events`), build the `--holdout last` tasks.", "",
+             *markdown_table(["events", "read", "wall s", "peak RSS MiB", "sample events", "test users"], rows),
+             "", f"Total {time.perf_counter() - started:.0f} s."]
+    write_section(Path(args.out), lines)
+    print("\n".join(lines), flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="2M,8M,32M", help="event counts, comma list (M = million)")
@@ -104,11 +156,16 @@ def main(argv=None) -> int:
     p.add_argument("--base", default="", help="a checkout of the baseline code (its repository root); empty: none")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results-scale.md"),
                    help="results file: its memory section is replaced (or appended)")
+    p.add_argument("--only-base", action="store_true", help="run only the baseline code (to redo its rows)")
+    p.add_argument("--stages", action="store_true", help="only the tuning sample and the holdout tasks, whole "
+                   "table against split (this code)")
     args = p.parse_args(argv)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
-    codes = [("this", ROOT)] + ([("baseline", Path(args.base).resolve())] if args.base else [])
+    codes = ([] if args.only_base else [("this", ROOT)]) + ([("baseline", Path(args.base).resolve())] if args.base else [])
     work = DATA / "scale"
     work.mkdir(parents=True, exist_ok=True)
+    if args.stages:
+        return stages(args, sizes, work)
     rows, first, started = [], {}, time.perf_counter()
     for n in sizes:
         folder = work / f"events_{n}"
