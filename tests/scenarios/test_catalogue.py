@@ -90,7 +90,7 @@ REFUSED = {
     "unparsable time": (two_users(t0="2024-01-01", t1="next tuesday"), [], "'next tuesday'"),
     "seconds mixed with ms": (two_users(t0="1700000000", t1="1700000001000"), [], "mixes epoch seconds and milliseconds"),
     "numbers mixed with dates": (two_users(t0="1700000000", t1="2024-01-01"), [], "mixes numbers and dates"),
-    "folder without parquet as events": (None, ["--events", "."], "is a folder without .parquet files"),
+    "folder without parquet as events": (None, ["--events", "__DIR__"], "is a folder without .parquet files"),
     "negative window": (two_users(), ["--window", "-1"], "window must be >= 0"),
     "negative epochs": (two_users(), ["--epochs", "-1"], "epochs must be >= 0"),
     # a value outside a field's choices (--time-unit hours) is argparse's refusal: tests/base/test_config.py
@@ -122,6 +122,7 @@ def test_refused(tmp_path, earlier, capsys, case):
         path.write_text(text, encoding="utf-8")
     before = digest(earlier)
     extra = [str(path) + a[len("__FILE__"):] if a.startswith("__FILE__") else a for a in extra]
+    extra = [str(tmp_path) if a == "__DIR__" else a for a in extra]   # this test's own folder, no .parquet in it
     argv = ["pretrain", "--events", str(path), "--out", str(earlier), *FAST, *extra]
     assert main(argv) == 2
     err = capsys.readouterr().err
