@@ -61,8 +61,17 @@ def auto_line(auto: dict) -> str:
     """metrics.json's "auto" record -> one line: what --auto chose, on which metric."""
     c = auto["chosen"]
     head = f"MLP {c['hidden']} (dropout {c['dropout']:g})" if c["hidden"] else "linear head"
-    return (f"auto: {head}, {c['mode']}, {c['solver']}, weight_decay {c['weight_decay']:g}, normalize {c['normalize']}, class_weight "
-            f"{c['class_weight']}; best {auto['metric']} of {len(auto['candidates'])} candidates")
+    line = (f"auto: {head}, {c['mode']}, {c['solver']}, weight_decay {c['weight_decay']:g}, normalize {c['normalize']}, "
+            f"class_weight {c['class_weight']}; best {auto['metric']} of {len(auto['candidates'])} candidates")
+    return line + blend_text(auto.get("blend"))
+
+
+def blend_text(blend: dict | None) -> str:
+    """metrics.json's "auto" / "blend" record -> the tail of the auto line ('' without one)."""
+    if not blend:
+        return ""
+    vote = f", kNN vote k {blend['k']} at weight {blend['weight']:g}" if "k" in blend else ""
+    return f"; blend of {blend['members']} candidates{vote}"
 
 
 def _verdict(better: str) -> str:

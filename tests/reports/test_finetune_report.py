@@ -34,3 +34,16 @@ def test_shipped_finetune_deployment_names_its_columns_and_leaves_out_the_leak()
     used = {*cfg.cat_cols.split(","), *cfg.cont_cols.split(",")}
     assert "segment" in header and "segment" not in used
     assert used <= set(header) and cfg.target not in used
+
+
+def test_the_auto_line_names_the_blend_when_there_is_one():
+    from catvec.reports.finetune_report import auto_line
+
+    chosen = {"hidden": [128, 64], "dropout": 0.1, "mode": "finetune", "solver": "adam", "weight_decay": 1e-4,
+              "normalize": "none", "class_weight": "none"}
+    auto = {"chosen": chosen, "metric": "auc", "candidates": [{}] * 11}
+    assert auto_line(auto).endswith("best auc of 11 candidates")
+    auto["blend"] = {"members": 8, "k": 25, "weight": 0.3, "scale": 1.0}
+    assert auto_line(auto).endswith("best auc of 11 candidates; blend of 8 candidates, kNN vote k 25 at weight 0.3")
+    auto["blend"] = {"members": 8, "weight": 0.0}        # no vote chosen (too few rows for the smallest k)
+    assert auto_line(auto).endswith("; blend of 8 candidates")
