@@ -42,6 +42,7 @@ INDEXES = ("exact", "approx", "auto")
 APPROX_FROM = 50_000
 BLOCK_FLOATS = 2**25            # one exact score block: at most 128 MB of float32
 HNSW_LINKS, HNSW_BUILD, HNSW_SEARCH = 16, 64, 64     # M, efConstruction, efSearch (>= 2k+2)
+MAX_EF_SEARCH = 4096                                  # beyond it the index costs more than exact lists
 INSTALL_HINT = "pip install 'catvec[ann]' (faiss-cpu)"
 
 
@@ -55,19 +56,21 @@ class Related:
 
 
 def related_items(vectors, k: int = 10, scorer: str | None = None, min_support: int | None = None,
-                  cold: bool = True, index: str = "exact", on_progress=None) -> Related:
+                  cold: bool = True, index: str = "exact", on_progress=None, ef_search: int = HNSW_SEARCH) -> Related:
     """The top-k neighbours of every key of `vectors`. scorer, min_support and cold as in
-    `Vectors.most_similar`; index exact, approx or auto (module docstring).
+    `Vectors.most_similar`; index exact, approx or auto (module docstring); ef_search: how
+    widely the approximate index searches (recall against time; at least 2k + 2 is used).
     `on_progress(done, total)` is called after each batch of keys.
 
     Example: related_items(vectors, k=5).items[vectors.key_to_index["1001"]]
     """
     if k < 1:
         raise CatvecError(f"--k must be >= 1, got {k}")
+    check_ef_search(ef_search)
     index = resolve_index(index, len(vectors))
     s = make_scorer(vectors, scorer, min_support, cold)
     progress = on_progress or (lambda done, total: None)
-    found = exact_related(s, k, progress) if index == "exact" else approx_related(s, k, progress)
+    found = exact_related(s, k, progress) if index == "exact" else approx_related(s, k, progress, ef_search)
     return Related(*found, scorer=s.name, min_support=s.min_support, index=index)
 
 
@@ -121,9 +124,16 @@ def exact_related(s, k: int, progress, rows: np.ndarray | None = None) -> tuple[
     return items, scores
 
 
-def approx_related(s, k: int, progress) -> tuple[np.ndarray, np.ndarray]:
+def approx_related(s, k: int, progress, ef_search: int = HNSW_SEARCH) -> tuple[np.ndarray, np.ndarray]:
     """Every key searched in an HNSW index of the allowed candidates (build_index)."""
-    return search_index(build_index(s), s, k, progress)
+    return search_index(build_index(s), s, k, progress, ef_search=ef_search)
+
+
+def check_ef_search(ef_search: int) -> None:
+    if not isinstance(ef_search, int) or isinstance(ef_search, bool) or not 1 <= ef_search <= MAX_EF_SEARCH:
+        raise CatvecError(f"--ef-search must be an integer from 1 to {MAX_EF_SEARCH:,}, got {ef_search!r}; "
+                          f"{HNSW_SEARCH} is the default, 256 finds more neighbours of near-tied catalogues "
+                          "(docs/scale.md)")
 
 
 @dataclass

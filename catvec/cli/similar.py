@@ -32,6 +32,9 @@ def register(sub) -> None:
                    help="with --all: exact (every pair scored), approx (an HNSW index, optional extra: "
                         "pip install 'catvec[ann]'; scores exact, a few neighbours may be missed) or auto "
                         "(approx from 50,000 keys when installed) (default: exact)")
+    s.add_argument("--ef-search", type=int, default=None, metavar="N",
+                   help="with an approximate index: how widely it searches, recall against time (default: 64; "
+                        "256 recovers near-tied neighbours of large flat catalogues, docs/scale.md)")
     add_scoring_arguments(s)
     add_common(s)
     s.set_defaults(run=run_similar)
@@ -46,8 +49,8 @@ def run_similar(args) -> int:
         return run_similar_all(args)
     if not args.key:
         raise CatvecError("similar: name one or more keys, or pass --all --out FILE for every key")
-    if args.out is not None or args.index != "exact":
-        raise CatvecError("similar: --out and --index go with --all (the lists of every key); "
+    if args.out is not None or args.index != "exact" or args.ef_search is not None:
+        raise CatvecError("similar: --out, --index and --ef-search go with --all (the lists of every key); "
                           "for single keys the lists are printed")
     return print_similar(args)
 
@@ -72,7 +75,7 @@ def print_similar(args) -> int:
 
 def run_similar_all(args) -> int:
     from catvec.base.errors import CatvecError
-    from catvec.base.related import related_items, resolve_index, write_related
+    from catvec.base.related import HNSW_SEARCH, check_ef_search, related_items, resolve_index, write_related
     from catvec.base.writes import check_writable
     from catvec.base.vectors import load_vectors
 
@@ -81,6 +84,10 @@ def run_similar_all(args) -> int:
     if not args.out:
         raise CatvecError("similar --all: pass --out FILE (a .parquet file) for the lists of every key")
     resolve_index(args.index, 0)            # an unknown index, or approx without faiss: before any work
+    if args.ef_search is not None and args.index == "exact":
+        raise CatvecError("similar --all: --ef-search tunes the approximate index; pass --index approx or auto")
+    ef_search = HNSW_SEARCH if args.ef_search is None else args.ef_search
+    check_ef_search(ef_search)
     check_writable(args.out, "--out", file=True)
     vectors = load_vectors(args.vectors)
     start = time.perf_counter()
@@ -89,7 +96,7 @@ def run_similar_all(args) -> int:
     if not args.quiet and index == "approx":
         print(f"similar --all: building the approximate index of {len(vectors)} keys", file=sys.stderr, flush=True)
     related = related_items(vectors, k=args.k, scorer=args.scorer, min_support=args.min_support, cold=args.cold,
-                            index=index, on_progress=progress)
+                            index=index, on_progress=progress, ef_search=ef_search)
     path = write_related(vectors, related, args.out)
     pairs = int((related.items >= 0).sum())
     say(args, f"{len(vectors)} keys, {pairs} neighbours ({related.index} index, scorer {related.scorer}, "

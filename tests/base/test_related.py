@@ -97,6 +97,24 @@ def test_approx_recall_on_clustered_vectors():
         assert not (approx.items == np.arange(1500)[:, None]).any()
 
 
+def test_ef_search_reaches_the_index_and_buys_recall(monkeypatch):
+    pytest.importorskip("faiss")
+    from catvec.base import related
+
+    seen, search = [], related.search_index
+    monkeypatch.setattr(related, "search_index", lambda *a, **kw: seen.append(kw["ef_search"]) or search(*a, **kw))
+    vectors = clustered_vectors(n=1500, dim=16, clusters=40, seed=1)
+    exact = related_items(vectors, k=10, scorer="cosine")
+
+    def recall(ef):
+        approx = related_items(vectors, k=10, scorer="cosine", index="approx", ef_search=ef)
+        return np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx.items, exact.items)])
+
+    assert recall(400) >= recall(1) and seen == [400, 1]
+    with pytest.raises(CatvecError, match="--ef-search must be an integer from 1 to 4,096, got 0"):
+        related_items(vectors, index="approx", ef_search=0)
+
+
 def test_approx_keeps_min_support_and_cold_rules():
     pytest.importorskip("faiss")
     vectors = clustered_vectors(n=400, cold_every=5)
@@ -123,6 +141,9 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(version, tmp_path, 
     refused(capsys, ["similar", "--vectors", str(tmp_path / "missing"), "--all", "--out", str(out)], ["missing"])
     refused(capsys, ["similar", "--vectors", str(version), "--index", "approx", "k1"], ["--index", "--all"])
     refused(capsys, ["similar", "--vectors", str(version)], ["--all"])
+    refused(capsys, base + ["--out", str(out), "--ef-search", "128"], ["--ef-search", "--index approx or auto"])
+    refused(capsys, base + ["--out", str(out), "--index", "auto", "--ef-search", "0"], ["--ef-search", "from 1"])
+    refused(capsys, ["similar", "--vectors", str(version), "--ef-search", "128", "k1"], ["--ef-search", "--all"])
     assert not out.exists()
 
 
