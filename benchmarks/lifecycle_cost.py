@@ -159,7 +159,7 @@ def generated_agreement(n_events: int) -> list[str]:
     """Cheap against full seed noise on a second data set: generated events (generate.py)."""
     from generate import generate
 
-    from catvec.pretraining.config import Lineage, PretrainConfig
+    from catvec.pretraining.config import Lineage, PretrainConfig, SkipGram
     from catvec.base.store import VersionStore
     from catvec.pretraining.noise import seed_noise
     from catvec.pretraining.parents import load_parent, parent_corpus
@@ -176,7 +176,8 @@ def generated_agreement(n_events: int) -> list[str]:
         parent_cfg, corpus = parent_corpus(store, manifest, cfg)
         figures = {}
         for share in (PretrainConfig.noise_sample, 1.0):
-            seconds, noise = timed(seed_noise, corpus, parent_cfg, parent, share)
+            seconds, noise = timed(seed_noise, corpus, SkipGram.of(parent_cfg), parent_cfg.min_count,
+                                   parent_cfg.align_min_count, parent, share)
             figures[share] = (seconds, noise["anchors"]["overlap"], noise["anchors"]["keys"], noise["measured"]["method"])
     finally:
         shutil.rmtree(work, ignore_errors=True)

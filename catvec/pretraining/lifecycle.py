@@ -47,18 +47,19 @@ MIN_GATE_ANCHORS = 30       # fewer anchors: too little to judge drift, the gate
 
 # ---- quality on the same sequences --------------------------------------------------------
 
-def paired_validation(vectors: Vectors, parent: Vectors, cfg, corpus) -> dict:
-    """HR@10 / NDCG@10 of `vectors` and of `parent` on the same sequences: a seeded sample
-    of the corpus's lines (sequences, or baskets) of about `tune_events` tokens, the size of
-    the tuner's sample; each line's last item is the target, the items before it the query
-    history. One pass over the corpus file, no training and no second read of the events;
+def paired_validation(vectors: Vectors, parent: Vectors, corpus, sample_tokens: int, seed: int,
+                      query_last: int) -> dict:
+    """HR@10 / NDCG@10 of `vectors` and of `parent` on the same sequences: a sample (seeded
+    by `seed`) of the corpus's lines (sequences, or baskets) of about `sample_tokens` tokens,
+    the size of the tuner's sample; each line's last item is the target, the mean of the
+    `query_last` items before it the query (0 = all of them: baskets). One pass over the corpus file, no training and no second read of the events;
     both versions saw these events or older ones, so the figure compares, it does not
     measure generalisation."""
     from catvec.pretraining.evaluation import NextItemTask, score_tasks
 
     tokens = max(int(corpus.stats.get("tokens", 0)), 1)
-    share = min(1.0, cfg.tune_events / tokens)
-    rng = np.random.default_rng(cfg.seed)
+    share = min(1.0, sample_tokens / tokens)
+    rng = np.random.default_rng(seed)
     lengths, items = [], []
     with open(corpus.path, encoding="utf-8") as fh:
         for line in fh:
@@ -73,7 +74,6 @@ def paired_validation(vectors: Vectors, parent: Vectors, cfg, corpus) -> dict:
     is_target = np.zeros(len(ids), dtype=bool)
     is_target[ends - 1] = True
     indptr = np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64) - 1)])
-    query_last = 0 if cfg.basket_col else cfg.query_last
     out = {"lines": len(lengths), "tokens": int(len(ids)), "users": len(lengths)}
     for name, v in (("vectors", vectors), ("parent", parent)):
         rows = np.asarray([v.key_to_index.get(k, -1) for k in corpus.keys] + [-1], dtype=np.int64)
@@ -132,7 +132,7 @@ def _drift_check(drift: dict, cfg: Gate, min_count: int) -> dict:
     return check
 
 
-def _key_checks(drift: dict, cfg) -> dict:
+def _key_checks(drift: dict, cfg: Gate) -> dict:
     """Keys and traffic lost against the parent, traffic of new keys and of the largest one."""
     checks = {}
     if "dropped" not in drift:
@@ -161,7 +161,7 @@ def _key_checks(drift: dict, cfg) -> dict:
     return checks
 
 
-def _quality_check(quality: dict, parent_quality: dict, cfg) -> dict:
+def _quality_check(quality: dict, parent_quality: dict, cfg: Gate) -> dict:
     """HR@10 against the parent's on the same users: the held-out test items (--holdout), else
     the last items of a sample of the corpus's sequences (`paired_validation`)."""
     role = "test" if "test" in quality["vectors"] else "valid"

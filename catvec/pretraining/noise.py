@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from catvec.base.vectors import Vectors
+from catvec.pretraining.config import SkipGram
 from catvec.pretraining.alignment import align
 from catvec.pretraining.drift import compare
 
@@ -23,38 +24,38 @@ log = logging.getLogger(__name__)
 MIN_NOISE_ANCHORS = 50      # a sampled seed-noise baseline needs this many keys seen >= align_min_count times
 
 
-def seed_noise(corpus, cfg, vectors: Vectors, share: float = 1.0, on_epoch=None) -> dict:
+def seed_noise(corpus, skipgram: SkipGram, min_count: int, anchors_min: int, vectors: Vectors, share: float = 1.0,
+               on_epoch=None) -> dict:
     """The drift two seeds of the same training show on the same data. share = 1: train
     again with another seed and compare with `vectors` (one training). share < 1: two seeds
     trained on a seeded sample of that share of the corpus's sequences and compared with
     each other (about 2 x share of a training); it reads a key's noise at a given training
-    count, so the anchors are the keys seen >= align_min_count times in the sample. A sample
-    with fewer than MIN_NOISE_ANCHORS such keys: measured in full instead.
+    count, so the anchors are the keys seen >= `anchors_min` (align_min_count) times in the
+    sample. A sample with fewer than MIN_NOISE_ANCHORS such keys: measured in full instead.
+    `skipgram` and `min_count` are the settings of the training whose noise is measured.
     on_epoch(epoch, total, info): progress over every epoch of the noise trainings."""
     import dataclasses
     import tempfile
 
-    from catvec.pretraining.config import SkipGram
     from catvec.pretraining.skipgram import train_vectors
 
-    seed = cfg.seed + 1000003
+    seed = skipgram.seed + 1000003
     with tempfile.TemporaryDirectory(prefix="catvec-noise-") as tmp:
-        sample = sample_corpus(corpus, share, cfg.seed, Path(tmp) / "corpus.txt", cfg.align_min_count) \
+        sample = sample_corpus(corpus, share, skipgram.seed, Path(tmp) / "corpus.txt", anchors_min) \
             if share < 1 else None
         runs = 2 if sample is not None else 1
         progress = _noise_progress(on_epoch, runs)
         if sample is None:
             reference, how = vectors, {"method": "full", "sample": 1.0}
         else:
-            reference, _ = train_vectors(sample[0], SkipGram.of(cfg), on_epoch=progress(0), min_count=cfg.min_count)
+            reference, _ = train_vectors(sample[0], skipgram, on_epoch=progress(0), min_count=min_count)
             how = {"method": "sample", **sample[1]}
-        other, _ = train_vectors(sample[0] if sample else corpus, SkipGram.of(dataclasses.replace(cfg, seed=seed)),
-                                 min_count=cfg.min_count,
-                                 on_epoch=progress(runs - 1))
-    other, _ = align(other, reference, cfg.align_min_count)
-    report = compare(other, reference, cfg.align_min_count)
+        other, _ = train_vectors(sample[0] if sample else corpus, dataclasses.replace(skipgram, seed=seed),
+                                 min_count=min_count, on_epoch=progress(runs - 1))
+    other, _ = align(other, reference, anchors_min)
+    report = compare(other, reference, anchors_min)
     report.update(seed=seed, measured=how)
-    report["anchors"]["min_count"] = cfg.align_min_count
+    report["anchors"]["min_count"] = anchors_min
     log.info("seed noise (%s): anchor overlap@10 %s, median cosine %s", how["method"], report["anchors"]["overlap"],
              report["anchors"]["cosine"])
     return report

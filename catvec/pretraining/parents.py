@@ -26,7 +26,8 @@ from catvec.base.manifest import finish_manifest, read_manifest
 from catvec.base.store import VersionStore
 from catvec.base.writes import write_checked_json
 from catvec.pretraining.autotune import open_settings
-from catvec.pretraining.config import EventOptions, Extraction, Lineage, PretrainConfig, SequenceRules
+from catvec.pretraining.config import (EventOptions, Extraction, Lineage, PretrainConfig, Scoring, SequenceRules,
+                                       SkipGram, Tuning)
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.inputs import checksum_events, watch_input
@@ -97,10 +98,12 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
     found = parent_corpus(store, parent_manifest, cfg)
     if found is None:
         log.warning("the parent's corpus is gone (cache pruned, input changed): seed noise measured on this run's data")
-        noise = seed_noise(corpus, cfg, vectors, cfg.noise_sample, on_epoch)
+        noise = seed_noise(corpus, SkipGram.of(cfg), cfg.min_count, cfg.align_min_count, vectors, cfg.noise_sample,
+                           on_epoch)
         return {**noise, "from": "this version (the parent's data is no longer available)"}
     parent_cfg, parent_data = found
-    noise = seed_noise(parent_data, parent_cfg, parent_vectors, cfg.noise_sample, on_epoch)
+    noise = seed_noise(parent_data, SkipGram.of(parent_cfg), parent_cfg.min_count, cfg.align_min_count,
+                       parent_vectors, cfg.noise_sample, on_epoch)
     noise = {**noise, "from": "parent"}
     try:
         write_checked_json(path, noise)
@@ -155,12 +158,15 @@ def compare_parent(vectors, parent_vectors, parent_noise: dict, lineage: Lineage
 
 
 @step(name="validate-against-parent")
-def validate_against_parent(vectors, parent_vectors, cfg: PretrainConfig, corpus) -> dict:
+def validate_against_parent(vectors, parent_vectors, corpus, tuning: Tuning, scoring: Scoring, seed: int,
+                            basket: bool) -> dict:
     """Without a holdout: HR@10 of this version and of its parent on the same sequences, the
-    last items of a sample of the corpus (catvec.pretraining.lifecycle.paired_validation)."""
+    last items of a sample of the corpus of the tuner's sample size
+    (catvec.pretraining.lifecycle.paired_validation)."""
     from catvec.pretraining.lifecycle import paired_validation
 
-    return paired_validation(vectors, parent_vectors, cfg, corpus)
+    return paired_validation(vectors, parent_vectors, corpus, tuning.tune_events, seed,
+                             0 if basket else scoring.query_last)
 
 
 def hold_as_candidate(staging: Path, reason: str) -> None:

@@ -37,7 +37,7 @@ from catvec.base.store import ANY_PARENT, VersionStore, publish_version
 from catvec.base.writes import check_writable
 from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.config import (AttributeOptions, EventOptions, Extraction, Gate, Lineage, PretrainConfig,
-                                       Scoring, SequenceRules, SkipGram)
+                                       Scoring, SequenceRules, SkipGram, Tuning)
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
@@ -194,7 +194,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
                     lineage["parent_quality"] = parent_quality
         elif parent_vectors is not None and cfg.gate:  # a default run: a sample of the corpus's sequences
             with timed(timings, "validate_seconds"):
-                lineage["validation"] = validate_against_parent(vectors, parent_vectors, cfg, corpus)
+                lineage["validation"] = validate_against_parent(vectors, parent_vectors, corpus, Tuning.of(cfg),
+                                                                Scoring.of(cfg), cfg.seed, bool(cfg.basket_col))
         gate = None
         if parent_vectors is not None and cfg.gate:
             from catvec.pretraining.lifecycle import gate_decision

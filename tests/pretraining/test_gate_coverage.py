@@ -333,7 +333,7 @@ def test_paired_validation_scores_both_versions_on_the_same_corpus_sequences(tmp
                    counts=np.full(20, 100))
     noise = Vectors(keys=keys[::-1], matrix=rng.normal(size=(20, 8)), counts=np.full(20, 100))  # another row order
     cfg = PretrainConfig(tune_events=1000)
-    result = lifecycle.paired_validation(noise, good, cfg, corpus)
+    result = lifecycle.paired_validation(noise, good, corpus, cfg.tune_events, cfg.seed, cfg.query_last)
     assert 100 < result["lines"] < 300 and result["tokens"] == 5 * result["lines"]  # about 1000 of 2000 tokens
     child, parent = result["vectors"]["vectors"]["valid"], result["parent"]["vectors"]["valid"]
     assert child["users"] == parent["users"] == result["lines"]
