@@ -229,8 +229,9 @@ def split_input(source, job, bounds: list, folder: Path) -> list[Path]:
     number of `bounds` at or below its key; an empty key: shard 0). Returns the folders."""
     import polars as pl
 
-    from catvec.base.keys import key_expr
     from catvec.base.errors import first_line
+    from catvec.base.keys import key_expr
+    from catvec.base.writes import writing
     from catvec.pretraining.events import scan_events
 
     lf = scan_events(source, job.window, row_index=ROW)
@@ -250,8 +251,9 @@ def split_input(source, job, bounds: list, folder: Path) -> list[Path]:
         if not part.is_dir():
             if empty is None:
                 empty = lf.select(columns).head(0).collect()
-            part.mkdir(parents=True)
-            empty.write_parquet(part / "empty.parquet")
+            with writing(part / "empty.parquet"):
+                part.mkdir(parents=True)
+                empty.write_parquet(part / "empty.parquet")
     log.info("split %s into %d shard files in one pass", source.name, len(parts))
     return parts
 

@@ -142,6 +142,14 @@ def test_predict_reproduces_the_blended_model(tmp_path, split_table, monkeypatch
     log_loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
     assert log_loss == pytest.approx(metrics["test"]["test_loss"], rel=1e-4)
     assert "test_before" in record
+    # blend.safetensors edited by hand: predict refuses in one line, writes nothing
+    blend_file = out / "latest" / "blend.safetensors"
+    data = bytearray(blend_file.read_bytes())
+    data[-1] ^= 0xFF
+    blend_file.write_bytes(bytes(data))
+    capsys_out = tmp_path / "p2.csv"
+    assert main(["predict", "--model", str(out), "--table", str(table), "--out", str(capsys_out), "--quiet"]) == 2
+    assert not capsys_out.exists()
 
 
 def test_blend_off_writes_none_and_a_bad_value_is_refused(tmp_path, split_table, capsys):
