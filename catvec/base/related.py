@@ -183,16 +183,29 @@ def search_index(ann: AnnIndex, s, k: int, progress, rows: np.ndarray | None = N
     return items, scores
 
 
+RELATED_FORMATS = {".parquet": "parquet", ".csv": "csv"}
+
+
+def related_format(path) -> str:
+    """parquet or csv, from the output file's suffix; anything else is one line."""
+    fmt = RELATED_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise CatvecError(f"--out {path}: name a .parquet or .csv file (the format follows the suffix)")
+    return fmt
+
+
 def write_related(vectors, related: Related, path) -> Path:
-    """Parquet, one row per (key, rank): key (string), rank (int64, 1 = best), neighbour
-    (string), score (float64). A key with fewer neighbours than k (min_support, a small
-    catalogue) has fewer rows. Written whole to a temp file, then renamed: never half-written.
+    """Parquet or CSV (by the suffix), one row per (key, rank): key (string), rank (int64,
+    1 = best), neighbour (string), score (float64). A key with fewer neighbours than k
+    (min_support, a small catalogue) has fewer rows. Written whole to a temp file, then
+    renamed: never half-written.
 
     Example: polars.read_parquet(write_related(vectors, related, "related.parquet"))
     """
     import polars as pl
 
     path = Path(path)
+    fmt = related_format(path)
     n, k = related.items.shape
     keep = related.items.ravel() >= 0
     keys = np.asarray(vectors.keys, dtype=object)
@@ -205,7 +218,7 @@ def write_related(vectors, related: Related, path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with writing(path, partial=tmp):
-            frame.write_parquet(tmp)
+            frame.write_parquet(tmp) if fmt == "parquet" else frame.write_csv(tmp)
             fsync_file(tmp)
             os.replace(tmp, path)
     finally:

@@ -27,7 +27,7 @@ def register(sub) -> None:
     s.add_argument("--all", dest="all_keys", action="store_true",
                    help="the lists of every key, written to --out (batched: memory grows with the keys, "
                         "not with their square)")
-    s.add_argument("--out", default=None, help="with --all: the Parquet file to write (whole or not at all)")
+    s.add_argument("--out", default=None, help="with --all: the .parquet or .csv file to write (whole or not at all)")
     s.add_argument("--index", default="exact", metavar="{exact,approx,auto}",
                    help="with --all: exact (every pair scored), approx (an HNSW index, optional extra: "
                         "pip install 'catvec[ann]'; scores exact, a few neighbours may be missed) or auto "
@@ -75,14 +75,16 @@ def print_similar(args) -> int:
 
 def run_similar_all(args) -> int:
     from catvec.base.errors import CatvecError
-    from catvec.base.related import HNSW_SEARCH, check_ef_search, related_items, resolve_index, write_related
+    from catvec.base.related import (HNSW_SEARCH, check_ef_search, related_format, related_items, resolve_index,
+                                      write_related)
     from catvec.base.writes import check_writable
     from catvec.base.vectors import load_vectors
 
     if args.key:
         raise CatvecError(f"similar --all: drop the keys ({' '.join(args.key[:3])}...): --all lists every key")
     if not args.out:
-        raise CatvecError("similar --all: pass --out FILE (a .parquet file) for the lists of every key")
+        raise CatvecError("similar --all: pass --out FILE (a .parquet or .csv file) for the lists of every key")
+    related_format(args.out)                # .parquet or .csv: before any work
     resolve_index(args.index, 0)            # an unknown index, or approx without faiss: before any work
     if args.ef_search is not None and args.index == "exact":
         raise CatvecError("similar --all: --ef-search tunes the approximate index; pass --index approx or auto")

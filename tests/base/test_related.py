@@ -144,6 +144,7 @@ def test_bad_input_is_refused_in_one_line_and_writes_nothing(version, tmp_path, 
     refused(capsys, base + ["--out", str(out), "--ef-search", "128"], ["--ef-search", "--index approx or auto"])
     refused(capsys, base + ["--out", str(out), "--index", "auto", "--ef-search", "0"], ["--ef-search", "from 1"])
     refused(capsys, ["similar", "--vectors", str(version), "--ef-search", "128", "k1"], ["--ef-search", "--all"])
+    refused(capsys, base + ["--out", str(tmp_path / "r.txt")], ["r.txt", ".parquet or .csv"])
     assert not out.exists()
 
 
@@ -195,3 +196,11 @@ def test_help_gives_the_example_and_the_auto_size(capsys):
     text = capsys.readouterr().out
     assert "catvec similar --vectors artifacts/latest --all --out related.parquet" in text
     assert f"approx from {APPROX_FROM:,} keys" in " ".join(text.split())
+
+
+def test_a_csv_out_holds_the_same_rows_as_parquet(version, tmp_path):
+    assert main(["similar", "--vectors", str(version), "--all", "--out", str(tmp_path / "r.parquet"), "-q"]) == 0
+    assert main(["similar", "--vectors", str(version), "--all", "--out", str(tmp_path / "r.csv"), "-q"]) == 0
+    parquet = pl.read_parquet(tmp_path / "r.parquet")
+    csv = pl.read_csv(tmp_path / "r.csv", schema=parquet.schema)
+    assert csv.height == parquet.height > 0 and csv.equals(parquet)
