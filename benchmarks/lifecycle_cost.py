@@ -173,7 +173,7 @@ def generated_agreement(n_events: int) -> list[str]:
         pretrain(cfg)
         store = VersionStore(cfg.out)
         parent, manifest = load_parent(store, store.latest_name(), Lineage.of(cfg), cfg.gate, cfg.dim)
-        parent_cfg, corpus = parent_corpus(store, manifest, cfg)
+        parent_cfg, corpus = parent_corpus(store, manifest)
         figures = {}
         for share in (PretrainConfig.noise_sample, 1.0):
             seconds, noise = timed(seed_noise, corpus, SkipGram.of(parent_cfg), parent_cfg.min_count,

@@ -80,7 +80,6 @@ def main() -> int:
 
 
 def next_item(grid, seeds) -> list[str]:
-    from catvec.pretraining.autotune import choose_settings
     from catvec.pretraining.config import EventOptions
     from catvec.pretraining.events import read_events_table
 
@@ -113,7 +112,7 @@ def next_item(grid, seeds) -> list[str]:
             rows[f"grid best on validation ({len(trials)} configs)"].append(
                 train_and_score(dataclasses.replace(cfg, **best[2], scorer=best[3], min_support=1), last, table, 1, "test")["chosen"])
             t = time.perf_counter()
-            resolved, record = choose_settings(cfg, table, tokens=last.stats["tokens"])
+            resolved = settled(cfg, table, last.stats["tokens"])
             result = train_and_score(resolved, last, table, 1, "test")
             costs["catvec defaults"].append(time.perf_counter() - t)
             costs["plain"].append(result["seconds"])
@@ -156,7 +155,6 @@ def baskets(seeds) -> list[str]:
 
 
 def basket_rows(base, events, seeds) -> list[str]:
-    from catvec.pretraining.autotune import choose_settings
     from catvec.pretraining.config import EventOptions
     from catvec.pretraining.events import read_events_table
 
@@ -171,7 +169,7 @@ def basket_rows(base, events, seeds) -> list[str]:
                                 table, 2, "test")
             rows["popularity"].append(g["popularity"])
             rows["input cosine, gensim text defaults"].append(g["chosen"])
-            resolved, _ = choose_settings(cfg, table, tokens=held.stats["tokens"])
+            resolved = settled(cfg, table, held.stats["tokens"])
             rows["catvec defaults"].append(train_and_score(resolved, held, table, 2, "test")["chosen"])
             chosen.append({k: getattr(resolved, k) for k in ("epochs", "ns_exponent", "sample", "scorer", "min_support")})
     out = result_table(rows)
@@ -180,6 +178,16 @@ def basket_rows(base, events, seeds) -> list[str]:
     ratio(out, rows, "catvec defaults", "popularity")
     ratio(out, rows, "catvec defaults", "input cosine, gensim text defaults")
     return out
+
+
+def settled(cfg, table, tokens: int):
+    """cfg with the settings it leaves open chosen as `catvec pretrain` chooses them."""
+    from catvec.pretraining.autotune import choose_settings
+    from catvec.pretraining.config import Scoring, SequenceRules, SkipGram, Tuning
+
+    chosen, _ = choose_settings(table, tokens, SkipGram.of(cfg), Scoring.of(cfg), Tuning.of(cfg),
+                                SequenceRules.of(cfg), bool(cfg.basket_col))
+    return dataclasses.replace(cfg, **chosen)
 
 
 def corpus(cfg, table, path, holdout, min_count=1):

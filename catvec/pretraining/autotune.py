@@ -25,7 +25,13 @@ scorer and min_support are chosen on a validation split before the real training
 Too little data to validate on (under MIN_QUERIES users or baskets) or `--no-tune`: the
 FALLBACK settings. The test item of `--holdout last` is never seen by the tuning.
 
-    cfg, record = choose_settings(cfg, table, tokens=corpus.stats["tokens"])
+    chosen, record = choose_settings(table, corpus.stats["tokens"], SkipGram.of(cfg), Scoring.of(cfg),
+                                     Tuning.of(cfg), SequenceRules.of(cfg), basket=bool(cfg.basket_col))
+    cfg = dataclasses.replace(cfg, **chosen)
+
+Each step takes the groups it reads (catvec.pretraining.config): the skip-gram settings
+(what is tuned), the scoring (scorer, min_support, query_last), the tuning budget and the
+sequence rules (the validation split is cut with them).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import math
 import tempfile
 import time
 
-from catvec.pretraining.config import PretrainConfig, SequenceRules, SkipGram
+from catvec.pretraining.config import Scoring, SequenceRules, SkipGram, Tuning
 from catvec.base.errors import CatvecError
 
 log = logging.getLogger(__name__)
@@ -63,33 +69,34 @@ def auto_epochs(tokens: int) -> int:
     return int(min(50, max(5, round(15 * math.sqrt(100_000 / max(tokens, 1))))))
 
 
-def resolve(cfg: PretrainConfig, tokens: int, choice: dict | None = None) -> PretrainConfig:
-    """cfg with every open setting filled from `choice` (else the fallbacks)."""
+def resolve(skipgram: SkipGram, scoring: Scoring, tokens: int, choice: dict | None = None) -> dict:
+    """{setting: value} for every open setting (open_settings), from `choice` else the
+    fallbacks; epochs from the corpus size (`tokens`) times the choice's factor."""
     choice = {**FALLBACK, **(choice or {})}
     values = {}
-    for name in ("window", "ns_exponent", "sample"):
-        if getattr(cfg, name) in (0, None):
+    for name in TUNED:  # in open_settings' order
+        if name == "epochs" and not skipgram.epochs:
+            values["epochs"] = auto_epochs(tokens) * int(choice["epochs"])
+        elif name != "epochs" and getattr(skipgram, name) in (0, None):
             values[name] = choice[name]
-    if not cfg.epochs:
-        values["epochs"] = auto_epochs(tokens) * int(choice["epochs"])
-    if not cfg.scorer:
+    if not scoring.scorer:
         values["scorer"] = choice["scorer"]
-    if not cfg.min_support:
+    if not scoring.min_support:
         values["min_support"] = choice["min_support"]
-    return dataclasses.replace(cfg, **values)
+    return values
 
 
-def open_settings(cfg: PretrainConfig) -> list[str]:
+def open_settings(skipgram: SkipGram, scoring: Scoring) -> list[str]:
     """The settings this run may choose (empty: nothing to tune)."""
-    names = [n for n in TUNED if getattr(cfg, n) in (0, None)]
-    if not cfg.scorer:
+    names = [n for n in TUNED if getattr(skipgram, n) in (0, None)]
+    if not scoring.scorer:
         names.append("scorer")
-    if not cfg.min_support:
+    if not scoring.min_support:
         names.append("min_support")
     return names
 
 
-def candidates(cfg: PretrainConfig, halving: bool = False) -> list[dict]:
+def candidates(skipgram: SkipGram, basket: bool, halving: bool = False) -> list[dict]:
     """CANDIDATES with the user's fixed settings in place, duplicates removed (in basket
     mode the window is the basket, so candidates differing only in window are one). The
     halving search leaves out those that cost more than the fallback per training (epoch
@@ -97,75 +104,81 @@ def candidates(cfg: PretrainConfig, halving: bool = False) -> list[dict]:
     under one final training, and neither won on MovieLens or the bundled baskets."""
     seen, out = set(), []
     for cand in CANDIDATES:
-        wider = cand["window"] > FALLBACK["window"] and not (cfg.basket_col or cfg.window)
+        wider = cand["window"] > FALLBACK["window"] and not (basket or skipgram.window)
         if halving and (cand["epochs"] != 1 or wider):
             continue
-        c = {n: (cand[n] if getattr(cfg, n) in (0, None) else getattr(cfg, n)) for n in TUNED}
-        if cfg.epochs:
-            c["epochs"] = cfg.epochs
-        key = tuple(sorted((k, v) for k, v in c.items() if not (cfg.basket_col and k == "window")))
+        c = {n: (cand[n] if getattr(skipgram, n) in (0, None) else getattr(skipgram, n)) for n in TUNED}
+        if skipgram.epochs:
+            c["epochs"] = skipgram.epochs
+        key = tuple(sorted((k, v) for k, v in c.items() if not (basket and k == "window")))
         if key not in seen:
             seen.add(key)
             out.append(c)
     return out
 
 
-def choose_settings(cfg: PretrainConfig, table, tokens: int, on_trial=None) -> tuple[PretrainConfig, dict]:
-    """Fill cfg's open settings, tuning on `table` when there is something to choose and
-    enough data; returns the resolved config and the record stored in the manifest."""
-    open_ = open_settings(cfg)
+def choose_settings(table, tokens: int, skipgram: SkipGram, scoring: Scoring, tuning: Tuning, rules: SequenceRules,
+                    basket: bool, on_trial=None) -> tuple[dict, dict]:
+    """The open settings (open_settings) chosen, tuning on `table` when there is something to
+    choose and enough data: ({setting: value}, the record stored in the manifest). `tokens`:
+    the whole corpus's, which sets the epochs; `basket`: the events are baskets."""
+    open_ = open_settings(skipgram, scoring)
     if not open_:
-        return resolve(cfg, tokens), {"ran": False, "reason": "every setting given"}
-    if not cfg.tune:
-        return resolve(cfg, tokens), {"ran": False, "reason": "--no-tune", "chosen": _chosen(resolve(cfg, tokens), open_)}
+        return {}, {"ran": False, "reason": "every setting given"}
+    if not tuning.tune:
+        chosen = resolve(skipgram, scoring, tokens)
+        return chosen, {"ran": False, "reason": "--no-tune", "chosen": chosen}
     started = time.perf_counter()
-    halving = cfg.tune_search == "halving"
+    halving = tuning.tune_search == "halving"
     events = table.frame.height if hasattr(table, "frame") else table.height  # a split input: counted by shard
-    budget_events = halving_events(events, costs(cfg, candidates(cfg, halving))) if halving \
-        else cfg.tune_events
-    sample = sample_events(table, min(cfg.tune_events, budget_events), cfg.seed, basket=bool(cfg.basket_col))
-    tune_cfg = dataclasses.replace(cfg, holdout="basket" if cfg.basket_col else "last2")
-    if halving and cfg.basket_col:  # a smaller sample: more of its baskets validate
-        tune_cfg = dataclasses.replace(tune_cfg, basket_holdout_share=max(cfg.basket_holdout_share, TUNE_BASKET_SHARE))
-    task = _validation_task(tune_cfg, sample)
-    if task.n_users < MIN_QUERIES and budget_events < cfg.tune_events:
+    budget_events = halving_events(events, costs(basket, candidates(skipgram, basket, halving))) if halving \
+        else tuning.tune_events
+    sample = sample_events(table, min(tuning.tune_events, budget_events), skipgram.seed, basket=basket)
+    valid_rules = dataclasses.replace(rules, holdout="basket" if basket else "last2")
+    if halving and basket:  # a smaller sample: more of its baskets validate
+        valid_rules = dataclasses.replace(valid_rules,
+                                          basket_holdout_share=max(rules.basket_holdout_share, TUNE_BASKET_SHARE))
+    task = _validation_task(valid_rules, sample)
+    if task.n_users < MIN_QUERIES and budget_events < tuning.tune_events:
         # small data: too few to validate on within the budget, so tuning costs more than it
-        sample = sample_events(table, cfg.tune_events, cfg.seed, basket=bool(cfg.basket_col))
-        task = _validation_task(tune_cfg, sample)
+        sample = sample_events(table, tuning.tune_events, skipgram.seed, basket=basket)
+        task = _validation_task(valid_rules, sample)
     queries = task.n_users
     if queries < MIN_QUERIES:
         reason = f"only {queries} users or baskets to validate on (tuning needs {MIN_QUERIES})"
         log.info("tuning skipped: %s", reason)
-        return resolve(cfg, tokens), {"ran": False, "reason": reason}
+        return resolve(skipgram, scoring, tokens), {"ran": False, "reason": reason}
     with tempfile.TemporaryDirectory(prefix="catvec-autotune-") as tmp:
         try:
-            corpus = _tuning_corpus(tune_cfg, sample, tmp)
+            corpus = _tuning_corpus(valid_rules, sample, tmp)
         except CatvecError as exc:  # the split left nothing to train on: the fallbacks
             log.info("tuning skipped: %s", exc)
-            return resolve(cfg, tokens), {"ran": False, "reason": f"the validation split left no corpus ({exc})"}
-        task = _validation_task(tune_cfg, sample, corpus.keys)
-        cands = candidates(cfg, halving)
+            return resolve(skipgram, scoring, tokens), {"ran": False,
+                                                        "reason": f"the validation split left no corpus ({exc})"}
+        task = _validation_task(valid_rules, sample, corpus.keys)
+        cands = candidates(skipgram, basket, halving)
         # the whole corpus's epochs: a full trial costs about sample / whole of the final training
-        full = [c["epochs"] if cfg.epochs else auto_epochs(tokens) * c["epochs"] for c in cands]
+        full = [c["epochs"] if skipgram.epochs else auto_epochs(tokens) * c["epochs"] for c in cands]
         plan = halving_plan(full) if halving else [[(i, e) for i, e in enumerate(full)]]
-        trials, final = _search(plan, cands, tune_cfg, corpus, task, cfg, on_trial)
-    best = _best(final, cfg)
+        trial = _trainer(skipgram, rules.min_count, 0 if basket else scoring.query_last, corpus, task)
+        trials, final = _search(plan, cands, trial, scoring, costs(basket, cands), on_trial)
+    best = _best(final, scoring)
     choice = {**best["trial"]["params"], "epochs": best["trial"]["epoch_factor"],
               "scorer": best["scorer"], "min_support": best["min_support"]}
-    resolved = resolve(cfg, tokens, choice)
-    supports = _supports(best["trial"], cfg)
+    chosen = resolve(skipgram, scoring, tokens, choice)
+    supports = _supports(best["trial"], scoring)
     supports[best["scorer"]] = best["min_support"]
     record = {"ran": True, "settings": open_, "sample_events": sample.frame.height,
-              "budget": {"tune_events": cfg.tune_events, "trainings": len(trials), "search": cfg.tune_search,
+              "budget": {"tune_events": tuning.tune_events, "trainings": len(trials), "search": tuning.tune_search,
                          "budget_events": budget_events,
                          "epochs_share": round(sum(t["params"]["epochs"] for t in trials) * corpus.stats["tokens"]
-                                               / max(tokens * (cfg.epochs or auto_epochs(tokens)), 1), 3)},
+                                               / max(tokens * (skipgram.epochs or auto_epochs(tokens)), 1), 3)},
               "queries": trials[0]["queries"], "metric": "valid ndcg@10", "seconds": round(time.perf_counter() - started, 2),
               "trials": trials, "winner": {"trial": best["trial"]["trial"], "scorer": best["scorer"],
                                            "min_support": best["min_support"], "ndcg": best["ndcg"], "hr": best["hr"],
                                            "rule": best["rule"]},
-              "popularity": trials[0]["popularity"], "chosen": _chosen(resolved, open_), "supports": supports}
-    return resolved, record
+              "popularity": trials[0]["popularity"], "chosen": chosen, "supports": supports}
+    return chosen, record
 
 
 def halving_plan(full_epochs: list[int], first: float = FIRST_RUNG) -> list[list[tuple[int, int]]]:
@@ -179,10 +192,10 @@ def halving_plan(full_epochs: list[int], first: float = FIRST_RUNG) -> list[list
             [(i, e) for i, e in enumerate(full_epochs)]]
 
 
-def costs(cfg: PretrainConfig, cands: list[dict]) -> list[float]:
+def costs(basket: bool, cands: list[dict]) -> list[float]:
     """Training cost of each candidate per epoch and event, relative to the first: skip-gram
     pairs grow with the window (in basket mode the window is the basket: all alike)."""
-    if cfg.basket_col:
+    if basket:
         return [1.0] * len(cands)
     return [c["window"] / cands[0]["window"] for c in cands]
 
@@ -198,55 +211,57 @@ def halving_events(events: int, weights: list[float], share: float = HALVING_SHA
     return max(1, int(events * share / trainings))
 
 
-def _search(plan, cands, tune_cfg, corpus, task, cfg, on_trial) -> tuple[list[dict], list[dict]]:
-    """Run the rungs of `plan`; between rungs only the fallback and the challenger
-    (`_challenger`) go on. Returns every trial and those of the last rung (fallback first)."""
+def _search(plan, cands, trial, scoring: Scoring, weights: list[float], on_trial) -> tuple[list[dict], list[dict]]:
+    """Run the rungs of `plan` (`trial(params)` trains and scores one); between rungs only the
+    fallback and the challenger (`_challenger`) go on. Returns every trial and those of the
+    last rung (fallback first)."""
     trials, done, alive = [], {}, range(len(cands))
     for rung, entries in enumerate(plan, 1):
         current = []
         for i, epochs in (e for e in entries if e[0] in alive):
             if (i, epochs) not in done:
-                trial = _run(dataclasses.replace(tune_cfg, **{**cands[i], "epochs": epochs}, scorer="", min_support=0),
-                             corpus, task)
-                trial.update(trial=len(trials) + 1, rung=rung, candidate=i + 1,
-                             params={**cands[i], "epochs": epochs}, epoch_factor=cands[i]["epochs"])
-                trials.append(trial)
-                done[i, epochs] = trial
+                result = trial({**cands[i], "epochs": epochs})
+                result.update(trial=len(trials) + 1, rung=rung, candidate=i + 1,
+                              params={**cands[i], "epochs": epochs}, epoch_factor=cands[i]["epochs"])
+                trials.append(result)
+                done[i, epochs] = result
                 if on_trial is not None:
-                    on_trial(trial)
+                    on_trial(result)
             current.append(done[i, epochs])
         if rung < len(plan):
-            alive = {0, _challenger(current, cfg, costs(cfg, cands))["candidate"] - 1}
+            alive = {0, _challenger(current, scoring, weights)["candidate"] - 1}
     return trials, current
 
 
-def _challenger(screened: list[dict], cfg: PretrainConfig, weights: list[float]) -> dict:
+def _challenger(screened: list[dict], scoring: Scoring, weights: list[float]) -> dict:
     """The screened trial that goes on: the cheapest (by `weights`, then the earliest) of
     those within one standard error of the best validation NDCG@10, so that noise in a
     short training does not buy the costliest final training."""
-    best = max(screened, key=lambda t: _top(t, cfg))
-    se = max(m["ndcg_se"] for key, m in best["scores"].items() if _allowed(key, cfg) and m["ndcg"] == _top(best, cfg))
-    close = [t for t in screened if _top(t, cfg) >= _top(best, cfg) - se]
+    best = max(screened, key=lambda t: _top(t, scoring))
+    se = max(m["ndcg_se"] for key, m in best["scores"].items()
+             if _allowed(key, scoring) and m["ndcg"] == _top(best, scoring))
+    close = [t for t in screened if _top(t, scoring) >= _top(best, scoring) - se]
     return min(close, key=lambda t: (weights[t["candidate"] - 1], t["candidate"]))
 
 
-def _top(trial: dict, cfg: PretrainConfig) -> float:
+def _top(trial: dict, scoring: Scoring) -> float:
     """A trial's best validation NDCG@10 over the scorers and supports open to choose."""
-    return max(m["ndcg"] for key, m in trial["scores"].items() if _allowed(key, cfg))
+    return max(m["ndcg"] for key, m in trial["scores"].items() if _allowed(key, scoring))
 
 
-def _allowed(key: str, cfg: PretrainConfig) -> bool:
+def _allowed(key: str, scoring: Scoring) -> bool:
     scorer, support = key.split("@")
-    return not ((cfg.scorer and scorer != cfg.scorer) or (cfg.min_support and int(support) != cfg.min_support))
+    return not ((scoring.scorer and scorer != scoring.scorer)
+                or (scoring.min_support and int(support) != scoring.min_support))
 
 
-def _supports(trial: dict, cfg: PretrainConfig) -> dict:
+def _supports(trial: dict, scoring: Scoring) -> dict:
     """min_support for each scorer on the winning training: the best on validation, unless
     it beats 1 by no more than one standard error (cosine lists need it, context rarely)."""
     out = {}
     for scorer in {key.split("@")[0] for key in trial["scores"]}:
-        if cfg.min_support:
-            out[scorer] = cfg.min_support
+        if scoring.min_support:
+            out[scorer] = scoring.min_support
             continue
         base = trial["scores"][f"{scorer}@1"]
         support, m = max(((s, trial["scores"][f"{scorer}@{s}"]) for s in SUPPORTS), key=lambda sm: sm[1]["ndcg"])
@@ -254,31 +269,27 @@ def _supports(trial: dict, cfg: PretrainConfig) -> dict:
     return out
 
 
-def _validation_task(cfg: PretrainConfig, table, keys=()):
+def _validation_task(rules: SequenceRules, table, keys=()):
     """The validation split of `table` as a task over `keys` rows (none: only counts users)."""
     from catvec.pretraining.evaluation import build_tasks
 
-    tasks, _, _ = build_tasks(table, list(keys), SequenceRules.of(cfg))  # cfg's holdout: last2 or basket
+    tasks, _, _ = build_tasks(table, list(keys), rules)  # holdout: last2 or basket
     return tasks["valid"]
 
 
-def _chosen(cfg: PretrainConfig, names) -> dict:
-    return {n: getattr(cfg, n) for n in names}
-
-
-def _best(trials: list[dict], cfg: PretrainConfig) -> dict:
+def _best(trials: list[dict], scoring: Scoring) -> dict:
     """The (trial, scorer, support) of highest valid NDCG@10 (earlier wins ties), unless it
     beats the first trial with the fallback scorer and support by no more than one standard
     error of that one's NDCG@10: then the fallback, so noise does not pick the settings."""
     best = None
     for trial in trials:
         for key, m in trial["scores"].items():
-            if not _allowed(key, cfg):
+            if not _allowed(key, scoring):
                 continue
             scorer, support = key.split("@")
             if best is None or m["ndcg"] > best["ndcg"]:
                 best = {"trial": trial, "scorer": scorer, "min_support": int(support), **m}
-    default_key = f"{cfg.scorer or FALLBACK['scorer']}@{cfg.min_support or FALLBACK['min_support']}"
+    default_key = f"{scoring.scorer or FALLBACK['scorer']}@{scoring.min_support or FALLBACK['min_support']}"
     default = trials[0]["scores"].get(default_key)
     if default is not None and best["ndcg"] - default["ndcg"] <= default["ndcg_se"]:
         scorer, support = default_key.split("@")
@@ -287,18 +298,26 @@ def _best(trials: list[dict], cfg: PretrainConfig) -> dict:
     return dict(best, rule="best on validation")
 
 
-def _run(cfg: PretrainConfig, corpus, task) -> dict:
-    """Train once, score every scorer x support on the validation targets (`task`, rows in
-    corpus.keys order: gensim keeps the corpus's frequency order)."""
+def _trainer(skipgram: SkipGram, min_count: int, query_last: int, corpus, task):
+    """trial(params) -> one training of `skipgram` with `params` on `corpus`, every scorer x
+    support scored on the validation targets (`task`, rows in corpus.keys order: gensim keeps
+    the corpus's frequency order)."""
+    def trial(params: dict) -> dict:
+        return _run(dataclasses.replace(skipgram, **params), min_count, query_last, corpus, task)
+
+    return trial
+
+
+def _run(skipgram: SkipGram, min_count: int, query_last: int, corpus, task) -> dict:
+    """Train once, score every scorer x support on the validation targets."""
     from catvec.base.scoring import SCORERS, make_scorer
     from catvec.pretraining.evaluation import next_item_metrics, popularity_metrics
     from catvec.pretraining.skipgram import train_vectors
 
     t = time.perf_counter()
-    vectors, _ = train_vectors(corpus, SkipGram.of(cfg), min_count=cfg.min_count)
+    vectors, _ = train_vectors(corpus, skipgram, min_count=min_count)
     if vectors.keys != corpus.keys:  # max_final_vocab dropped keys: encode the task for these rows
         task = _encode_again(task, corpus.keys, vectors.keys)
-    query_last = 0 if cfg.basket_col else cfg.query_last
     scores = {}
     for name in SCORERS:
         for support in SUPPORTS:
@@ -321,12 +340,12 @@ def _encode_again(task, old_keys: list[str], new_keys: list[str]):
     return NextItemTask(task.indptr, remap[task.items], remap[task.targets])
 
 
-def _tuning_corpus(cfg: PretrainConfig, table, directory):
+def _tuning_corpus(rules: SequenceRules, table, directory):
     from pathlib import Path
 
     from catvec.pretraining.corpus import build_corpus
 
-    return build_corpus(table, Path(directory) / "corpus.txt", SequenceRules.of(cfg))
+    return build_corpus(table, Path(directory) / "corpus.txt", rules)
 
 
 def sample_events(table, max_events: int = 0, seed: int = 1, basket: bool = False, max_groups: int = 0):

@@ -164,11 +164,6 @@ class PretrainConfig:
                               "parent's; other settings are another space, so expect the drift gate to object",
                               group="tuning")
 
-    @property
-    def draws_map(self) -> bool:
-        """Whether a version gets vector_map.png: asked for, or implied by item attributes."""
-        return bool(self.item_attributes) if self.vector_map is None else self.vector_map
-
     def validate(self) -> "PretrainConfig":
         _check_types(self)  # types, then every field's `choices`
         for name in ("min_count", "min_sequence_length", "dim", "negative", "query_last"):

@@ -87,9 +87,9 @@ def paired_validation(vectors: Vectors, parent: Vectors, corpus, sample_tokens: 
 
 # ---- the gate ------------------------------------------------------------------------------
 
-def gate_decision(drift: dict | None, quality: dict | None, parent_quality: dict | None, cfg: Gate,
+def gate_decision(drift: dict | None, quality: dict | None, parent_quality: dict | None, gate: Gate,
                   anchors: int = 20) -> dict:
-    """Promote or keep as a candidate, by the thresholds of the gate group `cfg`. Every
+    """Promote or keep as a candidate, by the thresholds of the gate group `gate`. Every
     check records its figure, its threshold and whether it passed ({"figure", "threshold",
     "passed", "line"}); each failed check is one reason line naming the numbers; `force`
     promotes anyway (and says so). Too few anchors (keys seen >= `anchors` times in both:
@@ -97,13 +97,13 @@ def gate_decision(drift: dict | None, quality: dict | None, parent_quality: dict
     silent pass."""
     checks = {}
     if drift is not None:
-        checks["drift"] = _drift_check(drift, cfg, anchors)
-        checks.update(_key_checks(drift, cfg))
+        checks["drift"] = _drift_check(drift, gate, anchors)
+        checks.update(_key_checks(drift, gate))
     if quality is not None and parent_quality is not None:
-        checks["quality"] = _quality_check(quality, parent_quality, cfg)
+        checks["quality"] = _quality_check(quality, parent_quality, gate)
     reasons = [c["reason"] for c in checks.values() if not c["passed"]]
-    promoted = not reasons or cfg.force
-    return {"promoted": promoted, "forced": bool(reasons and cfg.force), "reasons": reasons, "checks": checks}
+    promoted = not reasons or gate.force
+    return {"promoted": promoted, "forced": bool(reasons and gate.force), "reasons": reasons, "checks": checks}
 
 
 def _check(name: str, figure, threshold, passed: bool, line: str, reason: str = "") -> dict:
@@ -111,7 +111,7 @@ def _check(name: str, figure, threshold, passed: bool, line: str, reason: str = 
             "reason": reason or f"{name}: {line}"}
 
 
-def _drift_check(drift: dict, cfg: Gate, min_count: int) -> dict:
+def _drift_check(drift: dict, gate: Gate, min_count: int) -> dict:
     ratio = drift.get("overlap_ratio")
     anchors = drift.get("anchors", {}).get("keys", 0)
     why = drift.get("not_compared")
@@ -120,19 +120,19 @@ def _drift_check(drift: dict, cfg: Gate, min_count: int) -> dict:
     if why is None and ratio is None:
         why = "no seed-noise baseline"
     if why is not None:
-        return _check("drift", None, cfg.gate_drift, False, f"cannot compare with the parent ({why})",
+        return _check("drift", None, gate.gate_drift, False, f"cannot compare with the parent ({why})",
                       f"cannot compare with the parent: {why}")
     noise_overlap = drift["noise"]["anchors"]["overlap"]
-    check = _check("drift", ratio, cfg.gate_drift, ratio >= cfg.gate_drift,
+    check = _check("drift", ratio, gate.gate_drift, ratio >= gate.gate_drift,
                    f"neighbour overlap@10 {drift['anchors']['overlap']:.3f} = {ratio:.2f}x seed noise "
-                   f"{noise_overlap:.3f} (min {cfg.gate_drift:g}x)",
+                   f"{noise_overlap:.3f} (min {gate.gate_drift:g}x)",
                    f"neighbour overlap@10 with the parent is {drift['anchors']['overlap']:.3f}, {ratio:.2f}x the "
-                   f"seed-noise overlap {noise_overlap:.3f} (gate_drift {cfg.gate_drift})")
+                   f"seed-noise overlap {noise_overlap:.3f} (gate_drift {gate.gate_drift})")
     check.update(overlap=drift["anchors"]["overlap"], noise_overlap=noise_overlap, ratio=ratio)
     return check
 
 
-def _key_checks(drift: dict, cfg: Gate) -> dict:
+def _key_checks(drift: dict, gate: Gate) -> dict:
     """Keys and traffic lost against the parent, traffic of new keys and of the largest one."""
     checks = {}
     if "dropped" not in drift:
@@ -140,12 +140,12 @@ def _key_checks(drift: dict, cfg: Gate) -> dict:
     lost = drift.get("dropped_share", 0.0)
     bands = ", ".join(f"{b['dropped']}/{b['keys']} of {name}" for name, b in (drift.get("dropped_bands") or {}).items()
                       if b["dropped"])
-    checks["lost_keys"] = _check("lost keys", lost, cfg.gate_lost_keys, lost <= cfg.gate_lost_keys,
-                                 f"{drift['dropped']} of the parent's keys gone, {lost:.1%} (max {cfg.gate_lost_keys:.0%})"
+    checks["lost_keys"] = _check("lost keys", lost, gate.gate_lost_keys, lost <= gate.gate_lost_keys,
+                                 f"{drift['dropped']} of the parent's keys gone, {lost:.1%} (max {gate.gate_lost_keys:.0%})"
                                  + (f"; by the parent's counts: {bands}" if bands else ""))
-    figures = (("lost_traffic", "lost traffic", drift.get("dropped_traffic"), cfg.gate_lost_traffic,
+    figures = (("lost_traffic", "lost traffic", drift.get("dropped_traffic"), gate.gate_lost_traffic,
                 "of the parent's training events were on keys now gone"),
-               ("new_traffic", "new keys", drift.get("new_traffic"), cfg.gate_new_traffic,
+               ("new_traffic", "new keys", drift.get("new_traffic"), gate.gate_new_traffic,
                 f"of the training events are on {drift['new']} key{'' if drift['new'] == 1 else 's'} "
                 f"the parent did not have"))
     for name, label, figure, threshold, text in figures:
@@ -155,13 +155,13 @@ def _key_checks(drift: dict, cfg: Gate) -> dict:
     largest = drift.get("largest_new")
     if largest and largest.get("traffic") is not None:
         figure = largest["traffic"]
-        checks["new_key"] = _check("largest new key", figure, cfg.gate_new_key, figure <= cfg.gate_new_key,
+        checks["new_key"] = _check("largest new key", figure, gate.gate_new_key, figure <= gate.gate_new_key,
                                    f"{largest['key']!r} carries {figure:.1%} of the training events "
-                                   f"(max {cfg.gate_new_key:.0%})")
+                                   f"(max {gate.gate_new_key:.0%})")
     return checks
 
 
-def _quality_check(quality: dict, parent_quality: dict, cfg: Gate) -> dict:
+def _quality_check(quality: dict, parent_quality: dict, gate: Gate) -> dict:
     """HR@10 against the parent's on the same users: the held-out test items (--holdout), else
     the last items of a sample of the corpus's sequences (`paired_validation`)."""
     role = "test" if "test" in quality["vectors"] else "valid"
@@ -169,13 +169,13 @@ def _quality_check(quality: dict, parent_quality: dict, cfg: Gate) -> dict:
     se = float(np.sqrt(_hr_var(mine) + _hr_var(theirs)))
     where = "held-out" if role == "test" else "validation"
     gap = round((mine["hr"] - theirs["hr"]) / se, 2) if se > 0 else 0.0  # the figure: the change in standard errors
-    check = _check("quality", gap, -cfg.gate_quality_se,
-                   not mine["hr"] < theirs["hr"] - cfg.gate_quality_se * se,
+    check = _check("quality", gap, -gate.gate_quality_se,
+                   not mine["hr"] < theirs["hr"] - gate.gate_quality_se * se,
                    f"{where} HR@10 {mine['hr']:.4f} vs the parent's {theirs['hr']:.4f} on the same {mine['users']} users, "
-                   f"{gap:+.2f} standard errors of {se:.4f} (min -{cfg.gate_quality_se:g})",
+                   f"{gap:+.2f} standard errors of {se:.4f} (min -{gate.gate_quality_se:g})",
                    f"{where} HR@10 {mine['hr']:.4f} is below the parent's {theirs['hr']:.4f} on the same "
-                   f"items by more than {cfg.gate_quality_se:g} standard errors ({se:.4f})")
-    check.update(hr=mine["hr"], parent_hr=theirs["hr"], se=round(se, 4), threshold_se=cfg.gate_quality_se, split=role)
+                   f"items by more than {gate.gate_quality_se:g} standard errors ({se:.4f})")
+    check.update(hr=mine["hr"], parent_hr=theirs["hr"], se=round(se, 4), threshold_se=gate.gate_quality_se, split=role)
     return check
 
 

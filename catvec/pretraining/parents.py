@@ -14,7 +14,6 @@ module ties them to the version store and the corpus cache.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from catvec.base.steps import step
 from catvec.base.manifest import finish_manifest, read_manifest
 from catvec.base.store import VersionStore
 from catvec.base.writes import write_checked_json
-from catvec.pretraining.autotune import open_settings
 from catvec.pretraining.config import (EventOptions, Extraction, Lineage, PretrainConfig, Scoring, SequenceRules,
                                        SkipGram, Tuning)
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
@@ -61,49 +59,51 @@ def load_parent(store: VersionStore, parent: str | None, lineage: Lineage, gated
 
 
 @step(name="inherit-settings")
-def inherit_settings(cfg: PretrainConfig, parent: str, parent_manifest: dict) -> tuple[PretrainConfig, dict]:
+def inherit_settings(open_: list[str], parent: str, parent_manifest: dict) -> tuple[dict | None, dict]:
     """A version with a parent keeps the parent's chosen settings (window, epochs, ns_exponent,
-    sample, scorer, min_support) where this run left them open: the same settings keep
-    versions comparable (tuned afresh each night they can differ enough to move every
-    neighbour list), and the nightly run skips the tuning trainings."""
+    sample, scorer, min_support) where this run left them open (`open_`, from
+    autotune.open_settings): the same settings keep versions comparable (tuned afresh each
+    night they can differ enough to move every neighbour list), and the nightly run skips the
+    tuning trainings. Returns ({setting: value} as the parent's manifest has them, to be
+    checked like flags by the caller: base.config.apply_settings; the tuning record), or
+    (None, {}) when the parent lacks one of them."""
     params = parent_manifest.get("params") or {}
-    open_ = open_settings(cfg)
     missing = [n for n in open_ if params.get(n) is None or params.get(n) == ""]
     if missing:  # a parent without them (an older format): tune as usual
         return None, {}
     chosen = {n: params[n] for n in open_}
-    cfg = apply_settings(cfg, chosen, str(Path(cfg.out) / parent / MANIFEST))  # checked like flags
     supports = dict((parent_manifest.get("scoring") or {}).get("supports") or {})
     record = {"ran": False, "reason": f"kept the settings of the parent {parent} (--retune chooses them again)",
-              "inherited_from": parent, "settings": open_, "chosen": chosen, "supports": supports}
+              "inherited_from": parent, "settings": list(open_), "chosen": chosen, "supports": supports}
     log.info("settings kept from the parent %s: %s", parent, ", ".join(f"{n}={v}" for n, v in chosen.items()))
-    return cfg, record
+    return chosen, record
 
 
 @step(name="seed-noise")
 def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_manifest: dict, corpus, vectors,
-                       cfg: PretrainConfig, on_epoch=None) -> dict:
+                       skipgram: SkipGram, min_count: int, anchors: int, share: float, on_epoch=None) -> dict:
     """The parent's seed-noise baseline: two seeds of its training on its data. Measured once,
     by the first run that needs it, and kept in OUT/<parent>/noise.json for every later child
     (a rerun after a refusal pays nothing). The parent's corpus comes from the corpus cache or
     is extracted again from its input when that is unchanged; when neither is possible the
-    baseline is measured on this run's data instead, and says so. Measured on a sample of
-    cfg.noise_sample of the sequences (catvec.pretraining.noise.seed_noise); on_epoch reports its epochs."""
+    baseline is measured on this run's data (`corpus`, `skipgram`, `min_count`) instead, and
+    says so. Measured on a sample of `share` (noise_sample) of the sequences, over the items
+    seen `anchors` times (align_min_count; catvec.pretraining.noise.seed_noise); on_epoch
+    reports its epochs."""
     from catvec.pretraining.noise import read_noise, seed_noise
 
     path = store.root / parent / NOISE_FILE
-    stored = read_noise(path, cfg.align_min_count, cfg.noise_sample)
+    stored = read_noise(path, anchors, share)
     if stored is not None:
         return stored
-    found = parent_corpus(store, parent_manifest, cfg)
+    found = parent_corpus(store, parent_manifest)
     if found is None:
         log.warning("the parent's corpus is gone (cache pruned, input changed): seed noise measured on this run's data")
-        noise = seed_noise(corpus, SkipGram.of(cfg), cfg.min_count, cfg.align_min_count, vectors, cfg.noise_sample,
-                           on_epoch)
+        noise = seed_noise(corpus, skipgram, min_count, anchors, vectors, share, on_epoch)
         return {**noise, "from": "this version (the parent's data is no longer available)"}
     parent_cfg, parent_data = found
-    noise = seed_noise(parent_data, SkipGram.of(parent_cfg), parent_cfg.min_count, cfg.align_min_count,
-                       parent_vectors, cfg.noise_sample, on_epoch)
+    noise = seed_noise(parent_data, SkipGram.of(parent_cfg), parent_cfg.min_count, anchors, parent_vectors, share,
+                       on_epoch)
     noise = {**noise, "from": "parent"}
     try:
         write_checked_json(path, noise)
@@ -112,7 +112,7 @@ def measure_seed_noise(store: VersionStore, parent: str, parent_vectors, parent_
     return noise
 
 
-def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfig):
+def parent_corpus(store: VersionStore, parent_manifest: dict):
     """(config, Corpus) the parent was trained on: from OUT/.cache, or extracted again from
     its input if that still has the recorded checksum; None when neither works."""
     groups = group_names(PretrainConfig)
@@ -122,7 +122,7 @@ def parent_corpus(store: VersionStore, parent_manifest: dict, cfg: PretrainConfi
     if not params or source.get("path") in (None, "", "<DataFrame>"):
         return None
     where = str(store.root / (parent_manifest.get("version") or LATEST) / MANIFEST)
-    parent_cfg = apply_settings(PretrainConfig(out=str(store.root), align_min_count=cfg.align_min_count), params, where,
+    parent_cfg = apply_settings(PretrainConfig(out=str(store.root)), params, where,
                                 f"promote a sound version (catvec promote {store.root} VERSION) or pass --no-gate")
     options, rules, extraction = EventOptions.of(parent_cfg), SequenceRules.of(parent_cfg), Extraction.of(parent_cfg)
     try:

@@ -25,19 +25,21 @@ in the manifest's timings.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from catvec.base.layout import CACHE_DIR
+from catvec.base.config import apply_settings
+from catvec.base.layout import CACHE_DIR, MANIFEST
 from catvec.base.manifest import read_manifest
 from catvec.base.steps import step, timed
 from catvec.base.store import ANY_PARENT, VersionStore, publish_version
 from catvec.base.writes import check_writable
 from catvec.pretraining.autotune import open_settings
-from catvec.pretraining.config import (AttributeOptions, EventOptions, Extraction, Gate, Lineage, PretrainConfig,
-                                       Scoring, SequenceRules, SkipGram, Tuning)
+from catvec.pretraining.config import (AttributeOptions, EventOptions, Extraction, Gate, Lineage, Output,
+                                       PretrainConfig, Scoring, SequenceRules, SkipGram, Tuning)
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
@@ -63,12 +65,14 @@ class PretrainResult:
 # ---- steps ---------------------------------------------------------------------------
 
 @step(name="choose-settings")
-def choose_settings(cfg: PretrainConfig, events_table, corpus, on_trial=None) -> tuple[PretrainConfig, dict]:
-    """Fill the settings left open (window, epochs, ns_exponent, sample, scorer, min_support),
-    tuned on a validation split of a sample when there is enough data."""
+def choose_settings(events_table, corpus, skipgram: SkipGram, scoring: Scoring, tuning: Tuning,
+                    rules: SequenceRules, basket: bool, on_trial=None) -> tuple[dict, dict]:
+    """The settings left open (window, epochs, ns_exponent, sample, scorer, min_support),
+    tuned on a validation split of a sample when there is enough data: (values, record)."""
     from catvec.pretraining import autotune
 
-    return autotune.choose_settings(cfg, events_table, corpus.stats["tokens"], on_trial=on_trial)
+    return autotune.choose_settings(events_table, corpus.stats["tokens"], skipgram, scoring, tuning, rules, basket,
+                                    on_trial=on_trial)
 
 
 @step(name="train")
@@ -152,16 +156,19 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
             with timed(timings, "extract_seconds"):
                 corpus = extract_corpus(table, cfg.out, options, rules, extraction, checksum, watch, cfg.refresh)
         with timed(timings, "tune_seconds"):
-            inherited, tuning = (None, {})
-            if parent_manifest is not None and not cfg.retune and open_settings(cfg):  # with or without --no-tune
-                inherited, tuning = inherit_settings(cfg, parent, parent_manifest)
-            if inherited is not None:
-                cfg = inherited
+            open_ = open_settings(SkipGram.of(cfg), Scoring.of(cfg))
+            chosen, tuning = (None, {})
+            if parent_manifest is not None and not cfg.retune and open_:  # with or without --no-tune
+                chosen, tuning = inherit_settings(open_, parent, parent_manifest)
+            if chosen is not None:
+                cfg = apply_settings(cfg, chosen, str(Path(cfg.out) / parent / MANIFEST))  # checked like flags
             else:
-                if autotune_needs_events(cfg) and table is None:
+                if cfg.tune and open_ and table is None:
                     table = check_read(run_events(options, rules, extraction, events, staging), checksum, watch,
                                        "tuning")
-                cfg, tuning = choose_settings(cfg, table, corpus, on_trial)
+                chosen, tuning = choose_settings(table, corpus, SkipGram.of(cfg), Scoring.of(cfg), Tuning.of(cfg),
+                                                 rules, options.basket, on_trial)
+                cfg = dataclasses.replace(cfg, **chosen)
         init = parent_vectors if cfg.warm_start else None
         if cfg.warm_start and init is None:
             log.warning("--warm-start: %s has no version yet; this one starts cold", cfg.out)
@@ -180,7 +187,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
                 if cfg.gate:
                     with timed(timings, "noise_seconds"):
                         noise = measure_seed_noise(store, parent, parent_vectors, parent_manifest, corpus, vectors,
-                                                   cfg, on_noise_epoch)
+                                                   SkipGram.of(cfg), rules.min_count, cfg.align_min_count,
+                                                   cfg.noise_sample, on_noise_epoch)
                 vectors, lineage = compare_parent(vectors, parent_vectors, noise, Lineage.of(cfg), cfg.gate)
         quality = parent_quality = None
         if cfg.holdout != "none":
@@ -222,7 +230,8 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
                 manifest["warnings"] = warnings
             if events is not None:
                 manifest["input"]["path"] = "<DataFrame>"
-            export_version(vectors, manifest, staging, cfg, corpus)
+            export_version(vectors, manifest, staging, Output.of(cfg), AttributeOptions.of(cfg), cfg.item_col, corpus,
+                           cfg.holdout)
         promoted = gate is None or gate["promoted"]
         held = {}
 
@@ -248,8 +257,4 @@ def run_events(options: EventOptions, rules: SequenceRules, extraction: Extracti
     if wants_shards(options, extraction, events):
         return open_split(options, rules, extraction, staging / SPLIT_DIR)
     return read_events_table(options, events)
-
-
-def autotune_needs_events(cfg: PretrainConfig) -> bool:
-    return cfg.tune and bool(open_settings(cfg))
 

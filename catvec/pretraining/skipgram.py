@@ -36,10 +36,10 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def train_vectors(corpus, cfg: SkipGram, on_epoch=None, init: Vectors | None = None,
+def train_vectors(corpus, params: SkipGram, on_epoch=None, init: Vectors | None = None,
                   min_count: int = 1) -> tuple[Vectors, dict]:
     """Train skip-gram vectors on a `catvec.pretraining.corpus.Corpus` with the settings
-    `cfg` (a SkipGram group). `min_count` is the corpus's own rule (SequenceRules): a key
+    `params` (a SkipGram group). `min_count` is the corpus's own rule (SequenceRules): a key
     the corpus's short-sequence filter left under it is dropped here too.
 
     on_epoch(epoch, n_epochs, info) is called after each epoch with
@@ -53,19 +53,19 @@ def train_vectors(corpus, cfg: SkipGram, on_epoch=None, init: Vectors | None = N
     from gensim.models import Word2Vec
     from gensim.models.callbacks import CallbackAny2Vec
 
-    window = cfg.window
+    window = params.window
     shrink = True
-    workers = cfg.effective_workers
+    workers = params.effective_workers
     if corpus.basket:
         # Unordered sets: every item in a basket is context for every other one.
         window = max(window, corpus.longest)
         shrink = False
     model = Word2Vec(
-        sg=1, vector_size=cfg.dim, window=window, negative=cfg.negative, hs=0,
-        ns_exponent=cfg.ns_exponent, sample=cfg.sample, alpha=cfg.alpha,
-        min_alpha=cfg.min_alpha, min_count=min_count,
-        max_final_vocab=cfg.max_final_vocab or None, workers=workers,
-        seed=cfg.seed, hashfxn=_stable_hash, shrink_windows=shrink, compute_loss=True,
+        sg=1, vector_size=params.dim, window=window, negative=params.negative, hs=0,
+        ns_exponent=params.ns_exponent, sample=params.sample, alpha=params.alpha,
+        min_alpha=params.min_alpha, min_count=min_count,
+        max_final_vocab=params.max_final_vocab or None, workers=workers,
+        seed=params.seed, hashfxn=_stable_hash, shrink_windows=shrink, compute_loss=True,
         sorted_vocab=1,
     )
     started = time.perf_counter()
@@ -76,7 +76,7 @@ def train_vectors(corpus, cfg: SkipGram, on_epoch=None, init: Vectors | None = N
         raise CatvecError("the vocabulary is empty after min_count / max_final_vocab; lower them")
     vocab_seconds = time.perf_counter() - started
     warm_keys = _warm_start(model, corpus.keys, init) if init is not None else 0
-    probe = _LossProbe(corpus.path, model, window, cfg.negative, cfg.ns_exponent, cfg.seed)
+    probe = _LossProbe(corpus.path, model, window, params.negative, params.ns_exponent, params.seed)
 
     history: list[dict] = []
 
@@ -91,13 +91,13 @@ def train_vectors(corpus, cfg: SkipGram, on_epoch=None, init: Vectors | None = N
                     "seconds": round(time.perf_counter() - self.t0, 4)}
             history.append(info)
             fault_point("training-epoch")
-            log.info("epoch %d/%d loss %.4f", info["epoch"], cfg.epochs, info["loss"])
+            log.info("epoch %d/%d loss %.4f", info["epoch"], params.epochs, info["loss"])
             if on_epoch is not None:
-                on_epoch(info["epoch"], cfg.epochs, info)
+                on_epoch(info["epoch"], params.epochs, info)
 
     t_train = time.perf_counter()
     model.train(corpus_file=str(corpus.path), total_examples=model.corpus_count,
-                total_words=model.corpus_total_words, epochs=cfg.epochs, callbacks=[_Epochs()],
+                total_words=model.corpus_total_words, epochs=params.epochs, callbacks=[_Epochs()],
                 compute_loss=True)
     train_seconds = time.perf_counter() - t_train
 
@@ -112,7 +112,7 @@ def train_vectors(corpus, cfg: SkipGram, on_epoch=None, init: Vectors | None = N
         "window_used": window,
         "shrink_windows": shrink,
         "workers": workers,
-        "words_per_second": round(model.corpus_total_words * cfg.epochs / max(train_seconds, 1e-9)),
+        "words_per_second": round(model.corpus_total_words * params.epochs / max(train_seconds, 1e-9)),
         "vocab_seconds": round(vocab_seconds, 4),
         "train_seconds": round(train_seconds, 4),
         "epochs": history,

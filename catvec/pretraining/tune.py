@@ -27,7 +27,7 @@ import numpy as np
 
 from catvec.base.config import field_types, parse_duration
 
-from catvec.pretraining.config import EventOptions, PretrainConfig, SequenceRules, SkipGram
+from catvec.pretraining.config import EventOptions, PretrainConfig, Scoring, SequenceRules, SkipGram
 from catvec.base.errors import CatvecError
 from catvec.base.writes import check_writable, describe_os_error
 from catvec.pretraining.autotune import resolve, sample_events
@@ -85,34 +85,36 @@ def sample_table(table, sample_users: int, seed: int):
     return sample_events(table, seed=seed, max_groups=sample_users)
 
 
-def prepare_corpus(cfg: PretrainConfig, table, directory):
-    """The training corpus of `table` with the last two items of each user held out."""
+def prepare_corpus(rules: SequenceRules, table, directory):
+    """The training corpus of `table` cut by `rules` (validation_rules: the last two items of
+    each user held out)."""
     from catvec.pretraining.corpus import build_corpus
 
-    return build_corpus(table, Path(directory) / "corpus.txt", validation_rules(cfg))
+    return build_corpus(table, Path(directory) / "corpus.txt", rules)
 
 
-def validation_rules(cfg: PretrainConfig) -> SequenceRules:
-    """cfg's sequence rules with the last two items held out (one hidden item of a share of
-    the baskets in basket mode): the test item and the validation item."""
-    return dataclasses.replace(SequenceRules.of(cfg), holdout="basket" if cfg.basket_col else "last2")
+def validation_rules(rules: SequenceRules, basket: bool) -> SequenceRules:
+    """`rules` with the last two items held out (one hidden item of a share of the baskets in
+    basket mode): the test item and the validation item."""
+    return dataclasses.replace(rules, holdout="basket" if basket else "last2")
 
 
-def run_trial(cfg: PretrainConfig, corpus, table, roles=("valid",)) -> dict:
-    """Train with `cfg` on `corpus` and score the held-out roles: the manifest's quality block."""
+def run_trial(corpus, table, skipgram: SkipGram, scoring: Scoring, rules: SequenceRules, roles=("valid",)) -> dict:
+    """Train `skipgram` on `corpus` and score the roles `rules` (validation_rules) hold out of
+    `table` with `scoring`: the manifest's quality block."""
     from catvec.pretraining.evaluation import build_tasks, score_tasks
     from catvec.pretraining.skipgram import train_vectors
 
-    vectors, _ = train_vectors(corpus, SkipGram.of(cfg), min_count=cfg.min_count)
-    tasks, counts, _ = build_tasks(table, vectors.keys, validation_rules(cfg))
-    return score_tasks(vectors, {r: tasks[r] for r in roles}, counts, query_last=cfg.query_last,
-                       scorer=cfg.scorer or None, min_support=cfg.min_support or 1)
+    vectors, _ = train_vectors(corpus, skipgram, min_count=rules.min_count)
+    tasks, counts, _ = build_tasks(table, vectors.keys, rules)
+    return score_tasks(vectors, {r: tasks[r] for r in roles}, counts, query_last=scoring.query_last,
+                       scorer=scoring.scorer or None, min_support=scoring.min_support or 1)
 
 
-def candidate_params(cfg: PretrainConfig, seed: int) -> list[dict]:
+def candidate_params(skipgram: SkipGram, seed: int) -> list[dict]:
     """The current settings first, then the rest of the grid in a seeded random order."""
     names = list(SEARCH_SPACE)
-    current = {n: getattr(cfg, n) for n in names}
+    current = {n: getattr(skipgram, n) for n in names}
     grid = [dict(zip(names, values)) for values in itertools.product(*SEARCH_SPACE.values())]
     order = np.random.default_rng(seed).permutation(len(grid))
     return [current] + [grid[i] for i in order if grid[i] != current]
@@ -131,14 +133,16 @@ def tune(cfg: PretrainConfig, budget: TuneBudget, path, on_trial=None) -> TuneRe
     best = None
     popularity = float("nan")
     with tempfile.TemporaryDirectory(prefix="catvec-tune-") as tmp:
-        corpus = prepare_corpus(cfg, table, tmp)
-        cfg = resolve(cfg, corpus.stats["tokens"])
-        for params in candidate_params(cfg, budget.seed)[:budget.trials]:
+        rules = validation_rules(SequenceRules.of(cfg), bool(cfg.basket_col))
+        corpus = prepare_corpus(rules, table, tmp)
+        cfg = dataclasses.replace(cfg, **resolve(SkipGram.of(cfg), Scoring.of(cfg), corpus.stats["tokens"]))
+        scoring = dataclasses.replace(Scoring.of(cfg), scorer="")
+        for params in candidate_params(SkipGram.of(cfg), budget.seed)[:budget.trials]:
             if trials and time.perf_counter() - started > budget.seconds:
                 log.info("tune: time limit reached after %d trials", len(trials))
                 break
             t = time.perf_counter()
-            quality = run_trial(dataclasses.replace(cfg, **params, scorer=""), corpus, table)
+            quality = run_trial(corpus, table, dataclasses.replace(SkipGram.of(cfg), **params), scoring, rules)
             scorer, score = max(((name, roles["valid"][budget.metric]) for name, roles in quality["scorers"].items()),
                                 key=lambda pair: pair[1])
             params = {**params, "scorer": scorer}

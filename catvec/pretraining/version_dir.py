@@ -19,7 +19,7 @@ from pathlib import Path
 from catvec.base.config import export_formats, group_names
 from catvec.base.layout import DRIFT_FILE, HOLDOUT_FILE, MAP_FILE, PROJECTOR_FILES, WORD2VEC_FILE
 from catvec.base.steps import step
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import AttributeOptions, Output, PretrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,11 @@ def build_manifest(cfg: PretrainConfig, checksum: str, corpus, train_stats: dict
 
 
 @step(name="export")
-def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, corpus=None) -> Path:
-    """Write the weight files, the held-out items, the map, report.md and any interop
-    exports into the staging directory; all but the exports are checksummed."""
+def export_version(vectors, manifest: dict, staging: Path, output: Output, attributes: AttributeOptions, item_col: str,
+                   corpus=None, holdout: str = "none") -> Path:
+    """Write the weight files, the held-out items (the corpus's, cut by `holdout`), the map
+    (coloured by `attributes`, read by `item_col`), report.md and any interop exports
+    (`output`) into the staging directory; all but the exports are checksummed."""
     from catvec.reports.render import write_report
     from catvec.base.vectors import export_projector, export_word2vec, save_vectors
 
@@ -61,21 +63,23 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
     if corpus is not None and corpus.heldout is not None:
         from catvec.pretraining.evaluation import save_heldout
 
-        save_heldout(corpus.heldout, staging / HOLDOUT_FILE, cfg.holdout)
+        save_heldout(corpus.heldout, staging / HOLDOUT_FILE, holdout)
         extra.append(HOLDOUT_FILE)
-    draw_map = cfg.draws_map and len(vectors) >= 3  # PCA of fewer points says nothing
-    if cfg.draws_map and not draw_map:
+    wanted = bool(attributes.item_attributes) if output.vector_map is None else output.vector_map
+    draw_map = wanted and len(vectors) >= 3  # PCA of fewer points says nothing
+    if wanted and not draw_map:
         log.info("vector map skipped: only %d vectors", len(vectors))
     if draw_map:
         from catvec.reports.plots import plot_vector_map, read_item_attributes
 
-        attributes = read_item_attributes(cfg.item_attributes, cfg.item_col, cfg.attribute_col) if cfg.item_attributes else None
-        plot_vector_map(vectors, staging / MAP_FILE, attributes=attributes, title=f"catvec {manifest.get('version', '')}")
+        colours = read_item_attributes(attributes.item_attributes, item_col, attributes.attribute_col) \
+            if attributes.item_attributes else None
+        plot_vector_map(vectors, staging / MAP_FILE, attributes=colours, title=f"catvec {manifest.get('version', '')}")
         extra.append(MAP_FILE)
     images = [MAP_FILE] if draw_map else []
     # a child version pays a training for its drift baseline already: its plot is drawn unless
     # pictures were turned off (--no-vector-map)
-    if (manifest.get("drift") or {}).get("bands") and cfg.vector_map is not False:
+    if (manifest.get("drift") or {}).get("bands") and output.vector_map is not False:
         from catvec.reports.plots import plot_drift
 
         plot_drift(manifest["drift"], staging / DRIFT_FILE)
@@ -83,7 +87,7 @@ def export_version(vectors, manifest: dict, staging: Path, cfg: PretrainConfig, 
         images.append(DRIFT_FILE)
     extra.append(write_report(staging, manifest, images=images).name)
     files = []
-    for fmt in export_formats(cfg.export):
+    for fmt in export_formats(output.export):
         if fmt == "word2vec":
             export_word2vec(vectors, staging / WORD2VEC_FILE)
             files.append(WORD2VEC_FILE)

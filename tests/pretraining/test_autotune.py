@@ -7,12 +7,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig, Scoring, SequenceRules, SkipGram, Tuning
 from catvec.base.errors import CatvecError
 from catvec.cli.main import main
 from catvec.cli.options import EpochProgress
 from catvec.pretraining import autotune
 from catvec.pretraining.pipeline import pretrain
+
+
+def choose(cfg, table, tokens, on_trial=None):
+    """autotune.choose_settings on cfg's groups: (cfg with the chosen settings, record)."""
+    chosen, record = autotune.choose_settings(table, tokens, SkipGram.of(cfg), Scoring.of(cfg), Tuning.of(cfg),
+                                              SequenceRules.of(cfg), bool(cfg.basket_col), on_trial=on_trial)
+    return dataclasses.replace(cfg, **chosen), record
+
+
+def cands(cfg, halving=False):
+    return autotune.candidates(SkipGram.of(cfg), bool(cfg.basket_col), halving)
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +50,21 @@ def test_halving_plan_screens_briefly_and_chooses_at_full_epochs():
 
 def test_halving_sample_fits_the_budget():
     cfg = PretrainConfig()
-    weights = autotune.costs(cfg, autotune.candidates(cfg, halving=True))
+    weights = autotune.costs(False, cands(cfg, halving=True))
     assert weights == [1.0, 1.0, 0.5]   # windows 10, 10, 5 (window 30 would cost 3x): pairs grow with the window
     # 2 finals as costly as the fallback + screenings at a quarter: 2 + 0.25 x 1.5 trainings on the sample
     assert autotune.halving_events(100_000, weights) == int(100_000 * autotune.HALVING_SHARE / 2.375)
     assert autotune.halving_events(100_000, [1.0, 3.0, 1.0]) == int(100_000 * autotune.HALVING_SHARE / 3.0)
     assert autotune.halving_events(100_000, [1.0]) == int(100_000 * autotune.HALVING_SHARE)
     basket = PretrainConfig(basket_col="order_id")
-    assert autotune.costs(basket, autotune.candidates(basket, halving=True)) == [1.0, 1.0, 1.0]
+    assert autotune.costs(True, cands(basket, halving=True)) == [1.0, 1.0, 1.0]
 
 
 def test_the_challenger_is_the_cheapest_within_one_standard_error():
     def screened(candidate, ndcg):
         return {"candidate": candidate, "scores": {"context@1": {"ndcg": ndcg, "hr": 0, "ndcg_se": 0.01}}}
 
-    cfg, weights = PretrainConfig(), [1.0, 3.0, 1.0, 0.5]
+    cfg, weights = Scoring.of(PretrainConfig()), [1.0, 3.0, 1.0, 0.5]
     close = [screened(2, 0.100), screened(3, 0.095), screened(4, 0.092)]
     assert autotune._challenger(close, cfg, weights)["candidate"] == 4     # window 5 within noise of window 30
     clear = [screened(2, 0.100), screened(3, 0.085), screened(4, 0.080)]
@@ -64,21 +75,21 @@ def test_halving_trains_the_fallback_and_the_best_screened_at_full_epochs(cluste
     cfg = PretrainConfig(out=str(tmp_path / "o"), dim=16, vector_map=False, holdout="last", exact=True)
     table = _table(cfg, clustered_events)
     seen = []
-    resolved, record = autotune.choose_settings(cfg, table, tokens=50_000, on_trial=seen.append)
+    resolved, record = choose(cfg, table, tokens=50_000, on_trial=seen.append)
     trials = record["trials"]
     assert record["ran"] and record["budget"]["search"] == "halving" and seen == trials
     # too small for the budget's sample (under 100 users to validate on): the whole sample size
     assert record["sample_events"] == len(clustered_events) > record["budget"]["budget_events"]
-    cands = autotune.candidates(cfg, halving=True)
+    halving = cands(cfg, halving=True)
     # nothing costlier than the fallback: no 2x epochs, no window 30
-    assert [(c["window"], c["epochs"]) for c in cands] == [(10, 1), (10, 1), (5, 1)]
-    assert len(cands) == len(autotune.candidates(cfg)) - 2
+    assert [(c["window"], c["epochs"]) for c in halving] == [(10, 1), (10, 1), (5, 1)]
+    assert len(halving) == len(cands(cfg)) - 2
     full = autotune.auto_epochs(50_000)
     rung1 = [t for t in trials if t["rung"] == 1]
     rung2 = [t for t in trials if t["rung"] == 2]
-    assert [t["candidate"] for t in rung1] == list(range(2, len(cands) + 1))
+    assert [t["candidate"] for t in rung1] == list(range(2, len(halving) + 1))
     assert all(t["params"]["epochs"] == round(full * autotune.FIRST_RUNG) for t in rung1)
-    challenger = autotune._challenger(rung1, cfg, autotune.costs(cfg, cands))
+    challenger = autotune._challenger(rung1, Scoring.of(cfg), autotune.costs(False, halving))
     assert [t["candidate"] for t in rung2] == [1, challenger["candidate"]]
     assert all(t["params"]["epochs"] == full for t in rung2)
     assert record["winner"]["trial"] in {t["trial"] for t in rung2}
@@ -91,7 +102,7 @@ def test_halving_trains_the_fallback_and_the_best_screened_at_full_epochs(cluste
 def test_halving_samples_within_the_budget_when_that_leaves_enough_to_validate(clustered_events, tmp_path):
     big = pd.concat([clustered_events.assign(user_id=clustered_events.user_id + f"-{k}") for k in range(5)])
     cfg = PretrainConfig(out=str(tmp_path / "o"), dim=8, vector_map=False, holdout="last", exact=True, epochs=2)
-    _, record = autotune.choose_settings(cfg, _table(cfg, big), tokens=len(big))
+    _, record = choose(cfg, _table(cfg, big), tokens=len(big))
     assert record["ran"] and record["queries"] >= autotune.MIN_QUERIES
     assert record["sample_events"] <= record["budget"]["budget_events"] + 12   # whole users: one over at most
     assert record["budget"]["budget_events"] == autotune.halving_events(len(big), [1.0, 1.0, 0.5])
@@ -100,8 +111,8 @@ def test_halving_samples_within_the_budget_when_that_leaves_enough_to_validate(c
 def test_full_search_trains_every_candidate_once_at_full_epochs(clustered_events, tmp_path):
     cfg = PretrainConfig(out=str(tmp_path / "o"), dim=16, vector_map=False, holdout="last", exact=True,
                          tune_search="full")
-    _, record = autotune.choose_settings(cfg, _table(cfg, clustered_events), tokens=50_000)
-    full = [autotune.auto_epochs(50_000) * c["epochs"] for c in autotune.candidates(cfg)]
+    _, record = choose(cfg, _table(cfg, clustered_events), tokens=50_000)
+    full = [autotune.auto_epochs(50_000) * c["epochs"] for c in cands(cfg)]
     assert [t["params"]["epochs"] for t in record["trials"]] == full and {t["rung"] for t in record["trials"]} == {1}
 
 
@@ -112,7 +123,7 @@ def test_pretrain_prints_a_line_per_tuning_trial(sample_events, tmp_path, capsys
     lines = [line for line in err.splitlines() if line.startswith("tuning: trial")]
     manifest = pretrain_manifest(tmp_path / "o")
     trials = manifest["tuning"]["trials"]
-    assert len(lines) == len(trials) >= len(autotune.candidates(PretrainConfig(), halving=True))
+    assert len(lines) == len(trials) >= len(cands(PretrainConfig(), halving=True))
     first = trials[0]["params"]
     assert lines[0].startswith(f"tuning: trial 1: window={first['window']} epochs={first['epochs']} ")
     assert "(rung 1) -> valid NDCG@10" in lines[0] and "(rung 2) -> valid NDCG@10" in lines[-1]

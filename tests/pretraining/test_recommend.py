@@ -7,7 +7,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig, Scoring, SkipGram
 from catvec.base.manifest import read_manifest
 from catvec.cli.main import main
 from catvec.pretraining import autotune
@@ -127,7 +127,7 @@ def test_pretrain_tunes_what_is_left_open_on_validation(clustered_events, tmp_pa
     tuning = manifest["tuning"]
     assert tuning["ran"] and tuning["settings"] == ["window", "ns_exponent", "sample", "scorer", "min_support"]
     # epochs were given, so candidates that differ only in epochs are one trial
-    assert len(tuning["trials"]) == len(autotune.candidates(cfg, halving=True)) + 1 == 4  # 2 screened, then 2 at full epochs
+    assert len(tuning["trials"]) == len(autotune.candidates(SkipGram.of(cfg), False, halving=True)) + 1 == 4  # 2 screened, then 2 at full epochs
     chosen = tuning["chosen"]
     assert {k: manifest["params"][k] for k in chosen} == chosen and manifest["params"]["epochs"] == 3
     assert manifest["scoring"] == {"scorer": chosen["scorer"], "min_support": chosen["min_support"],
@@ -145,7 +145,7 @@ def test_noise_does_not_choose_the_settings():
         return {"trial": i, "scores": {"context@1": {"ndcg": context, "hr": 0, "ndcg_se": 0.01},
                                        "cosine@1": {"ndcg": cosine, "hr": 0, "ndcg_se": 0.01}}}
 
-    cfg = PretrainConfig()
+    cfg = Scoring.of(PretrainConfig())
     close = autotune._best([trial(1, 0.100, 0.05), trial(2, 0.105, 0.108)], cfg)
     assert (close["trial"]["trial"], close["scorer"]) == (1, "context") and "standard error" in close["rule"]
     clear = autotune._best([trial(1, 0.100, 0.05), trial(2, 0.105, 0.125)], cfg)
@@ -185,7 +185,7 @@ def test_each_scorer_keeps_its_own_support(tmp_path):
     trial = {"scores": {f"{s}@{n}": {"ndcg": nd, "hr": 0, "ndcg_se": 0.01}
                         for s, vals in {"cosine": (0.05, 0.055, 0.08), "context": (0.1, 0.105, 0.104)}.items()
                         for n, nd in zip(autotune.SUPPORTS, vals)}}
-    assert autotune._supports(trial, PretrainConfig()) == {"cosine": 10, "context": 1}
+    assert autotune._supports(trial, Scoring.of(PretrainConfig())) == {"cosine": 10, "context": 1}
 
 
 def test_auto_epochs_grow_as_the_corpus_shrinks():

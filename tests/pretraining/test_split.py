@@ -124,9 +124,9 @@ def test_a_split_run_tunes_and_evaluates_as_one_read_and_leaves_no_shard_files(e
     seen = []
     real = pipeline.choose_settings
 
-    def spy(cfg, table, corpus, on_trial=None):  # what tuning reads, and the shard files while it runs
+    def spy(table, *args, **kwargs):  # what tuning reads, and the shard files while it runs
         seen.append((type(table).__name__, len(list(tmp_path.rglob(SPLIT_DIR)))))
-        return real(cfg, table, corpus, on_trial)
+        return real(table, *args, **kwargs)
 
     monkeypatch.setattr(pipeline, "choose_settings", spy)
     one = pretrain(PretrainConfig(events=str(events), out=str(tmp_path / "one"), shards=1, **common))

@@ -7,7 +7,7 @@ import pytest
 
 from catvec.base.config import build_config, read_toml
 
-from catvec.pretraining.config import PretrainConfig
+from catvec.pretraining.config import PretrainConfig, SkipGram
 from catvec.base.errors import CatvecError
 from catvec.pretraining.tune import SEARCH_SPACE, TuneBudget, candidate_params, tune, write_config_toml
 
@@ -33,10 +33,10 @@ def small_cfg(events, **extra):
 
 def test_first_candidate_is_the_current_config():
     cfg = PretrainConfig(window=7, epochs=3, sample=0.5, ns_exponent=0.1)
-    cands = candidate_params(cfg, seed=1)
+    cands = candidate_params(SkipGram.of(cfg), seed=1)
     assert cands[0] == {"window": 7, "epochs": 3, "sample": 0.5, "ns_exponent": 0.1}
     assert len(cands) == 1 + len({tuple(c.items()) for c in cands[1:]})
-    assert candidate_params(cfg, seed=1) == cands and candidate_params(cfg, seed=2) != cands
+    assert candidate_params(SkipGram.of(cfg), seed=1) == cands and candidate_params(SkipGram.of(cfg), seed=2) != cands
     assert all(c[k] in SEARCH_SPACE[k] for c in cands[1:] for k in c)
 
 

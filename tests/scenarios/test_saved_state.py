@@ -84,7 +84,7 @@ def test_the_parents_corpus_settings_are_validated(parent):
     tamper(version, min_count=-5)
     manifest = json.loads((version / MANIFEST).read_text())
     with pytest.raises(CatvecError) as info:
-        parent_corpus(VersionStore(out), manifest, PretrainConfig(out=str(out)))
+        parent_corpus(VersionStore(out), manifest)
     assert str(version / MANIFEST) in str(info.value) and "min_count = -5" in str(info.value)
     assert str(info.value).endswith("or pass --no-gate")  # a flag of this run would not change the parent's corpus
 
