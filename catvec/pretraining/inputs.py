@@ -1,5 +1,5 @@
-"""The input a version records is the input it was trained on: its checksum (`checksum_events`),
-and the checks that it did not change while the run read it.
+"""The input a version records is the input it was trained on: its checksum (`open_input`:
+identity, checksum, identity again), and the checks that it did not change while the run read it.
 
 A run takes the input's checksum before it reads the events, and may read them more than
 once (extraction, tuning, evaluation; a sharded extraction scans the files once per shard).
@@ -60,6 +60,17 @@ def watch_input(options, events=None) -> InputWatch:
 
 
 @step(name="checksum-events", io=True)
+def open_input(options, events=None) -> tuple[InputWatch, str]:
+    """(watch, checksum) of the input `options` (an EventOptions) names: its parts' identity
+    noted, its checksum taken, the identity compared again. One step, so that a retry after a
+    late file (a flow retries io steps) notes the identity of the file that arrived: noted
+    before the retry, the watch of a missing file would check nothing for the rest of the run."""
+    watch = watch_input(options, events)
+    checksum = checksum_events(options, events)
+    check_unchanged(watch, "while its checksum was taken")
+    return watch, checksum
+
+
 def checksum_events(options, events=None) -> str:
     """sha256 of the events file `options` (an EventOptions) names, or of a DataFrame's rows."""
     from catvec.base.tables import read_frame, source_checksum

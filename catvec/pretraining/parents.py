@@ -28,7 +28,7 @@ from catvec.pretraining.config import (EventOptions, Extraction, Lineage, Pretra
                                        SkipGram, Tuning)
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
-from catvec.pretraining.inputs import checksum_events, watch_input
+from catvec.pretraining.inputs import open_input
 from catvec.pretraining.shards import wants_shards
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,8 @@ def parent_corpus(store: VersionStore, parent_manifest: dict):
     try:
         found = find_cached_corpus(store.root, options, rules, source["checksum"])
         if found is None:
-            watch = watch_input(options)
-            if checksum_events(options) != source["checksum"]:
+            watch, checksum = open_input(options)
+            if checksum != source["checksum"]:
                 return None
             table = None if wants_shards(options, extraction) else read_events_table(options)
             found = extract_corpus(table, store.root, options, rules, extraction, source["checksum"], watch)

@@ -1,7 +1,7 @@
 """The pretrain pipeline: `pretrain(cfg)`, the steps it calls top to bottom, and nothing else.
 
     pretrain(cfg, events=None)
-        checksum_events (inputs) -> load_parent (parents; when OUT has a latest)
+        open_input (inputs: identity, checksum, identity) -> load_parent (parents; when OUT has a latest)
         -> find_cached_corpus? (corpus_cache) -> read_events_table (events)
         -> extract_corpus (corpus_cache; sharded when large: catvec.pretraining.shards)
         -> inherit_settings (parents; with a parent) | choose_settings (fills what was left
@@ -43,7 +43,7 @@ from catvec.pretraining.config import (AttributeOptions, EventOptions, Extractio
 from catvec.pretraining.corpus_cache import extract_corpus, find_cached_corpus
 from catvec.pretraining.events import read_events_table
 from catvec.pretraining.gates import enforce_gates
-from catvec.pretraining.inputs import check_read, check_unchanged, checksum_events, sweep_leftovers, watch_input
+from catvec.pretraining.inputs import check_read, open_input, sweep_leftovers
 from catvec.pretraining.parents import (compare_parent, hold_as_candidate, inherit_settings, load_parent,
                                         measure_seed_noise, publish_reason, validate_against_parent)
 from catvec.pretraining.shards import wants_shards
@@ -135,9 +135,7 @@ def pretrain(cfg: PretrainConfig, events=None, on_epoch=None, on_trial=None, on_
     timings = {}
     # the groups tuning never changes, cut once; the training's are cut after tuning
     options, rules, extraction = EventOptions.of(cfg), SequenceRules.of(cfg), Extraction.of(cfg)
-    watch = watch_input(options, events)
-    checksum = checksum_events(options, events)
-    check_unchanged(watch, "while its checksum was taken")
+    watch, checksum = open_input(options, events)
     attributes = load_attributes(AttributeOptions.of(cfg), cfg.item_col) if cfg.item_attributes else None
     store = VersionStore(cfg.out)
     store.prepare()

@@ -131,11 +131,40 @@ def test_events_missing_on_first_attempt_then_present_completes(pretrain_module,
                 shutil.copy(sample_events, events)
 
     monkeypatch.setattr(adapter, "IO_RETRY_DELAYS", [0, 0, 0])
-    replace_step(monkeypatch, pipeline, "checksum_events", checksum_then_deliver)
+    replace_step(monkeypatch, pipeline, "open_input", checksum_then_deliver)
     state = pretrain_module.pretrain_flow(events=str(events), out=str(tmp_path / "out"), **FAST, return_state=True)
     assert state.is_completed(), state.message
     assert attempts == [False, True]
     assert len(load_vectors(tmp_path / "out" / LATEST)) > 0
+
+
+def test_a_late_file_is_watched_as_it_arrived(pretrain_module, prefect_harness, adapter, sample_events, tmp_path,
+                                              monkeypatch):
+    """The retry after a late file notes the arrived file's identity: a change after its read
+    (an export that rewrites it in place) is refused, as for a file that was there at once."""
+    events = tmp_path / "incoming" / "events.csv"
+    events.parent.mkdir()
+
+    def checksum_then_deliver(real, *args):
+        try:
+            return real(*args)
+        finally:
+            if not events.exists():
+                shutil.copy(sample_events, events)
+
+    def read_then_rewrite(real, *args):
+        table = real(*args)
+        with events.open("a", encoding="utf-8") as f:  # appended after the read, before the corpus is cached
+            f.write("late-user,late-item,1700000000\n")
+        return table
+
+    monkeypatch.setattr(adapter, "IO_RETRY_DELAYS", [0, 0, 0])
+    replace_step(monkeypatch, pipeline, "open_input", checksum_then_deliver)
+    replace_step(monkeypatch, pipeline, "read_events_table", read_then_rewrite)
+    state = pretrain_module.pretrain_flow(events=str(events), out=str(tmp_path / "out"), **FAST, return_state=True)
+    assert state.is_failed()
+    assert "changed while this run read it" in state.message
+    assert not (tmp_path / "out" / LATEST).exists()
 
 
 def test_bad_config_fails_before_any_task(pretrain_module, prefect_harness, adapter, sample_events, tmp_path,
