@@ -176,8 +176,10 @@ class Source:
     def single_file(self) -> bool:
         return len(self.parts) == 1 and not self.hive and "://" not in self.parts[0]
 
-    def scan(self, row_index: str | None = None):
-        """A polars LazyFrame over every part (header names cleaned, hive keys as columns)."""
+    def scan(self, row_index: str | None = None, window=(None, None)):
+        """A polars LazyFrame over every part (header names cleaned, hive keys as columns),
+        without the date partitions that lie outside `window` ((lo, hi) in microseconds since
+        the epoch, None for an open end; `partition_filter`)."""
         import polars as pl
 
         parts = list(self.parts)
@@ -186,9 +188,13 @@ class Source:
         else:
             lf = pl.scan_csv(parts, separator=self.sep, infer_schema=False, encoding="utf8",
                              truncate_ragged_lines=False, row_index_name=row_index)
-        names = lf.collect_schema().names()
-        cleaned = {c: c.lstrip("\ufeff").strip() for c in names}
-        return lf.rename({k: v for k, v in cleaned.items() if k != v}) if any(k != v for k, v in cleaned.items()) else lf
+        schema = lf.collect_schema()
+        cleaned = {c: c.lstrip("\ufeff").strip() for c in schema.names()}
+        if any(k != v for k, v in cleaned.items()):
+            lf = lf.rename({k: v for k, v in cleaned.items() if k != v})
+        types = {cleaned[k]: dtype for k, dtype in schema.items()}
+        predicate = partition_filter({k: types[k] for k in self.hive_keys if k in types}, window)
+        return lf if predicate is None else lf.filter(predicate)
 
     def check_parts(self) -> dict:
         """Read every part's schema (a Parquet footer, a CSV header): names the part that
@@ -249,6 +255,27 @@ def resolve_source(spec, what: str = "events", flag: str = "--events", sep: str 
     else:
         delimiter = ","
     return Source(name=_name(spec), parts=tuple(parts), kind=kind, hive=hive, sep=delimiter, what=what)
+
+
+def partition_filter(schema: dict, window):
+    """A polars predicate on the date-typed hive keys of `schema` that skips partitions
+    outside `window` (with a day's margin: a partition's date may be local time), or None."""
+    import polars as pl
+
+    from datetime import datetime, timedelta, timezone
+
+    lo, hi = window
+    predicate = None
+    for col, dtype in schema.items():
+        if dtype != pl.Date or (lo is None and hi is None):
+            continue
+        keep = pl.lit(True)
+        if lo is not None:
+            keep = keep & (pl.col(col) >= (datetime.fromtimestamp(lo / 1e6, timezone.utc) - timedelta(days=1)).date())
+        if hi is not None:
+            keep = keep & (pl.col(col) <= (datetime.fromtimestamp(hi / 1e6, timezone.utc) + timedelta(days=1)).date())
+        predicate = keep if predicate is None else predicate & keep
+    return predicate
 
 
 def is_multi_part(spec) -> bool:

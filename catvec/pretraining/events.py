@@ -57,7 +57,7 @@ def read_events(source, options: EventOptions = EventOptions()) -> EventsTable:
     window = time_window(options.since, options.until)
     if window != (None, None) and isinstance(source, (str, list, tuple, Path)) and is_multi_part(source):
         src = resolve_source(source, "events", "--events", options.sep)
-        raw, name, checksum = read_source(src, scan_events(src, window)), src.name, src.checksum()
+        raw, name, checksum = read_source(src, src.scan(window=window)), src.name, src.checksum()
     else:
         raw, name, checksum = read_frame(source, "events", "--events", options.sep)
     return events_from_frame(raw, name, checksum, options, window=window)
@@ -176,35 +176,6 @@ def window_text(window) -> str:
 
     return " .. ".join("open" if v is None else datetime.fromtimestamp(v / 1e6, timezone.utc).isoformat()
                        for v in window)
-
-
-def scan_events(src, window, row_index: str | None = None):
-    """A lazy scan of a Source with the hive partitions outside `window` pruned."""
-    lf = src.scan(row_index)
-    schema = lf.collect_schema()
-    predicate = partition_filter({k: schema[k] for k in src.hive_keys if k in schema}, window)
-    return lf if predicate is None else lf.filter(predicate)
-
-
-def partition_filter(schema: dict, window):
-    """A polars predicate on the date-typed hive keys of `schema` that skips partitions
-    outside `window` (with a day's margin: a partition's date may be local time), or None."""
-    import polars as pl
-
-    from datetime import datetime, timedelta, timezone
-
-    lo, hi = window
-    predicate = None
-    for col, dtype in schema.items():
-        if dtype != pl.Date:
-            continue
-        keep = pl.lit(True)
-        if lo is not None:
-            keep = keep & (pl.col(col) >= (datetime.fromtimestamp(lo / 1e6, timezone.utc) - timedelta(days=1)).date())
-        if hi is not None:
-            keep = keep & (pl.col(col) <= (datetime.fromtimestamp(hi / 1e6, timezone.utc) + timedelta(days=1)).date())
-        predicate = keep if predicate is None else predicate & keep
-    return predicate
 
 
 def _check_columns(raw, needed: dict, name: str) -> None:

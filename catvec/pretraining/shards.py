@@ -127,12 +127,12 @@ def plan_shards(options: EventOptions, extraction: Extraction, minimum: int = 1)
 
     from catvec.base.keys import key_expr
     from catvec.base.tables import resolve_source
-    from catvec.pretraining.events import events_from_frame, scan_events, time_window
+    from catvec.pretraining.events import events_from_frame, time_window
 
     window = time_window(options.since, options.until)
     src = resolve_source(options.path, sep=options.sep)
     src.check_parts()
-    lf = scan_events(src, window)
+    lf = src.scan(window=window)
     # the columns the options name exist: checked on the schema, before any shard runs
     events_from_frame(lf.head(0).collect().with_row_index(ROW), src.name, "", options, row=ROW)
     rows = count_rows(src)
@@ -168,12 +168,12 @@ def read_shard(job: ShardJob):
     import polars as pl
 
     from catvec.base.keys import key_expr
-    from catvec.pretraining.events import events_from_frame, scan_events
+    from catvec.pretraining.events import events_from_frame
 
     if job.part:
         lf = pl.scan_parquet(Path(job.part) / "*.parquet", hive_partitioning=False)
     else:
-        lf = scan_events(job.source, job.window, row_index=ROW)
+        lf = job.source.scan(ROW, job.window)
     schema = lf.collect_schema()
     key = key_expr(job.key_col, schema[job.key_col])
     keep = None
@@ -232,9 +232,8 @@ def split_input(source, job, bounds: list, folder: Path) -> list[Path]:
     from catvec.base.errors import first_line
     from catvec.base.keys import key_expr
     from catvec.base.writes import writing
-    from catvec.pretraining.events import scan_events
 
-    lf = scan_events(source, job.window, row_index=ROW)
+    lf = source.scan(ROW, job.window)
     schema = lf.collect_schema()
     columns = shard_columns(job, schema)
     key = pl.col(SHARD)  # the normalised key, computed once: each comparison would compute it again
