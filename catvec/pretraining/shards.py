@@ -64,6 +64,7 @@ class ShardPlan:
     rows: int
     shards: int
     bounds: list = field(default_factory=list)   # n - 1 keys
+    window: tuple = (None, None)                 # since / until in microseconds, parsed once
 
 
 def shard_count(rows: int, memory: int | None) -> int:
@@ -137,7 +138,7 @@ def plan_shards(options: EventOptions, extraction: Extraction, minimum: int = 1)
     events_from_frame(lf.head(0).collect().with_row_index(ROW), src.name, "", options, row=ROW)
     rows = count_rows(src)
     n = extraction.shards or max(minimum, shard_count(rows, extraction.memory_bytes))
-    plan = ShardPlan(source=src, rows=rows, shards=n)
+    plan = ShardPlan(source=src, rows=rows, shards=n, window=window)
     if n > 1:
         col = options.key_col
         dtype = lf.collect_schema()[col]
@@ -153,11 +154,9 @@ def plan_shards(options: EventOptions, extraction: Extraction, minimum: int = 1)
 
 
 def shard_jobs(options: EventOptions, rules: SequenceRules, plan: ShardPlan, out_dir: Path) -> list[ShardJob]:
-    from catvec.pretraining.events import time_window
-
     edges = [None, *plan.bounds, None]
     return [ShardJob(source=plan.source, index=i, low=edges[i], high=edges[i + 1], key_col=options.key_col,
-                     events=options, window=time_window(options.since, options.until),
+                     events=options, window=plan.window,
                      corpus=rules, out_dir=str(Path(out_dir).resolve()))
             for i in range(plan.shards)]
 
