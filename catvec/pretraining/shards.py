@@ -183,7 +183,6 @@ def read_shard(job: ShardJob):
         keep = below if keep is None else keep & below
     if keep is not None and job.low is None:
         keep = keep | key.is_null()   # empty keys go to the first shard, which refuses or drops them
-    opts = job.events
     lf = lf.select(shard_columns(job, schema))
     if keep is not None and not job.part:  # a shard's file holds only its range
         lf = lf.filter(keep)
