@@ -19,8 +19,8 @@ SIMILAR_EXAMPLE = """examples:
 def register(sub) -> None:
     s = sub.add_parser("similar", help="print the nearest neighbours of a key, or write them for every key",
                        description="KEY...: print each key's nearest neighbours. --all --out FILE: write the "
-                                   "top-k list of every key as Parquet, one row per (key, rank): key, rank, "
-                                   "neighbour, score; the same lists `similar KEY` prints.",
+                                   "top-k list of every key as Parquet or CSV (by its suffix), one row per "
+                                   "(key, rank): key, rank, neighbour, score; the same lists `similar KEY` prints.",
                        epilog=SIMILAR_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("key", nargs="*", help="one or more keys (item ids); none with --all")
     s.add_argument("--vectors", default="artifacts", help="a version dir, OUT/latest or OUT (default: artifacts)")

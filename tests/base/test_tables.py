@@ -41,3 +41,16 @@ def test_the_window_keeps_a_days_margin_and_open_ends():
     assert since_only.min().isoformat() == "2026-09-24" and since_only.max().isoformat() == "2026-09-26"
     assert partition_filter(schema, (None, None)) is None  # no window: nothing to prune
     assert partition_filter({"region": pl.Utf8}, time_window("2026-09-21", "")) is None  # no date key
+
+
+def test_a_date_key_that_is_not_a_date_is_read_not_pruned(tmp_path):
+    """date=latest beside date=2026-09-20: polars reads the key as text; nothing is pruned and
+    nothing crashes, the time filter of the reader does the rest."""
+    root = tmp_path / "events"
+    for day in ("2026-09-20", "latest"):
+        folder = root / f"date={day}"
+        folder.mkdir(parents=True)
+        pl.DataFrame({"user_id": ["u1"], "item_id": ["a"], "timestamp": ["2026-09-20T10:00:00Z"]}).write_parquet(
+            folder / "part.parquet")
+    src = resolve_source(str(root), "events", "--events")
+    assert src.scan(window=time_window("2026-09-20", "2026-09-20")).collect().height == 2
